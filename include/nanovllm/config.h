@@ -1,0 +1,27 @@
+// Engine configuration: batch budgets, KV-cache size and threads.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace nanovllm {
+
+struct Config {
+  std::string model;                  // checkpoint directory (Hugging Face layout)
+  int max_num_batched_tokens = 2048;  // token budget of one step (prefill chunks + decodes)
+  int max_num_seqs = 256;             // sequences in one step at most
+  int max_model_len = 0;              // 0 = the model's max_position_embeddings
+  int block_size = 16;                // tokens per KV block
+  int64_t kv_cache_bytes = 0;         // KV budget in bytes; 0 = use kv_cache_memory_fraction
+  double kv_cache_memory_fraction = 0.5;  // of the memory available at start-up
+  int num_kv_blocks = 0;              // > 0 overrides the budget (tests)
+  std::string kv_cache_dtype = "bf16";  // "bf16" or "f32"
+  bool enable_prefix_caching = true;
+  int threads = 0;                    // 0 = all cores
+  std::string backend = "native";
+
+  // Throws std::invalid_argument naming the first bad field and its allowed range.
+  void validate() const;
+};
+
+}  // namespace nanovllm

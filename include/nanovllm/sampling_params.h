@@ -1,0 +1,32 @@
+// Per-request sampling and stopping parameters (vLLM's SamplingParams, trimmed to what we implement).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace nanovllm {
+
+struct SamplingParams {
+  float temperature = 1.0f;         // 0 = greedy
+  float top_p = 1.0f;               // (0, 1]; 1 = off
+  int top_k = 0;                    // <= 0 = off
+  float min_p = 0.0f;               // [0, 1]; 0 = off
+  int max_tokens = 64;              // new tokens at most
+  int min_tokens = 0;               // eos / stop tokens are masked until this many
+  bool ignore_eos = false;
+  std::vector<int> stop_token_ids;  // extra ids that end the request (kept in the output ids)
+  std::vector<std::string> stop;    // stop strings; the returned text never includes them
+  std::optional<uint64_t> seed;     // per-request generator; same seed, same text, any batch
+  float repetition_penalty = 1.0f;  // > 0; 1 = off; applies to prompt and output tokens
+  float presence_penalty = 0.0f;    // [-2, 2]; output tokens only
+  float frequency_penalty = 0.0f;   // [-2, 2]; output tokens only
+  std::optional<int> logprobs;      // return the chosen token's logprob and this many top ones
+  bool skip_special_tokens = true;  // when detokenizing the output
+
+  // Throws std::invalid_argument naming the first bad field and its allowed range.
+  void validate() const;
+};
+
+}  // namespace nanovllm

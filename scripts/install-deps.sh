@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build, tests, demo and benchmarks need. Idempotent and
+# non-interactive: does nothing when every package is already there.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config git ca-certificates python3 python3-venv curl
+  libgtest-dev libbenchmark-dev   # tests, micro-benchmarks
+  libcli11-dev                    # the nanovllm command's argument parser
+  nlohmann-json3-dev              # config.json, tokenizer.json, the server's JSON
+  libpcre2-dev                    # pre-tokenizer regexes (UTF + Unicode properties, JIT)
+  libicu-dev                      # tokenizer NFC normalization and Unicode character classes
+  libsentencepiece-dev            # reading tokenizer.model when converting llama2.c checkpoints
+  libcpp-httplib-dev              # the OpenAI-compatible server
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,25 @@
+// Invariant checks that stay on in release builds, and the error type for recoverable failures.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace nanovllm {
+
+// A recoverable failure (bad input, missing file, unsupported model): caught at module
+// boundaries and shown to the user (CLI message, OpenAI error JSON). Never exit() in the library.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+[[noreturn]] void check_failed(const char* expr, const char* file, int line, const std::string& msg);
+
+}  // namespace nanovllm
+
+// A broken invariant is a bug in this program, not in the input: report where and stop the
+// operation with std::logic_error.
+#define NV_CHECK(cond, msg)                                                   \
+  do {                                                                        \
+    if (!(cond)) ::nanovllm::check_failed(#cond, __FILE__, __LINE__, (msg)); \
+  } while (0)

@@ -1,0 +1,73 @@
+// Validation of SamplingParams and Config, and the names of finish reasons.
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "nanovllm/config.h"
+#include "nanovllm/outputs.h"
+#include "nanovllm/sampling_params.h"
+
+namespace nanovllm {
+namespace {
+
+[[noreturn]] void bad(const std::string& field, const std::string& rule, const std::string& got) {
+  throw std::invalid_argument(field + " must be " + rule + ", got " + got);
+}
+
+std::string str(double v) {
+  std::string s = std::to_string(v);
+  s.erase(s.find_last_not_of('0') + 1);
+  if (!s.empty() && s.back() == '.') s.pop_back();
+  return s;
+}
+
+void require(bool ok, const char* field, const char* rule, double got) {
+  if (!ok) bad(field, rule, str(got));
+}
+
+}  // namespace
+
+void SamplingParams::validate() const {
+  require(std::isfinite(temperature) && temperature >= 0, "temperature", ">= 0", temperature);
+  require(top_p > 0 && top_p <= 1, "top_p", "in (0, 1]", top_p);
+  require(top_k >= -1, "top_k", "-1, 0 (off) or a positive count", top_k);
+  require(min_p >= 0 && min_p <= 1, "min_p", "in [0, 1]", min_p);
+  require(max_tokens >= 1, "max_tokens", ">= 1", max_tokens);
+  require(min_tokens >= 0 && min_tokens <= max_tokens, "min_tokens", "in [0, max_tokens]", min_tokens);
+  require(std::isfinite(repetition_penalty) && repetition_penalty > 0, "repetition_penalty", "> 0",
+          repetition_penalty);
+  require(presence_penalty >= -2 && presence_penalty <= 2, "presence_penalty", "in [-2, 2]",
+          presence_penalty);
+  require(frequency_penalty >= -2 && frequency_penalty <= 2, "frequency_penalty", "in [-2, 2]",
+          frequency_penalty);
+  if (logprobs) require(*logprobs >= 0 && *logprobs <= 20, "logprobs", "in [0, 20]", *logprobs);
+  for (int t : stop_token_ids) require(t >= 0, "stop_token_ids", "non-negative token ids", t);
+  for (const std::string& s : stop) {
+    if (s.empty()) bad("stop", "non-empty strings", "\"\"");
+  }
+}
+
+void Config::validate() const {
+  require(max_num_batched_tokens >= 1, "max_num_batched_tokens", ">= 1", max_num_batched_tokens);
+  require(max_num_seqs >= 1, "max_num_seqs", ">= 1", max_num_seqs);
+  require(max_model_len >= 0, "max_model_len", ">= 0 (0 = the model's)", max_model_len);
+  require(block_size >= 1 && block_size <= 1024, "block_size", "in [1, 1024]", block_size);
+  require(kv_cache_bytes >= 0, "kv_cache_bytes", ">= 0", static_cast<double>(kv_cache_bytes));
+  require(kv_cache_memory_fraction > 0 && kv_cache_memory_fraction <= 0.95,
+          "kv_cache_memory_fraction", "in (0, 0.95]", kv_cache_memory_fraction);
+  require(num_kv_blocks >= 0, "num_kv_blocks", ">= 0", num_kv_blocks);
+  require(threads >= 0, "threads", ">= 0 (0 = all cores)", threads);
+  if (kv_cache_dtype != "bf16" && kv_cache_dtype != "f32") bad("kv_cache_dtype", "bf16 or f32", kv_cache_dtype);
+}
+
+const char* finish_reason_name(FinishReason r) {
+  switch (r) {
+    case FinishReason::kStop: return "stop";
+    case FinishReason::kLength: return "length";
+    case FinishReason::kAbort: return "abort";
+    case FinishReason::kNone: break;
+  }
+  return "";
+}
+
+}  // namespace nanovllm

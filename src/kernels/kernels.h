@@ -1,0 +1,78 @@
+// The CPU kernels the decoder is built from. Each entry point dispatches once per process to
+// the best implementation for this CPU (AVX-512 BF16, AVX2, scalar reference); see dispatch.cpp.
+// Activations are f32; weights and the KV cache stay in their stored dtype.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace nanovllm::kernels {
+
+enum class DType : uint8_t { F32, BF16, F16 };
+
+size_t dtype_size(DType t);
+const char* dtype_name(DType t);
+
+// A row-major weight matrix [rows, cols] in its stored dtype (usually mmapped).
+struct WeightView {
+  const void* data = nullptr;
+  DType dtype = DType::F32;
+  int rows = 0;  // output features (N)
+  int cols = 0;  // input features (K)
+};
+
+// y[M, N] = x[M, K] · W[N, K]^T (+ bias[N] when bias != nullptr).
+// One call streams W once for all M rows: this is where batching pays.
+void matmul(const float* x, int M, const WeightView& w, const float* bias, float* y);
+
+// out[i] = x[i] / rms(x) * weight[i], over rows of n; out may alias x.
+void rmsnorm(const float* x, const float* weight, int rows, int n, float eps, float* out);
+
+// Rotate-half RoPE (Hugging Face / GPT-NeoX layout) in place on x[n_tokens, n_heads, head_dim]:
+// pairs (i, i + head_dim/2) rotated by positions[t] * inv_freq[i]; inv_freq has head_dim/2 entries.
+void rope(float* x, int n_tokens, int n_heads, int head_dim, const int* positions,
+          const float* inv_freq);
+
+// out[i] = silu(gate[i]) * up[i] for rows of n, reading gate and up from one [rows, 2n] matrix
+// (gate in the first n columns, up in the last n), as produced by a merged gate/up matmul.
+void silu_mul(const float* gate_up, int rows, int n, float* out);
+
+// One layer of the paged KV cache: blocks of [block_size, n_kv_heads, head_dim] for K and V.
+struct KVLayer {
+  void* k = nullptr;
+  void* v = nullptr;
+  DType dtype = DType::BF16;  // BF16 or F32
+  int block_size = 0;
+  int n_kv_heads = 0;
+  int head_dim = 0;
+};
+
+// Writes k/v [n, n_kv_heads, head_dim] of n tokens into cache slots (slot = block * block_size + offset).
+void kv_store(const KVLayer& kv, const float* k, const float* v, int n, const int* slots);
+
+// One sequence of a batched attention call: its queries are rows [q_offset, q_offset + n_new)
+// of q/out and sit at positions [num_cached, num_cached + n_new); block_table maps positions
+// to cache blocks.
+struct AttnSeq {
+  int q_offset = 0;
+  int n_new = 0;
+  int num_cached = 0;
+  const int* block_table = nullptr;
+};
+
+// Causal attention of every sequence's new tokens over its whole cached context (the new
+// tokens' K/V must already be stored). q, out: [T, n_heads, head_dim]; query t of a sequence
+// sees positions [0, num_cached + t]. GQA: head h reads KV head h / (n_heads / n_kv_heads).
+void paged_attention(const float* q, const AttnSeq* seqs, int n_seqs, int n_heads,
+                     const KVLayer& kv, float scale, float* out);
+
+// out[i, :] = table[ids[i], :] converted to f32.
+void embed(const WeightView& table, const int* ids, int n, float* out);
+
+// Name of the implementation chosen for this CPU ("avx512bf16", "avx2", "scalar").
+const char* isa_name();
+
+// Forces an implementation (tests and benchmarks); returns false where the CPU lacks it.
+bool force_isa(const char* name);
+
+}  // namespace nanovllm::kernels

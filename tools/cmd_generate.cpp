@@ -1,0 +1,104 @@
+// `nanovllm generate`: run prompts through the engine and print the continuations.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <map>
+
+#include "commands.h"
+#include "engine/llm_engine.h"
+#include "engine/tokenizer.h"
+#include "engine_options.h"
+#include "nanovllm/llm.h"
+
+namespace nanovllm::tools {
+namespace {
+
+struct GenerateArgs {
+  Config config;
+  SamplingFlags sampling;
+  std::vector<std::string> prompts;
+  std::vector<std::string> prompt_ids;
+  bool json = false;
+  bool quiet = false;
+};
+
+struct Prompt {
+  std::vector<int> ids;
+  std::string text;  // echoed before the continuation in plain output
+};
+
+std::vector<Prompt> collect_prompts(const GenerateArgs& a, const Tokenizer* tok) {
+  std::vector<Prompt> out;
+  for (const std::string& text : a.prompts) {
+    if (!tok) throw std::runtime_error("this checkpoint has no tokenizer.json: use --prompt-ids");
+    out.push_back({tok->encode(text, true), text});
+  }
+  for (const std::string& ids : a.prompt_ids) out.push_back({parse_ids(ids), ""});
+  if (out.empty()) out.push_back({{}, ""});  // no prompt: start from BOS
+  return out;
+}
+
+void print_json(size_t index, const std::vector<int>& prompt, const RequestOutput& r) {
+  nlohmann::json j = {{"index", index},
+                      {"prompt_token_ids", prompt},
+                      {"token_ids", r.token_ids},
+                      {"text", r.text},
+                      {"finish_reason", finish_reason_name(r.finish_reason)}};
+  std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+}
+
+void run_generate(GenerateArgs& a) {
+  LLM llm(a.config.model, a.config);
+  LLMEngine& engine = llm.engine();
+  const SamplingParams params = a.sampling.apply(engine.default_sampling_params());
+  const std::vector<Prompt> prompts = collect_prompts(a, llm.tokenizer());
+  // One prompt in plain mode streams its text as it comes; otherwise print when done.
+  const bool stream = !a.json && prompts.size() == 1;
+  std::map<int64_t, size_t> index;
+  std::vector<RequestOutput> results(prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i) index[engine.add_request(prompts[i].ids, params)] = i;
+  if (stream) std::cout << prompts[0].text << std::flush;
+  const auto start = std::chrono::steady_clock::now();
+  while (engine.has_unfinished()) {
+    for (const StepOutput& o : engine.step()) {
+      RequestOutput& r = results[index.at(o.request_id)];
+      r.token_ids.insert(r.token_ids.end(), o.new_token_ids.begin(), o.new_token_ids.end());
+      r.text += o.new_text;
+      if (o.finished) r.finish_reason = o.finish_reason;
+      if (stream) std::cout << o.new_text << std::flush;
+    }
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  size_t generated = 0;
+  for (size_t i = 0; i < results.size(); ++i) {
+    generated += results[i].token_ids.size();
+    if (a.json) print_json(i, prompts[i].ids, results[i]);
+    else if (!stream) std::cout << (i ? "\n\n" : "") << prompts[i].text << results[i].text;
+  }
+  if (!a.json) std::cout << "\n";
+  if (!a.quiet) {
+    std::fprintf(stderr, "[%zu prompts, %zu tokens generated in %.2f s: %.1f tok/s]\n", prompts.size(),
+                 generated, secs, secs > 0 ? generated / secs : 0.0);
+  }
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& app) {
+  auto args = std::make_shared<GenerateArgs>();
+  CLI::App* cmd = app.add_subcommand("generate", "Generate text from prompts with a checkpoint");
+  add_engine_options(cmd, args->config);
+  cmd->add_option("--prompt,-p", args->prompts, "Text prompt (repeatable; batched together)");
+  cmd->add_option("--prompt-ids", args->prompt_ids,
+                  "Prompt as comma-separated token ids (repeatable; \"\" = BOS alone)");
+  add_sampling_options(cmd, args->sampling);
+  cmd->add_flag("--json", args->json,
+                "One JSON object per prompt per line: index, prompt_token_ids, token_ids, text, finish_reason");
+  cmd->add_flag("--quiet,-q", args->quiet, "No timing line on stderr");
+  cmd->callback([args] { run_generate(*args); });
+}
+
+}  // namespace nanovllm::tools

@@ -1,0 +1,16 @@
+// Subcommands of the `nanovllm` tool; each cmd_*.cpp adds one to the CLI11 app.
+#pragma once
+
+namespace CLI {
+class App;
+}
+
+namespace nanovllm::tools {
+
+void add_generate_command(CLI::App& app);
+void add_tokenize_commands(CLI::App& app);      // tokenize, detokenize
+void add_chat_template_command(CLI::App& app);
+void add_make_model_command(CLI::App& app);
+void add_convert_command(CLI::App& app);
+
+}  // namespace nanovllm::tools
