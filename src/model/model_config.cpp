@@ -1,0 +1,199 @@
+// Parsing of config.json / generation_config.json into ModelConfig, and the RoPE frequencies.
+#include "model/model_config.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "engine/check.h"
+
+namespace nanovllm {
+
+using json = nlohmann::json;
+
+namespace {
+
+json read_json_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(path + ": cannot open");
+  json j = json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) throw Error(path + ": not a JSON object");
+  return j;
+}
+
+// A required integer field; `path` names the file in the error.
+int get_int(const json& j, const std::string& path, const char* key) {
+  if (!j.contains(key) || !j[key].is_number_integer())
+    throw Error(path + ": missing or non-integer field '" + key + "'");
+  return j[key].get<int>();
+}
+
+int get_int_or(const json& j, const char* key, int fallback) {
+  return j.contains(key) && j[key].is_number_integer() ? j[key].get<int>() : fallback;
+}
+
+double get_num_or(const json& j, const char* key, double fallback) {
+  return j.contains(key) && j[key].is_number() ? j[key].get<double>() : fallback;
+}
+
+bool get_bool_or(const json& j, const char* key, bool fallback) {
+  return j.contains(key) && j[key].is_boolean() ? j[key].get<bool>() : fallback;
+}
+
+// eos_token_id is an int or a list of ints; appends the ones not seen yet.
+void add_eos_ids(const json& j, std::vector<int>* ids) {
+  if (!j.contains("eos_token_id")) return;
+  const json& e = j["eos_token_id"];
+  auto add = [&](const json& v) {
+    if (!v.is_number_integer()) return;
+    int id = v.get<int>();
+    if (std::find(ids->begin(), ids->end(), id) == ids->end()) ids->push_back(id);
+  };
+  if (e.is_array())
+    for (const json& v : e) add(v);
+  else
+    add(e);
+}
+
+// Architecture flags: the only places where the four families differ.
+void set_architecture_options(const json& j, const std::string& path, ModelConfig* c) {
+  const std::string& a = c->architecture;
+  if (a == "LlamaForCausalLM" || a == "MistralForCausalLM") {
+    c->qkv_bias = c->o_bias = get_bool_or(j, "attention_bias", false);
+    c->mlp_bias = get_bool_or(j, "mlp_bias", false);
+  } else if (a == "Qwen2ForCausalLM") {
+    c->qkv_bias = true;
+  } else if (a == "Qwen3ForCausalLM") {
+    c->qkv_bias = c->o_bias = get_bool_or(j, "attention_bias", false);
+    c->qk_norm = true;
+  } else {
+    throw Error(path + ": unsupported architecture '" + a +
+                "' (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, "
+                "Qwen3ForCausalLM)");
+  }
+}
+
+// RoPE settings: transformers 4 writes rope_theta + rope_scaling, transformers 5 rope_parameters.
+void set_rope(const json& j, const std::string& path, ModelConfig* c) {
+  c->rope_theta = get_num_or(j, "rope_theta", 10000.0);
+  const json* scaling = nullptr;
+  if (j.contains("rope_parameters") && j["rope_parameters"].is_object()) {
+    scaling = &j["rope_parameters"];
+    c->rope_theta = get_num_or(*scaling, "rope_theta", c->rope_theta);
+  } else if (j.contains("rope_scaling") && j["rope_scaling"].is_object()) {
+    scaling = &j["rope_scaling"];
+  }
+  if (!scaling) return;
+  std::string type = scaling->value("rope_type", scaling->value("type", std::string("default")));
+  if (type == "default") return;
+  if (type != "llama3")
+    throw Error(path + ": unsupported rope scaling type '" + type + "' (supported: llama3)");
+  RopeScaling& r = c->rope_scaling;
+  r.factor = get_num_or(*scaling, "factor", 8.0);
+  r.low_freq_factor = get_num_or(*scaling, "low_freq_factor", 1.0);
+  r.high_freq_factor = get_num_or(*scaling, "high_freq_factor", 4.0);
+  r.original_max_position_embeddings = get_int_or(*scaling, "original_max_position_embeddings", 8192);
+}
+
+void set_shape(const json& j, const std::string& path, ModelConfig* c) {
+  c->vocab_size = get_int(j, path, "vocab_size");
+  c->hidden_size = get_int(j, path, "hidden_size");
+  c->intermediate_size = get_int(j, path, "intermediate_size");
+  c->num_layers = get_int(j, path, "num_hidden_layers");
+  c->num_heads = get_int(j, path, "num_attention_heads");
+  c->num_kv_heads = get_int_or(j, "num_key_value_heads", c->num_heads);
+  c->head_dim = get_int_or(j, "head_dim", c->num_heads ? c->hidden_size / c->num_heads : 0);
+  c->max_position_embeddings = get_int_or(j, "max_position_embeddings", 2048);
+  // A sliding window (Mistral v0.1, Qwen2 with use_sliding_window): our attention is full,
+  // which equals windowed attention only within the window, so the context stops there.
+  int window = get_int_or(j, "sliding_window", 0);
+  bool uses_window = c->architecture == "MistralForCausalLM" || get_bool_or(j, "use_sliding_window", false);
+  if (uses_window && window > 0 && window < c->max_position_embeddings) c->max_position_embeddings = window;
+}
+
+void validate(const ModelConfig& c, const std::string& path) {
+  auto need = [&](bool ok, const std::string& what) {
+    if (!ok) throw Error(path + ": " + what);
+  };
+  need(c.vocab_size > 0 && c.hidden_size > 0 && c.intermediate_size > 0 && c.num_layers > 0,
+       "sizes must be positive");
+  need(c.num_heads > 0 && c.num_kv_heads > 0 && c.num_heads % c.num_kv_heads == 0,
+       "num_attention_heads must be a positive multiple of num_key_value_heads");
+  need(c.head_dim > 0 && c.head_dim % 2 == 0, "head_dim must be positive and even");
+}
+
+}  // namespace
+
+ModelConfig load_model_config(const std::string& model_dir) {
+  return load_model_config_file(model_dir + "/config.json");
+}
+
+ModelConfig load_model_config_file(const std::string& path) {
+  json j = read_json_file(path);
+  ModelConfig c;
+  if (!j.contains("architectures") || !j["architectures"].is_array() || j["architectures"].empty() ||
+      !j["architectures"][0].is_string())
+    throw Error(path + ": missing field 'architectures'");
+  c.architecture = j["architectures"][0].get<std::string>();
+  set_architecture_options(j, path, &c);
+  if (j.contains("hidden_act") && j["hidden_act"] != "silu")
+    throw Error(path + ": unsupported hidden_act " + j["hidden_act"].dump());
+  set_shape(j, path, &c);
+  c.rms_norm_eps = get_num_or(j, "rms_norm_eps", 1e-6);
+  c.tie_word_embeddings = get_bool_or(j, "tie_word_embeddings", false);
+  if (j.contains("bos_token_id") && j["bos_token_id"].is_number_integer())
+    c.bos_token_id = j["bos_token_id"].get<int>();
+  add_eos_ids(j, &c.eos_token_ids);
+  set_rope(j, path, &c);
+  validate(c, path);
+  return c;
+}
+
+GenerationDefaults load_generation_config(const std::string& model_dir, ModelConfig* cfg) {
+  GenerationDefaults g;
+  std::string path = model_dir + "/generation_config.json";
+  if (!std::filesystem::exists(path)) return g;
+  json j = read_json_file(path);
+  auto num = [&](const char* key, std::optional<float>* out) {
+    if (j.contains(key) && j[key].is_number()) *out = j[key].get<float>();
+  };
+  num("temperature", &g.temperature);
+  num("top_p", &g.top_p);
+  num("min_p", &g.min_p);
+  num("repetition_penalty", &g.repetition_penalty);
+  if (j.contains("top_k") && j["top_k"].is_number_integer()) g.top_k = j["top_k"].get<int>();
+  add_eos_ids(j, &cfg->eos_token_ids);
+  if (!cfg->bos_token_id && j.contains("bos_token_id") && j["bos_token_id"].is_number_integer())
+    cfg->bos_token_id = j["bos_token_id"].get<int>();
+  return g;
+}
+
+std::vector<float> rope_inv_freq(const ModelConfig& cfg) {
+  const int half = cfg.head_dim / 2;
+  std::vector<float> inv(half);
+  const float base = static_cast<float>(cfg.rope_theta);
+  for (int i = 0; i < half; ++i)
+    inv[i] = 1.0f / std::pow(base, static_cast<float>(2 * i) / static_cast<float>(cfg.head_dim));
+  const RopeScaling& r = cfg.rope_scaling;
+  if (r.factor <= 0) return inv;
+  // Llama 3: keep high frequencies, divide low ones by factor, interpolate in between.
+  const float factor = static_cast<float>(r.factor);
+  const float old_len = static_cast<float>(r.original_max_position_embeddings);
+  const float low_wavelen = old_len / static_cast<float>(r.low_freq_factor);
+  const float high_wavelen = old_len / static_cast<float>(r.high_freq_factor);
+  for (float& f : inv) {
+    float wavelen = static_cast<float>(2 * M_PI) / f;
+    if (wavelen > low_wavelen) {
+      f = f / factor;
+    } else if (wavelen >= high_wavelen) {
+      float smooth = (old_len / wavelen - static_cast<float>(r.low_freq_factor)) /
+                     static_cast<float>(r.high_freq_factor - r.low_freq_factor);
+      f = (1 - smooth) * f / factor + smooth * f;
+    }
+  }
+  return inv;
+}
+
+}  // namespace nanovllm

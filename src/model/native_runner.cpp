@@ -1,0 +1,65 @@
+// NativeRunner: ties the checkpoint, its weights and the decoder to the engine's interface.
+#include "model/native_runner.h"
+
+#include <omp.h>
+
+#include "engine/check.h"
+#include "model/transformer.h"
+#include "model/model_config.h"
+#include "model/weights.h"
+
+namespace nanovllm {
+
+namespace {
+
+kernels::DType parse_kv_dtype(const std::string& s) {
+  if (s == "bf16") return kernels::DType::BF16;
+  if (s == "f32") return kernels::DType::F32;
+  throw Error("kv cache dtype '" + s + "' is not supported (bf16 or f32)");
+}
+
+class NativeRunner final : public ModelRunner {
+ public:
+  NativeRunner(const std::string& dir, const NativeRunnerOptions& opts)
+      : kv_dtype_(parse_kv_dtype(opts.kv_cache_dtype)),
+        cfg_(load_model_config(dir)),
+        ckpt_(dir),
+        weights_(load_weights(ckpt_, cfg_)),
+        transformer_(cfg_, weights_) {
+    // The OpenMP team size is process-wide: set it either way, so 0 undoes an earlier runner's limit.
+    omp_set_num_threads(opts.threads > 0 ? opts.threads : omp_get_num_procs());
+    info_.generation = load_generation_config(dir, &cfg_);
+    info_.architecture = cfg_.architecture;
+    info_.vocab_size = cfg_.vocab_size;
+    info_.max_position_embeddings = cfg_.max_position_embeddings;
+    info_.bos_token_id = cfg_.bos_token_id;
+    info_.eos_token_ids = cfg_.eos_token_ids;
+    info_.weight_bytes = ckpt_.total_bytes();
+  }
+
+  const ModelInfo& info() const override { return info_; }
+  int64_t kv_block_bytes(int block_size) const override {
+    return transformer_.kv_block_bytes(block_size, kv_dtype_);
+  }
+  void allocate_kv_cache(int num_blocks, int block_size) override {
+    transformer_.allocate_kv_cache(num_blocks, block_size, kv_dtype_);
+  }
+  void forward(const Batch& batch, Logits* out) override { transformer_.forward(batch, out); }
+
+ private:
+  kernels::DType kv_dtype_;
+  ModelConfig cfg_;
+  Checkpoint ckpt_;
+  ModelWeights weights_;
+  Transformer transformer_;
+  ModelInfo info_;
+};
+
+}  // namespace
+
+std::unique_ptr<ModelRunner> make_native_runner(const std::string& model_dir,
+                                                const NativeRunnerOptions& opts) {
+  return std::make_unique<NativeRunner>(model_dir, opts);
+}
+
+}  // namespace nanovllm

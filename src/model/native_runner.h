@@ -1,0 +1,21 @@
+// The native CPU backend: a ModelRunner over a Hugging Face checkpoint directory.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "engine/model_runner.h"
+
+namespace nanovllm {
+
+struct NativeRunnerOptions {
+  std::string kv_cache_dtype = "bf16";  // "bf16" or "f32"
+  int threads = 0;                      // OpenMP threads; 0 = all cores
+};
+
+// Loads config, generation config and weights (mmapped) from model_dir; throws nanovllm::Error
+// naming the file and tensor when the checkpoint is unsupported or damaged.
+std::unique_ptr<ModelRunner> make_native_runner(const std::string& model_dir,
+                                                const NativeRunnerOptions& opts = {});
+
+}  // namespace nanovllm

@@ -1,0 +1,164 @@
+// The decoder forward: embed → layers (attention over the paged cache, gated MLP) → logits.
+#include "model/transformer.h"
+
+#include <cmath>
+#include <string>
+
+#include "engine/check.h"
+
+namespace nanovllm {
+
+using kernels::DType;
+
+namespace {
+
+// Grows a scratch vector without shrinking it, so steady-state steps allocate nothing.
+template <typename T>
+T* sized(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+void add_into(float* x, const float* h, size_t n) {
+  for (size_t i = 0; i < n; ++i) x[i] += h[i];
+}
+
+const float* bias_or_null(const std::vector<float>& b) { return b.empty() ? nullptr : b.data(); }
+
+}  // namespace
+
+Transformer::Transformer(const ModelConfig& cfg, const ModelWeights& weights)
+    : cfg_(cfg), w_(weights), inv_freq_(rope_inv_freq(cfg)) {}
+
+int64_t Transformer::kv_block_bytes(int block_size, DType kv_dtype) const {
+  return 2LL * cfg_.num_layers * block_size * cfg_.kv_dim() *
+         static_cast<int64_t>(kernels::dtype_size(kv_dtype));
+}
+
+void Transformer::allocate_kv_cache(int num_blocks, int block_size, DType kv_dtype) {
+  NV_CHECK(num_blocks > 0 && block_size > 0, "KV cache needs blocks");
+  NV_CHECK(kv_dtype == DType::BF16 || kv_dtype == DType::F32, "KV cache dtype is bf16 or f32");
+  const size_t layer_bytes = static_cast<size_t>(num_blocks) * block_size * cfg_.kv_dim() *
+                             kernels::dtype_size(kv_dtype);
+  kv_storage_.clear();
+  kv_.clear();
+  for (int l = 0; l < cfg_.num_layers; ++l) {
+    kv_storage_.emplace_back(layer_bytes);
+    kv_storage_.emplace_back(layer_bytes);
+    kv_.push_back(kernels::KVLayer{kv_storage_[2 * l].data(), kv_storage_[2 * l + 1].data(),
+                                   kv_dtype, block_size, cfg_.num_kv_heads, cfg_.head_dim});
+  }
+  num_blocks_ = num_blocks;
+}
+
+// Cache slots of the new tokens, attention descriptors and sampling rows; checks the batch.
+void Transformer::prepare_step(const Batch& batch) {
+  const int T = batch.num_tokens();
+  NV_CHECK(!kv_.empty(), "allocate_kv_cache before forward");
+  NV_CHECK(batch.block_size == kv_[0].block_size, "batch block_size differs from the cache's");
+  NV_CHECK(static_cast<int>(batch.positions.size()) == T, "one position per token");
+  const int bs = batch.block_size;
+  int* slots = sized(s_.slots, T);
+  s_.attn_seqs.clear();
+  s_.sample_rows.clear();
+  int t = 0;
+  for (const SeqSlice& seq : batch.seqs) {
+    NV_CHECK(seq.num_new > 0 && seq.num_cached >= 0, "a slice computes at least one token");
+    const int len = seq.num_cached + seq.num_new;
+    NV_CHECK(static_cast<int>(seq.block_table.size()) * bs >= len, "block table too short");
+    NV_CHECK(t + seq.num_new <= T, "slices cover more tokens than the batch has");
+    for (int i = 0; i < seq.num_new; ++i, ++t) {
+      const int pos = seq.num_cached + i;
+      NV_CHECK(batch.positions[t] == pos, "positions follow num_cached");
+      const int block = seq.block_table[pos / bs];
+      NV_CHECK(block >= 0 && block < num_blocks_, "block id outside the cache");
+      slots[t] = block * bs + pos % bs;
+      const int id = batch.token_ids[t];
+      if (id < 0 || id >= cfg_.vocab_size)
+        throw Error("token id " + std::to_string(id) + " outside the vocabulary [0, " +
+                    std::to_string(cfg_.vocab_size) + ")");
+    }
+    s_.attn_seqs.push_back({t - seq.num_new, seq.num_new, seq.num_cached, seq.block_table.data()});
+    if (seq.sample) s_.sample_rows.push_back(t - 1);
+  }
+  NV_CHECK(t == T, "slices must cover every token of the batch");
+}
+
+void Transformer::forward(const Batch& batch, Logits* out) {
+  prepare_step(batch);
+  const int T = batch.num_tokens();
+  const size_t H = cfg_.hidden_size;
+  kernels::embed(w_.embed, batch.token_ids.data(), T, sized(s_.x, T * H));
+  sized(s_.h, T * H);
+  for (int l = 0; l < cfg_.num_layers; ++l) {
+    attention_block(w_.layers[l], kv_[l], batch);
+    mlp_block(w_.layers[l], T);
+  }
+  compute_logits(out);
+}
+
+// The merged projection gives rows of [q | k | v]; rope, the norms and the cache want each
+// contiguous as [T, heads, head_dim].
+void Transformer::split_qkv(int T) {
+  const int qd = cfg_.q_dim(), kvd = cfg_.kv_dim(), row = qd + 2 * kvd;
+  float* q = sized(s_.q, static_cast<size_t>(T) * qd);
+  float* k = sized(s_.k, static_cast<size_t>(T) * kvd);
+  float* v = sized(s_.v, static_cast<size_t>(T) * kvd);
+  for (int t = 0; t < T; ++t) {
+    const float* src = s_.qkv.data() + static_cast<size_t>(t) * row;
+    std::copy(src, src + qd, q + static_cast<size_t>(t) * qd);
+    std::copy(src + qd, src + qd + kvd, k + static_cast<size_t>(t) * kvd);
+    std::copy(src + qd + kvd, src + row, v + static_cast<size_t>(t) * kvd);
+  }
+}
+
+void Transformer::attention_block(const LayerWeights& w, const kernels::KVLayer& kv, const Batch& batch) {
+  const int T = batch.num_tokens(), H = cfg_.hidden_size, hd = cfg_.head_dim;
+  const float eps = static_cast<float>(cfg_.rms_norm_eps);
+  kernels::rmsnorm(s_.x.data(), w.attn_norm.data(), T, H, eps, s_.h.data());
+  kernels::matmul(s_.h.data(), T, w.qkv, bias_or_null(w.qkv_bias),
+                  sized(s_.qkv, static_cast<size_t>(T) * w.qkv.rows));
+  split_qkv(T);
+  if (cfg_.qk_norm) {  // Qwen3: each head normalised on its own, before RoPE
+    kernels::rmsnorm(s_.q.data(), w.q_norm.data(), T * cfg_.num_heads, hd, eps, s_.q.data());
+    kernels::rmsnorm(s_.k.data(), w.k_norm.data(), T * cfg_.num_kv_heads, hd, eps, s_.k.data());
+  }
+  kernels::rope(s_.q.data(), T, cfg_.num_heads, hd, batch.positions.data(), inv_freq_.data());
+  kernels::rope(s_.k.data(), T, cfg_.num_kv_heads, hd, batch.positions.data(), inv_freq_.data());
+  kernels::kv_store(kv, s_.k.data(), s_.v.data(), T, s_.slots.data());
+  float* attn = sized(s_.attn, static_cast<size_t>(T) * cfg_.q_dim());
+  kernels::paged_attention(s_.q.data(), s_.attn_seqs.data(), static_cast<int>(s_.attn_seqs.size()),
+                           cfg_.num_heads, kv, 1.0f / std::sqrt(static_cast<float>(hd)), attn);
+  kernels::matmul(attn, T, w.o, bias_or_null(w.o_bias), s_.h.data());
+  add_into(s_.x.data(), s_.h.data(), static_cast<size_t>(T) * H);
+}
+
+void Transformer::mlp_block(const LayerWeights& w, int T) {
+  const int H = cfg_.hidden_size, I = cfg_.intermediate_size;
+  kernels::rmsnorm(s_.x.data(), w.mlp_norm.data(), T, H, static_cast<float>(cfg_.rms_norm_eps),
+                   s_.h.data());
+  float* gate_up = sized(s_.gate_up, static_cast<size_t>(T) * 2 * I);
+  kernels::matmul(s_.h.data(), T, w.gate_up, bias_or_null(w.gate_up_bias), gate_up);
+  float* act = sized(s_.act, static_cast<size_t>(T) * I);
+  kernels::silu_mul(gate_up, T, I, act);
+  kernels::matmul(act, T, w.down, bias_or_null(w.down_bias), s_.h.data());
+  add_into(s_.x.data(), s_.h.data(), static_cast<size_t>(T) * H);
+}
+
+// Only the sampling rows go through the final norm and the (large) vocabulary projection.
+void Transformer::compute_logits(Logits* out) {
+  const int R = static_cast<int>(s_.sample_rows.size()), H = cfg_.hidden_size;
+  float* last = sized(s_.last, static_cast<size_t>(R) * H);
+  for (int r = 0; r < R; ++r) {
+    const float* src = s_.x.data() + static_cast<size_t>(s_.sample_rows[r]) * H;
+    std::copy(src, src + H, last + static_cast<size_t>(r) * H);
+  }
+  out->rows = R;
+  out->vocab = cfg_.vocab_size;
+  out->data.resize(static_cast<size_t>(R) * cfg_.vocab_size);
+  if (R == 0) return;
+  kernels::rmsnorm(last, w_.final_norm.data(), R, H, static_cast<float>(cfg_.rms_norm_eps), last);
+  kernels::matmul(last, R, w_.lm_head, nullptr, out->data.data());
+}
+
+}  // namespace nanovllm

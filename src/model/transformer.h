@@ -1,0 +1,47 @@
+// The one decoder behind every supported architecture: a forward over a flattened batch,
+// reading and writing a paged KV cache.
+#pragma once
+
+#include <vector>
+
+#include "engine/batch.h"
+#include "kernels/kernels.h"
+#include "model/aligned_buffer.h"
+#include "model/model_config.h"
+#include "model/weights.h"
+
+namespace nanovllm {
+
+// Activation buffers of one step, grown to the largest step seen and reused after that.
+struct StepScratch {
+  std::vector<float> x, h, qkv, q, k, v, attn, gate_up, act, last;
+  std::vector<int> slots, sample_rows;
+  std::vector<kernels::AttnSeq> attn_seqs;
+};
+
+class Transformer {
+ public:
+  // cfg and weights must outlive the decoder.
+  Transformer(const ModelConfig& cfg, const ModelWeights& weights);
+
+  int64_t kv_block_bytes(int block_size, kernels::DType kv_dtype) const;
+  void allocate_kv_cache(int num_blocks, int block_size, kernels::DType kv_dtype);
+  void forward(const Batch& batch, Logits* out);
+
+ private:
+  void prepare_step(const Batch& batch);
+  void attention_block(const LayerWeights& w, const kernels::KVLayer& kv, const Batch& batch);
+  void mlp_block(const LayerWeights& w, int T);
+  void split_qkv(int T);
+  void compute_logits(Logits* out);
+
+  const ModelConfig& cfg_;
+  const ModelWeights& w_;
+  std::vector<float> inv_freq_;
+  std::vector<AlignedBuffer> kv_storage_;  // K and V of each layer
+  std::vector<kernels::KVLayer> kv_;
+  int num_blocks_ = 0;
+  StepScratch s_;
+};
+
+}  // namespace nanovllm

@@ -1,0 +1,228 @@
+// Loading a checkpoint's tensors: shard index, tied-weight aliases, shape checks, q/k/v and gate/up merge.
+#include "model/weights.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "engine/check.h"
+
+namespace nanovllm {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using kernels::DType;
+using kernels::WeightView;
+
+Checkpoint::Checkpoint(const std::string& model_dir) {
+  std::string single = model_dir + "/model.safetensors";
+  std::string index = model_dir + "/model.safetensors.index.json";
+  if (fs::exists(single)) {
+    source_ = single;
+    files_.push_back(std::make_unique<SafetensorsFile>(single));
+  } else if (fs::exists(index)) {
+    source_ = index;
+    open_index(index);
+  } else {
+    throw Error(model_dir + ": no model.safetensors or model.safetensors.index.json");
+  }
+  for (const auto& f : files_) {
+    for (const auto& [name, t] : f->tensors()) tensors_[name] = &t;
+    // Hugging Face writes a tied weight once and records {"alias": "stored name"} in the metadata.
+    for (const auto& [k, v] : f->metadata())
+      if (!f->find(k) && f->find(v)) aliases_[k] = v;
+  }
+}
+
+void Checkpoint::open_index(const std::string& index_path) {
+  std::ifstream in(index_path);
+  json j = json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
+    throw Error(index_path + ": not a safetensors index (no weight_map)");
+  std::string dir = fs::path(index_path).parent_path().string();
+  std::set<std::string> shards;
+  for (const auto& [name, file] : j["weight_map"].items()) shards.insert(file.get<std::string>());
+  for (const std::string& shard : shards)
+    files_.push_back(std::make_unique<SafetensorsFile>(dir + "/" + shard));
+  for (const auto& [name, file] : j["weight_map"].items()) {
+    bool found = false;
+    for (const auto& f : files_)
+      if (fs::path(f->path()).filename() == file.get<std::string>() && f->find(name)) found = true;
+    if (!found)
+      throw Error(index_path + ": tensor '" + name + "' is not in its shard " + file.get<std::string>());
+  }
+}
+
+const TensorInfo* Checkpoint::find(const std::string& name) const {
+  auto it = tensors_.find(name);
+  if (it != tensors_.end()) return it->second;
+  auto alias = aliases_.find(name);
+  return alias == aliases_.end() ? nullptr : find(alias->second);
+}
+
+const TensorInfo& Checkpoint::get(const std::string& name, const std::vector<int64_t>& shape) const {
+  const TensorInfo* t = find(name);
+  if (!t) throw Error(source_ + ": missing tensor '" + name + "'");
+  if (t->shape != shape) {
+    TensorInfo want;
+    want.shape = shape;
+    throw Error(t->file + ": tensor '" + name + "' has shape " + t->shape_string() +
+                ", expected " + want.shape_string());
+  }
+  return *t;
+}
+
+int64_t Checkpoint::total_bytes() const {
+  int64_t n = 0;
+  for (const auto& f : files_)
+    for (const auto& [name, t] : f->tensors()) n += static_cast<int64_t>(t.nbytes);
+  return n;
+}
+
+namespace {
+
+WeightView view_of(const TensorInfo& t) {
+  return WeightView{t.data, t.dtype, static_cast<int>(t.shape[0]), static_cast<int>(t.shape[1])};
+}
+
+// Small vectors (norm weights, biases) are kept as f32; embed() converts one "row" for us.
+std::vector<float> to_f32(const TensorInfo& t) {
+  std::vector<float> out(static_cast<size_t>(t.numel()));
+  int zero = 0;
+  kernels::embed(WeightView{t.data, t.dtype, 1, static_cast<int>(t.numel())}, &zero, 1, out.data());
+  return out;
+}
+
+// Drops the pages of a tensor that was copied into a merged matrix, so its bytes are not held
+// twice in RSS; the mapping is private and read-only, so the file still backs them.
+void release_pages(const TensorInfo& t) {
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  uintptr_t begin = (reinterpret_cast<uintptr_t>(t.data) + page - 1) / page * page;
+  uintptr_t end = (reinterpret_cast<uintptr_t>(t.data) + t.nbytes) / page * page;
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+// Stacks matrices of equal cols and dtype row-wise into one owned matrix, in the stored dtype.
+WeightView merge_rows(const std::vector<const TensorInfo*>& parts, std::vector<AlignedBuffer>* owned) {
+  const TensorInfo& first = *parts[0];
+  int64_t rows = 0;
+  for (const TensorInfo* p : parts) {
+    if (p->dtype != first.dtype)
+      throw Error(p->file + ": tensor '" + p->name + "' has dtype " +
+                  safetensors_dtype_name(p->dtype) + " unlike '" + first.name + "'");
+    rows += p->shape[0];
+  }
+  AlignedBuffer buf(static_cast<size_t>(rows * first.shape[1]) * kernels::dtype_size(first.dtype));
+  uint8_t* dst = static_cast<uint8_t*>(buf.data());
+  for (const TensorInfo* p : parts) {
+    std::memcpy(dst, p->data, p->nbytes);
+    dst += p->nbytes;
+    release_pages(*p);
+  }
+  WeightView v{buf.data(), first.dtype, static_cast<int>(rows), static_cast<int>(first.shape[1])};
+  owned->push_back(std::move(buf));
+  return v;
+}
+
+std::vector<float> concat_f32(const std::vector<const TensorInfo*>& parts) {
+  std::vector<float> out;
+  for (const TensorInfo* p : parts) {
+    std::vector<float> v = to_f32(*p);
+    out.insert(out.end(), v.begin(), v.end());
+  }
+  return out;
+}
+
+LayerWeights load_layer(const Checkpoint& ck, const ModelConfig& c, int i,
+                        std::vector<AlignedBuffer>* owned) {
+  const std::string p = "model.layers." + std::to_string(i) + ".";
+  const int64_t h = c.hidden_size, q = c.q_dim(), kv = c.kv_dim(), inter = c.intermediate_size;
+  LayerWeights L;
+  L.attn_norm = to_f32(ck.get(p + "input_layernorm.weight", {h}));
+  L.mlp_norm = to_f32(ck.get(p + "post_attention_layernorm.weight", {h}));
+  const std::string a = p + "self_attn.", m = p + "mlp.";
+  L.qkv = merge_rows({&ck.get(a + "q_proj.weight", {q, h}), &ck.get(a + "k_proj.weight", {kv, h}),
+                      &ck.get(a + "v_proj.weight", {kv, h})}, owned);
+  L.o = view_of(ck.get(a + "o_proj.weight", {h, q}));
+  L.gate_up = merge_rows({&ck.get(m + "gate_proj.weight", {inter, h}),
+                          &ck.get(m + "up_proj.weight", {inter, h})}, owned);
+  L.down = view_of(ck.get(m + "down_proj.weight", {h, inter}));
+  if (c.qkv_bias)
+    L.qkv_bias = concat_f32({&ck.get(a + "q_proj.bias", {q}), &ck.get(a + "k_proj.bias", {kv}),
+                             &ck.get(a + "v_proj.bias", {kv})});
+  if (c.o_bias) L.o_bias = to_f32(ck.get(a + "o_proj.bias", {h}));
+  if (c.mlp_bias) {
+    L.gate_up_bias = concat_f32({&ck.get(m + "gate_proj.bias", {inter}), &ck.get(m + "up_proj.bias", {inter})});
+    L.down_bias = to_f32(ck.get(m + "down_proj.bias", {h}));
+  }
+  if (c.qk_norm) {
+    L.q_norm = to_f32(ck.get(a + "q_norm.weight", {c.head_dim}));
+    L.k_norm = to_f32(ck.get(a + "k_norm.weight", {c.head_dim}));
+  }
+  return L;
+}
+
+// Tied checkpoints may store the matrix under either name (or both, aliased in the metadata).
+void load_embeddings(const Checkpoint& ck, const ModelConfig& c, ModelWeights* w) {
+  const std::vector<int64_t> shape{c.vocab_size, c.hidden_size};
+  const char* embed = "model.embed_tokens.weight";
+  const char* head = "lm_head.weight";
+  if (c.tie_word_embeddings) {  // Hugging Face reads the embedding for both when tied
+    w->embed = view_of(ck.get(!ck.find(embed) && ck.find(head) ? head : embed, shape));
+    w->lm_head = w->embed;
+    return;
+  }
+  w->embed = view_of(ck.get(embed, shape));
+  w->lm_head = view_of(ck.get(head, shape));
+}
+
+}  // namespace
+
+std::vector<TensorSpec> hf_tensor_specs(const ModelConfig& c, DType dtype) {
+  const int64_t h = c.hidden_size, q = c.q_dim(), kv = c.kv_dim(), inter = c.intermediate_size;
+  std::vector<TensorSpec> specs;
+  auto add = [&](const std::string& name, std::vector<int64_t> shape) {
+    specs.push_back(TensorSpec{name, dtype, std::move(shape)});
+  };
+  add("model.embed_tokens.weight", {c.vocab_size, h});
+  for (int i = 0; i < c.num_layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    add(p + "input_layernorm.weight", {h});
+    for (auto [name, rows] : {std::pair{"q_proj", q}, {"k_proj", kv}, {"v_proj", kv}}) {
+      add(p + "self_attn." + name + ".weight", {rows, h});
+      if (c.qkv_bias) add(p + "self_attn." + name + ".bias", {rows});
+    }
+    add(p + "self_attn.o_proj.weight", {h, q});
+    if (c.o_bias) add(p + "self_attn.o_proj.bias", {h});
+    if (c.qk_norm) {
+      add(p + "self_attn.q_norm.weight", {c.head_dim});
+      add(p + "self_attn.k_norm.weight", {c.head_dim});
+    }
+    add(p + "post_attention_layernorm.weight", {h});
+    add(p + "mlp.gate_proj.weight", {inter, h});
+    if (c.mlp_bias) add(p + "mlp.gate_proj.bias", {inter});
+    add(p + "mlp.up_proj.weight", {inter, h});
+    if (c.mlp_bias) add(p + "mlp.up_proj.bias", {inter});
+    add(p + "mlp.down_proj.weight", {h, inter});
+    if (c.mlp_bias) add(p + "mlp.down_proj.bias", {h});
+  }
+  add("model.norm.weight", {h});
+  if (!c.tie_word_embeddings) add("lm_head.weight", {c.vocab_size, h});
+  return specs;
+}
+
+ModelWeights load_weights(const Checkpoint& ckpt, const ModelConfig& cfg) {
+  ModelWeights w;
+  load_embeddings(ckpt, cfg, &w);
+  w.final_norm = to_f32(ckpt.get("model.norm.weight", {cfg.hidden_size}));
+  w.owned.reserve(2 * static_cast<size_t>(cfg.num_layers));
+  for (int i = 0; i < cfg.num_layers; ++i) w.layers.push_back(load_layer(ckpt, cfg, i, &w.owned));
+  return w;
+}
+
+}  // namespace nanovllm

@@ -1,0 +1,60 @@
+// The weights of a checkpoint directory, as views into mmapped safetensors in their stored dtype.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "model/aligned_buffer.h"
+#include "model/model_config.h"
+#include "model/safetensors.h"
+
+namespace nanovllm {
+
+// Every tensor of model.safetensors or of the shards listed in model.safetensors.index.json,
+// with the aliases of the safetensors __metadata__ (tied weights stored once) resolved.
+class Checkpoint {
+ public:
+  explicit Checkpoint(const std::string& model_dir);
+
+  const TensorInfo* find(const std::string& name) const;
+  // The tensor `name` with exactly `shape`; throws Error naming file and tensor otherwise.
+  const TensorInfo& get(const std::string& name, const std::vector<int64_t>& shape) const;
+  int64_t total_bytes() const;  // all tensor data as stored
+  const std::string& source() const { return source_; }  // file or index, for error messages
+
+ private:
+  void open_index(const std::string& index_path);
+
+  std::string source_;
+  std::vector<std::unique_ptr<SafetensorsFile>> files_;
+  std::map<std::string, const TensorInfo*> tensors_;
+  std::map<std::string, std::string> aliases_;  // name -> name it is stored under
+};
+
+// One decoder layer. q/k/v and gate/up are merged into one matrix each (one matmul streams
+// them together, and silu_mul reads gate|up side by side); the rest are mmapped views.
+struct LayerWeights {
+  std::vector<float> attn_norm, mlp_norm;
+  std::vector<float> q_norm, k_norm;  // Qwen3 only: [head_dim]
+  kernels::WeightView qkv, o, gate_up, down;
+  std::vector<float> qkv_bias, o_bias, gate_up_bias, down_bias;  // empty when absent
+};
+
+struct ModelWeights {
+  kernels::WeightView embed, lm_head;
+  std::vector<float> final_norm;
+  std::vector<LayerWeights> layers;
+  std::vector<AlignedBuffer> owned;  // storage of the merged matrices
+};
+
+// The tensors (Hugging Face names and shapes) a checkpoint of this config holds, in the order
+// transformers writes them; lm_head.weight only when the embeddings are not tied.
+std::vector<TensorSpec> hf_tensor_specs(const ModelConfig& cfg, kernels::DType dtype);
+
+// Checks every tensor's presence and shape against cfg and builds the views.
+ModelWeights load_weights(const Checkpoint& ckpt, const ModelConfig& cfg);
+
+}  // namespace nanovllm

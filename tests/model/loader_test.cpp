@@ -1,0 +1,212 @@
+// Loading: sharded and aliased checkpoints, config parsing, and clear errors for damaged input.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <functional>
+
+#include "engine/check.h"
+#include "model/model_config.h"
+#include "model/safetensors.h"
+#include "model/weights.h"
+#include "model_test_util.h"
+
+namespace nanovllm::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string tmp_dir(const std::string& name) {
+  std::string d = std::string(NANOVLLM_BINARY_DIR) + "/test-tmp/" + name;
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+// Copies a golden checkpoint to `name`, rewriting model.safetensors with `edit` applied to
+// the tensor list (drop, rename or reshape entries; data is copied by original name).
+std::string edited_copy(const std::string& name, const std::function<void(std::vector<TensorSpec>&)>& edit) {
+  const std::string src = data_dir() + "/llama-f32", dst = tmp_dir(name);
+  fs::copy(src + "/config.json", dst + "/config.json");
+  SafetensorsFile in(src + "/model.safetensors");
+  std::vector<TensorSpec> specs;
+  std::vector<const TensorInfo*> data;
+  for (const auto& [n, t] : in.tensors()) {
+    specs.push_back({n, t.dtype, t.shape});
+    data.push_back(&t);
+  }
+  std::vector<TensorSpec> edited = specs;
+  edit(edited);
+  write_safetensors(dst + "/model.safetensors", edited, [&](size_t i, std::span<uint8_t> out) {
+    for (size_t k = 0; k < specs.size(); ++k)
+      if (specs[k].name == edited[i].name) std::memcpy(out.data(), data[k]->data, std::min(out.size(), data[k]->nbytes));
+  });
+  return dst;
+}
+
+// Runs `load` and returns the Error's message ("" when nothing was thrown).
+std::string error_of(const std::function<void()>& load) {
+  try {
+    load();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::string load_error(const std::string& dir) {
+  return error_of([&] { make_native_runner(dir); });
+}
+
+TEST(Loader, MissingTensorNamesFileAndTensor) {
+  const char* victim = "model.layers.1.self_attn.k_proj.weight";
+  std::string dir = edited_copy("missing", [&](auto& specs) {
+    std::erase_if(specs, [&](const TensorSpec& t) { return t.name == victim; });
+  });
+  std::string msg = load_error(dir);
+  EXPECT_NE(msg.find(dir + "/model.safetensors"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(victim), std::string::npos) << msg;
+  EXPECT_NE(msg.find("missing"), std::string::npos) << msg;
+}
+
+TEST(Loader, WrongShapeNamesFileTensorAndShapes) {
+  std::string dir = edited_copy("shape", [](auto& specs) {
+    for (TensorSpec& t : specs)
+      if (t.name == "model.layers.0.mlp.down_proj.weight") t.shape = {128, 64};  // transposed
+  });
+  std::string msg = load_error(dir);
+  EXPECT_NE(msg.find("model.safetensors"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("model.layers.0.mlp.down_proj.weight"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("[128, 64]"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("expected [64, 128]"), std::string::npos) << msg;
+}
+
+TEST(Loader, TruncatedFileNamesATensor) {
+  std::string dir = edited_copy("truncated", [](auto&) {});
+  const std::string file = dir + "/model.safetensors";
+  fs::resize_file(file, fs::file_size(file) - 1000);
+  std::string msg = load_error(dir);
+  EXPECT_NE(msg.find(file), std::string::npos) << msg;
+  EXPECT_NE(msg.find("truncated"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("tensor '"), std::string::npos) << msg;
+}
+
+TEST(Loader, BadHeader) {
+  std::string dir = edited_copy("badheader", [](auto&) {});
+  const std::string file = dir + "/model.safetensors";
+  {
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    uint64_t huge = 1ull << 40;
+    f.write(reinterpret_cast<const char*>(&huge), 8);
+  }
+  std::string msg = load_error(dir);
+  EXPECT_NE(msg.find(file), std::string::npos) << msg;
+  EXPECT_NE(msg.find("header length"), std::string::npos) << msg;
+  {
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    uint64_t small = 16;  // cuts the JSON short
+    f.write(reinterpret_cast<const char*>(&small), 8);
+  }
+  msg = load_error(dir);
+  EXPECT_NE(msg.find("not a JSON object"), std::string::npos) << msg;
+}
+
+TEST(Loader, UnsupportedArchitecture) {
+  std::string dir = edited_copy("arch", [](auto&) {});
+  nlohmann::json cfg = read_json(dir + "/config.json");
+  cfg["architectures"] = {"GPT2LMHeadModel"};
+  std::ofstream(dir + "/config.json") << cfg.dump();
+  std::string msg = load_error(dir);
+  EXPECT_NE(msg.find(dir + "/config.json"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unsupported architecture 'GPT2LMHeadModel'"), std::string::npos) << msg;
+}
+
+TEST(Loader, NoWeightsFile) {
+  std::string dir = tmp_dir("noweights");
+  fs::copy(data_dir() + "/llama-f32/config.json", dir + "/config.json");
+  EXPECT_NE(load_error(dir).find("no model.safetensors"), std::string::npos);
+}
+
+TEST(Loader, BadKvCacheDtype) {
+  EXPECT_NE(error_of([] { make_native_runner(data_dir() + "/llama-f32", {.kv_cache_dtype = "f16"}); }).find("f16"),
+            std::string::npos);
+}
+
+// Two shards and an index, as save_pretrained writes big models: same outputs as one file.
+TEST(Loader, ShardedCheckpoint) {
+  const std::string src = data_dir() + "/llama-f32", dst = tmp_dir("sharded");
+  fs::copy(src + "/config.json", dst + "/config.json");
+  SafetensorsFile in(src + "/model.safetensors");
+  std::vector<TensorSpec> shard[2];
+  std::vector<const TensorInfo*> data[2];
+  nlohmann::json weight_map;
+  for (const auto& [n, t] : in.tensors()) {
+    int s = n.find("layers.1.") != std::string::npos || n == "lm_head.weight";
+    shard[s].push_back({n, t.dtype, t.shape});
+    data[s].push_back(&t);
+    weight_map[n] = "model-0000" + std::to_string(s + 1) + "-of-00002.safetensors";
+  }
+  for (int s = 0; s < 2; ++s)
+    write_safetensors(dst + "/model-0000" + std::to_string(s + 1) + "-of-00002.safetensors", shard[s],
+                      [&](size_t i, std::span<uint8_t> out) { std::memcpy(out.data(), data[s][i]->data, out.size()); });
+  std::ofstream(dst + "/model.safetensors.index.json") << nlohmann::json{{"metadata", {}}, {"weight_map", weight_map}}.dump();
+  const nlohmann::json golden = read_json(src + ".golden.json");
+  const auto& p = golden["prompts"][1];
+  std::vector<int> want = p["greedy_ids"].get<std::vector<int>>();
+  EXPECT_EQ(greedy_from(dst, p["prompt_ids"].get<std::vector<int>>(), 16, 0, {.kv_dtype = "f32"}), want);
+}
+
+// The tensor list make-model writes is exactly the one transformers saved for each architecture.
+TEST(Loader, HfTensorSpecsMatchTransformersCheckpoints) {
+  for (const char* name : {"llama-f32", "mistral-f32", "qwen2-f32", "qwen3-f32", "qwen3-bf16"}) {
+    const std::string dir = data_dir() + "/" + name;
+    SafetensorsFile file(dir + "/model.safetensors");
+    std::map<std::string, std::vector<int64_t>> stored, specs;
+    for (const auto& [n, t] : file.tensors()) stored[n] = t.shape;
+    for (const TensorSpec& t : hf_tensor_specs(load_model_config(dir), kernels::DType::F32)) specs[t.name] = t.shape;
+    EXPECT_EQ(specs, stored) << name;
+  }
+}
+
+TEST(ModelConfig, ArchitectureOptions) {
+  ModelConfig q3 = load_model_config(data_dir() + "/qwen3-f32");
+  EXPECT_TRUE(q3.qk_norm);
+  EXPECT_FALSE(q3.qkv_bias);
+  EXPECT_EQ(q3.head_dim, 32);  // explicit, not hidden / heads
+  EXPECT_TRUE(q3.tie_word_embeddings);
+  ModelConfig q2 = load_model_config(data_dir() + "/qwen2-f32");
+  EXPECT_TRUE(q2.qkv_bias);
+  EXPECT_FALSE(q2.o_bias);
+  ModelConfig llama = load_model_config(data_dir() + "/llama-f32");
+  EXPECT_DOUBLE_EQ(llama.rope_scaling.factor, 4.0);
+  EXPECT_DOUBLE_EQ(llama.rope_theta, 50000.0);
+  EXPECT_EQ(llama.rope_scaling.original_max_position_embeddings, 64);
+  EXPECT_FALSE(llama.tie_word_embeddings);
+}
+
+// Real published shapes (transformers 4 style: rope_theta + rope_scaling, torch_dtype).
+TEST(ModelConfig, RealConfigs) {
+  ModelConfig l = load_model_config_file(shared_dir() + "/configs/llama-3.2-1b.json");
+  EXPECT_EQ(l.head_dim, 64);
+  EXPECT_DOUBLE_EQ(l.rope_scaling.factor, 32.0);
+  EXPECT_DOUBLE_EQ(l.rope_theta, 500000.0);
+  EXPECT_EQ(l.eos_token_ids, std::vector<int>{128001});
+  ModelConfig q = load_model_config_file(shared_dir() + "/configs/qwen2.5-0.5b.json");
+  EXPECT_EQ(q.head_dim, 64);  // 896 / 14
+  EXPECT_TRUE(q.qkv_bias);
+  EXPECT_EQ(q.max_position_embeddings, 32768);  // use_sliding_window false: window ignored
+}
+
+// Llama 3 scaling keeps high frequencies, divides low ones by factor and blends in between;
+// values printed by transformers' _compute_llama3_parameters for head_dim 16, theta 50000,
+// factor 4, low 1, high 4, original context 64.
+TEST(ModelConfig, Llama3InvFreq) {
+  std::vector<float> f = rope_inv_freq(load_model_config(data_dir() + "/llama-f32"));
+  const float want[8] = {1.0f, 0.1702933f, 0.016718509f, 0.0043234085f, 0.001118034f,
+                         0.00028912374f, 7.4767442e-05f, 1.933487e-05f};
+  ASSERT_EQ(f.size(), 8u);
+  for (int i = 0; i < 8; ++i) EXPECT_NEAR(f[i], want[i], 1e-6 * want[i]) << i;
+}
+
+}  // namespace
+}  // namespace nanovllm::test

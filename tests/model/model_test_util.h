@@ -1,0 +1,122 @@
+// Helpers of the model tests: driving a ModelRunner by hand (batches, block tables) and goldens.
+#pragma once
+
+#include <algorithm>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/batch.h"
+#include "engine/model_runner.h"
+#include "model/native_runner.h"
+
+namespace nanovllm::test {
+
+inline std::string data_dir() { return std::string(NANOVLLM_SOURCE_DIR) + "/tests/data/model"; }
+inline std::string shared_dir() { return NANOVLLM_SHARED_DIR; }
+
+inline nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot open " + path);
+  return nlohmann::json::parse(in);
+}
+
+// A sequence driven by hand: its tokens, how many have K/V in the cache, and its blocks
+// (a contiguous range of physical blocks, sized for max_len tokens up front).
+struct TestSeq {
+  std::vector<int> tokens;
+  int num_cached = 0;
+  std::vector<int> blocks;
+
+  TestSeq(std::vector<int> prompt, int first_block, int max_len, int block_size)
+      : tokens(std::move(prompt)) {
+    for (int b = 0; b < (max_len + block_size - 1) / block_size; ++b) blocks.push_back(first_block + b);
+  }
+  int pending() const { return static_cast<int>(tokens.size()) - num_cached; }
+};
+
+// One part of a step: compute `n` next tokens of `seq`; `sample` asks for logits of the last.
+struct Part {
+  TestSeq* seq;
+  int n;
+  bool sample;
+};
+
+// Runs one forward over the parts (in order) and advances each sequence's num_cached.
+inline Logits run_step(ModelRunner& runner, int block_size, const std::vector<Part>& parts) {
+  Batch b;
+  b.block_size = block_size;
+  for (const Part& p : parts) {
+    SeqSlice s;
+    s.seq_id = static_cast<int64_t>(b.seqs.size());
+    s.num_cached = p.seq->num_cached;
+    s.num_new = p.n;
+    s.sample = p.sample;
+    s.block_table = std::span<const int>(p.seq->blocks);
+    for (int i = 0; i < p.n; ++i) {
+      b.token_ids.push_back(p.seq->tokens[p.seq->num_cached + i]);
+      b.positions.push_back(p.seq->num_cached + i);
+    }
+    b.seqs.push_back(s);
+  }
+  Logits out;
+  runner.forward(b, &out);
+  for (const Part& p : parts) p.seq->num_cached += p.n;
+  return out;
+}
+
+inline int argmax(const float* row, int n) { return static_cast<int>(std::max_element(row, row + n) - row); }
+
+struct RunnerSetup {
+  int block_size = 16;
+  int num_blocks = 64;
+  std::string kv_dtype = "f32";
+  int threads = 0;
+};
+
+inline std::unique_ptr<ModelRunner> open_runner(const std::string& dir, const RunnerSetup& s) {
+  NativeRunnerOptions o;
+  o.kv_cache_dtype = s.kv_dtype;
+  o.threads = s.threads;
+  auto r = make_native_runner(dir, o);
+  r->allocate_kv_cache(s.num_blocks, s.block_size);
+  return r;
+}
+
+// Prefills the pending tokens of seq in chunks of `chunk` (0 = all at once), sampling the end
+// of every chunk; returns those logits rows (the last one is the prompt's last position).
+inline std::vector<std::vector<float>> prefill(ModelRunner& r, int block_size, TestSeq& seq, int chunk) {
+  std::vector<std::vector<float>> rows;
+  while (seq.pending() > 0) {
+    int n = chunk > 0 ? std::min(chunk, seq.pending()) : seq.pending();
+    Logits l = run_step(r, block_size, {{&seq, n, true}});
+    rows.emplace_back(l.row(0), l.row(0) + l.vocab);
+  }
+  return rows;
+}
+
+// Greedy decoding: prompt prefilled in chunks, then one decode slice per step.
+inline std::vector<int> greedy(ModelRunner& r, int block_size, TestSeq& seq, int n_new, int chunk) {
+  std::vector<int> out;
+  std::vector<float> last = prefill(r, block_size, seq, chunk).back();
+  for (int i = 0; i < n_new; ++i) {
+    out.push_back(argmax(last.data(), static_cast<int>(last.size())));
+    seq.tokens.push_back(out.back());
+    if (i + 1 == n_new) break;
+    Logits l = run_step(r, block_size, {{&seq, 1, true}});
+    last.assign(l.row(0), l.row(0) + l.vocab);
+  }
+  return out;
+}
+
+inline std::vector<int> greedy_from(const std::string& dir, const std::vector<int>& prompt, int n_new,
+                                    int chunk, const RunnerSetup& s) {
+  auto r = open_runner(dir, s);
+  TestSeq seq(prompt, 0, static_cast<int>(prompt.size()) + n_new, s.block_size);
+  return greedy(*r, s.block_size, seq, n_new, chunk);
+}
+
+}  // namespace nanovllm::test
