@@ -35,7 +35,7 @@ demo: build
 	fi
 	$(NANOVLLM) generate --model "$(MODEL)" --prompt "$(PROMPT)" --max-tokens 200 --temperature 0
 
-bench: build
+bench: deps
 	bash bench/run.sh
 
 clean:

@@ -12,5 +12,8 @@ void add_tokenize_commands(CLI::App& app);      // tokenize, detokenize
 void add_chat_template_command(CLI::App& app);
 void add_make_model_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
+void add_chat_command(CLI::App& app);
 
 }  // namespace nanovllm::tools

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# `make bench`: kernel micro-benchmarks and end-to-end engine benchmarks on a random-weight
+# checkpoint of Qwen3-0.6B's exact shape in BF16 (2 threads), the shape of the llama.cpp
+# table in bench/RESULTS.md. Results go to bench/out/; bench/plot.py draws the decode plot.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build-bench}
+SHARED=${SHARED:-../shared}
+THREADS=${THREADS:-2}
+OUT=bench/out
+mkdir -p "$OUT"
+
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DNANOVLLM_BUILD_BENCH=ON \
+  -DNANOVLLM_BUILD_TESTS=OFF -DNANOVLLM_SHARED_DIR="$(realpath "$SHARED")" >/dev/null
+cmake --build "$BUILD" -j "$(nproc)"
+bin="$BUILD/bin"
+
+model="$OUT/qwen3-0.6b-bf16"
+if [ ! -f "$model/model.safetensors" ]; then
+  "$bin/nanovllm" make-model --config "$SHARED/configs/qwen3-0.6b.json" --out "$model" --dtype bf16 --seed 0
+fi
+
+if [ -x "$bin/kernels_bench" ]; then
+  OMP_NUM_THREADS=$THREADS "$bin/kernels_bench" --benchmark_out="$OUT/kernels.json" \
+    --benchmark_out_format=json --benchmark_min_time=0.2
+fi
+
+e2e="$OUT/e2e.jsonl"
+: > "$e2e"
+run() {  # name, then nanovllm bench flags
+  local name=$1; shift
+  echo "== $name"
+  "$bin/nanovllm" bench --model "$model" --threads "$THREADS" --json "$@" |
+    sed "s/^{/{\"name\":\"$name\",/" | tee -a "$e2e"
+}
+run prefill_512 --batch 1 --input-len 512 --output-len 1
+run decode_b1 --batch 1 --input-len 16 --output-len 128
+for b in 4 16 64; do
+  run "decode_b$b" --batch "$b" --input-len 128 --output-len 128
+done
+
+if python3 -c "import matplotlib" 2>/dev/null; then
+  python3 bench/plot.py "$e2e" bench/decode_throughput.png
+else
+  echo "(matplotlib not installed: skipping bench/decode_throughput.png; pip install matplotlib)"
+fi

@@ -1,0 +1,162 @@
+// `nanovllm bench`: nano-vllm's throughput benchmark (random prompts, ignore_eos) plus the
+// llama-batched-bench shape, with prefill/decode rates, TTFT/ITL percentiles and peak RSS.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <random>
+#include <unordered_map>
+
+#include "commands.h"
+#include "engine/llm_engine.h"
+#include "engine_options.h"
+#include "nanovllm/llm.h"
+
+namespace nanovllm::tools {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct BenchArgs {
+  Config config;
+  int num_seqs = 16;
+  std::string input_len = "100:1024";
+  std::string output_len = "100:1024";
+  int batch = 0;  // > 0: llama-batched-bench shape, all sequences start together
+  uint64_t seed = 0;
+  bool json = false;
+};
+
+std::pair<int, int> parse_range(const std::string& s) {
+  const size_t colon = s.find(':');
+  const int lo = std::stoi(s.substr(0, colon));
+  const int hi = colon == std::string::npos ? lo : std::stoi(s.substr(colon + 1));
+  if (lo < 1 || hi < lo) throw std::invalid_argument("bad length range '" + s + "' (MIN:MAX, 1 <= MIN <= MAX)");
+  return {lo, hi};
+}
+
+double percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(q * (v.size() - 1) + 0.5))];
+}
+
+double peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+struct Timeline {
+  Clock::time_point start, prefill_done, end;
+  std::vector<double> ttft_ms, itl_ms;
+  int64_t prompt_tokens = 0, output_tokens = 0, decode_phase_tokens = 0;
+};
+
+// Runs every request to completion, recording when each token arrived.
+Timeline run(LLMEngine& engine, const std::vector<std::vector<int>>& prompts,
+             const std::vector<SamplingParams>& params) {
+  Timeline t;
+  std::unordered_map<int64_t, Clock::time_point> last;
+  t.start = Clock::now();
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    last[engine.add_request(prompts[i], params[i])] = t.start;
+    t.prompt_tokens += static_cast<int64_t>(prompts[i].size());
+  }
+  size_t started = 0;
+  while (engine.has_unfinished()) {
+    const std::vector<StepOutput> outs = engine.step();
+    const Clock::time_point now = Clock::now();
+    for (const StepOutput& o : outs) {
+      const int n = static_cast<int>(o.new_token_ids.size());
+      if (n == 0) continue;
+      const double ms = std::chrono::duration<double, std::milli>(now - last[o.request_id]).count();
+      (o.num_output_tokens == n ? t.ttft_ms : t.itl_ms).push_back(ms);
+      if (o.num_output_tokens == n && ++started == prompts.size()) t.prefill_done = now;
+      else if (started == prompts.size() && o.num_output_tokens > n) t.decode_phase_tokens += n;
+      last[o.request_id] = now;
+      t.output_tokens += n;
+    }
+  }
+  t.end = Clock::now();
+  return t;
+}
+
+void report(const BenchArgs& a, const Timeline& t) {
+  auto secs = [](Clock::time_point x, Clock::time_point y) { return std::chrono::duration<double>(y - x).count(); };
+  const double total = secs(t.start, t.end);
+  const double prefill = secs(t.start, t.prefill_done);
+  const double decode = secs(t.prefill_done, t.end);
+  nlohmann::json j = {
+      {"num_seqs", a.batch > 0 ? a.batch : a.num_seqs},
+      {"prompt_tokens", t.prompt_tokens},
+      {"output_tokens", t.output_tokens},
+      {"elapsed_s", total},
+      {"output_tok_s", t.output_tokens / total},
+      {"prefill_tok_s", prefill > 0 ? t.prompt_tokens / prefill : 0.0},
+      {"decode_tok_s", decode > 0 ? t.decode_phase_tokens / decode : 0.0},
+      {"ttft_ms_p50", percentile(t.ttft_ms, 0.5)},
+      {"ttft_ms_p99", percentile(t.ttft_ms, 0.99)},
+      {"itl_ms_p50", percentile(t.itl_ms, 0.5)},
+      {"itl_ms_p99", percentile(t.itl_ms, 0.99)},
+      {"peak_rss_mb", peak_rss_mb()},
+      {"threads", a.config.threads}};
+  if (a.json) {
+    std::cout << j.dump() << "\n";
+    return;
+  }
+  std::printf("requests %d  prompt tokens %lld  output tokens %lld  in %.2f s\n", j["num_seqs"].get<int>(),
+              static_cast<long long>(t.prompt_tokens), static_cast<long long>(t.output_tokens), total);
+  std::printf("throughput  %.1f output tok/s\n", j["output_tok_s"].get<double>());
+  std::printf("prefill     %.1f tok/s  (until every request had its first token)\n", j["prefill_tok_s"].get<double>());
+  std::printf("decode      %.1f tok/s  (after that)\n", j["decode_tok_s"].get<double>());
+  std::printf("TTFT        p50 %.1f ms  p99 %.1f ms\n", j["ttft_ms_p50"].get<double>(), j["ttft_ms_p99"].get<double>());
+  std::printf("ITL         p50 %.1f ms  p99 %.1f ms\n", j["itl_ms_p50"].get<double>(), j["itl_ms_p99"].get<double>());
+  std::printf("peak RSS    %.0f MB\n", j["peak_rss_mb"].get<double>());
+}
+
+void run_bench(BenchArgs& a) {
+  LLM llm(a.config.model, a.config);
+  LLMEngine& engine = llm.engine();
+  const int n = a.batch > 0 ? a.batch : a.num_seqs;
+  const auto [in_lo, in_hi] = parse_range(a.input_len);
+  const auto [out_lo, out_hi] = parse_range(a.output_len);
+  std::mt19937_64 rng(a.seed);
+  auto uniform = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  const int vocab = engine.model_info().vocab_size;
+  std::vector<std::vector<int>> prompts(n);
+  std::vector<SamplingParams> params(n);
+  for (int i = 0; i < n; ++i) {
+    prompts[i].resize(uniform(in_lo, in_hi));
+    for (int& t : prompts[i]) t = uniform(0, std::min(vocab, 10000) - 1);
+    params[i].temperature = 0.0f;
+    params[i].ignore_eos = true;
+    params[i].max_tokens = uniform(out_lo, out_hi);
+  }
+  engine.generate(std::vector<std::vector<int>>{std::vector<int>{1}}, {params[0]}, false);  // warm-up: page in the weights
+  report(a, run(engine, prompts, params));
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto args = std::make_shared<BenchArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "bench", "Throughput benchmark with random token-id prompts (ignore_eos, greedy)");
+  add_engine_options(cmd, args->config);
+  cmd->add_option("--num-seqs", args->num_seqs, "Requests, all queued at once")->capture_default_str();
+  cmd->add_option("--input-len", args->input_len, "Prompt length range MIN:MAX (or N)")->capture_default_str();
+  cmd->add_option("--output-len", args->output_len, "Output length range MIN:MAX (or N)")->capture_default_str();
+  cmd->add_option("--batch", args->batch,
+                  "llama-batched-bench shape: B sequences of exactly --input-len/--output-len");
+  cmd->add_option("--seed", args->seed, "Seed of the random prompts and lengths")->capture_default_str();
+  cmd->add_flag("--json", args->json,
+                "One JSON object: prefill_tok_s, decode_tok_s, output_tok_s, ttft_ms_p50, itl_ms_p50, peak_rss_mb, ...");
+  cmd->callback([args] { run_bench(*args); });
+}
+
+}  // namespace nanovllm::tools
