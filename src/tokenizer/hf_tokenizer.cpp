@@ -1,0 +1,252 @@
+// Loads tokenizer.json and runs Hugging Face's pipeline: added tokens -> normalizer ->
+// pre-tokenizer -> BPE -> post-processor; decode: ids -> tokens -> decoder chain.
+#include "tokenizer/hf_tokenizer.h"
+
+#include <nlohmann/json.hpp>
+
+#include <deque>
+#include <functional>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "engine/check.h"
+#include "tokenizer/added_tokens.h"
+#include "tokenizer/bpe_model.h"
+#include "tokenizer/decoders.h"
+#include "tokenizer/normalizers.h"
+#include "tokenizer/pre_tokenizers.h"
+#include "tokenizer/unicode.h"
+
+namespace nanovllm {
+
+using json = nlohmann::json;
+
+namespace {
+
+json read_json(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot open " + path);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  try {
+    return json::parse(buf.str());
+  } catch (const json::exception& e) {
+    throw Error(path + ": malformed JSON: " + e.what());
+  }
+}
+
+// A token string from tokenizer_config.json: "…", {"content": "…"} or null.
+std::optional<std::string> config_token(const json& cfg, const char* key) {
+  if (!cfg.contains(key)) return std::nullopt;
+  const json& v = cfg[key];
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_object() && v.contains("content")) return v["content"].get<std::string>();
+  return std::nullopt;
+}
+
+AddedToken parse_added_token(const json& j) {
+  AddedToken t;
+  t.content = j.at("content").get<std::string>();
+  t.id = j.at("id").get<int>();
+  t.special = j.value("special", false);
+  t.lstrip = j.value("lstrip", false);
+  t.rstrip = j.value("rstrip", false);
+  t.single_word = j.value("single_word", false);
+  t.normalized = j.value("normalized", !t.special);
+  return t;
+}
+
+}  // namespace
+
+HfTokenizer::HfTokenizer() = default;
+HfTokenizer::~HfTokenizer() = default;
+
+std::unique_ptr<HfTokenizer> HfTokenizer::from_file(const std::string& path) {
+  std::unique_ptr<HfTokenizer> tok(new HfTokenizer());
+  tok->load(path);
+  return tok;
+}
+
+std::unique_ptr<HfTokenizer> HfTokenizer::from_dir(const std::string& dir) {
+  const std::filesystem::path d(dir);
+  auto tok = from_file((d / "tokenizer.json").string());
+  const std::filesystem::path cfg = d / "tokenizer_config.json";
+  if (std::filesystem::exists(cfg)) tok->load_config(cfg.string());
+  return tok;
+}
+
+void HfTokenizer::load(const std::string& path) {
+  const json spec = read_json(path);
+  try {
+    normalizer_ = make_normalizer(spec.value("normalizer", json()));
+    pre_tokenizer_ = make_pre_tokenizer(spec.value("pre_tokenizer", json()));
+    model_ = std::make_unique<BpeModel>(spec.at("model"), pre_tokenizer_ && pre_tokenizer_->byte_level());
+    decoder_ = make_decoder(spec.value("decoder", json()));
+    for (const json& a : spec.value("added_tokens", json::array())) added_.push_back(parse_added_token(a));
+    load_post_processor(&spec);
+  } catch (const json::exception& e) {
+    throw Error(path + ": unexpected tokenizer.json structure: " + e.what());
+  } catch (const Error& e) {
+    throw Error(path + ": " + e.what());
+  }
+  // Normalized tokens are found in normalized text, so their pattern is normalized too.
+  std::vector<AddedToken> raw, norm;
+  std::vector<std::string> raw_pat, norm_pat;
+  for (AddedToken& t : added_) {
+    std::string p = t.content;
+    if (t.normalized && normalizer_) normalizer_->normalize(p);
+    t.surface = p;
+    t.skippable = t.special && p == t.content;
+    (t.normalized ? norm : raw).push_back(t);
+    (t.normalized ? norm_pat : raw_pat).push_back(std::move(p));
+  }
+  raw_matcher_ = std::make_unique<AddedTokenMatcher>(std::move(raw), std::move(raw_pat));
+  normalized_matcher_ = std::make_unique<AddedTokenMatcher>(std::move(norm), std::move(norm_pat));
+  for (size_t i = 0; i < added_.size(); ++i) added_by_id_[added_[i].id] = i;
+  vocab_size_ = model_->size();
+  for (const AddedToken& t : added_) vocab_size_ = std::max(vocab_size_, t.id + 1);
+}
+
+// TemplateProcessing / Bert / Roberta / ByteLevel / Sequence, reduced to the ids placed before
+// and after a single sequence when add_special_tokens is on.
+void HfTokenizer::load_post_processor(const void* spec_ptr) {
+  const json& spec = *static_cast<const json*>(spec_ptr);
+  std::function<void(const json&)> add = [&](const json& p) {
+    if (p.is_null()) return;
+    const std::string type = p.at("type").get<std::string>();
+    if (type == "ByteLevel") return;  // offsets only
+    if (type == "Sequence") {
+      for (const json& q : p.at("processors")) add(q);
+      return;
+    }
+    std::vector<int> pre, post;
+    if (type == "TemplateProcessing") {
+      bool seen_a = false;
+      for (const json& item : p.at("single")) {
+        if (item.contains("Sequence")) {
+          seen_a = true;
+          continue;
+        }
+        const std::string name = item.at("SpecialToken").at("id").get<std::string>();
+        for (const json& id : p.at("special_tokens").at(name).at("ids")) (seen_a ? post : pre).push_back(id.get<int>());
+      }
+    } else if (type == "BertProcessing" || type == "RobertaProcessing") {
+      pre.push_back(p.at("cls").at(1).get<int>());
+      post.push_back(p.at("sep").at(1).get<int>());
+    } else {
+      throw Error("unsupported post_processor type '" + type + "'");
+    }
+    prefix_ids_.insert(prefix_ids_.begin(), pre.begin(), pre.end());
+    suffix_ids_.insert(suffix_ids_.end(), post.begin(), post.end());
+  };
+  add(spec.value("post_processor", json()));
+  if (!prefix_ids_.empty()) bos_id_ = prefix_ids_.front();
+}
+
+void HfTokenizer::load_config(const std::string& path) {
+  const json cfg = read_json(path);
+  auto resolve = [&](const char* key, std::optional<int>& out) {
+    if (auto s = config_token(cfg, key)) {
+      if (auto id = token_to_id(*s)) out = id;
+      else throw Error(path + ": " + key + " '" + *s + "' is not in the vocabulary");
+    }
+  };
+  resolve("bos_token", bos_id_);
+  resolve("eos_token", eos_id_);
+}
+
+std::optional<int> HfTokenizer::token_to_id(std::string_view token) const {
+  for (const AddedToken& t : added_)
+    if (t.content == token) return t.id;
+  return model_->token_to_id(token);
+}
+
+const AddedToken* HfTokenizer::added_token(int id) const {
+  auto it = added_by_id_.find(id);
+  return it == added_by_id_.end() ? nullptr : &added_[it->second];
+}
+
+std::string HfTokenizer::id_to_token(int id) const {
+  if (const AddedToken* t = added_token(id)) return t->surface;
+  return model_->id_to_token(id);
+}
+
+bool HfTokenizer::is_special(int id) const {
+  const AddedToken* t = added_token(id);
+  return t != nullptr && t->special;
+}
+
+std::vector<int> HfTokenizer::encode(std::string_view text, bool add_special_tokens) const {
+  return encode(text, add_special_tokens, false);
+}
+
+std::vector<int> HfTokenizer::encode(std::string_view text, bool add_special_tokens, bool split_special) const {
+  std::string repaired;  // encode() takes bytes; Hugging Face takes str, so repair first
+  if (!unicode::is_valid_utf8(text)) {
+    unicode::append_lossy(repaired, text);
+    text = repaired;
+  }
+  std::vector<int> ids;
+  ids.reserve(text.size() / 3 + 8);
+  if (add_special_tokens) ids = prefix_ids_;
+  std::vector<TextSegment> segs;
+  raw_matcher_->split(text, split_special, segs);
+  for (const TextSegment& s : segs) {
+    if (s.id >= 0) ids.push_back(s.id);
+    else encode_segment(text.substr(s.begin, s.end - s.begin), s.begin == 0, split_special, ids);
+  }
+  if (add_special_tokens) ids.insert(ids.end(), suffix_ids_.begin(), suffix_ids_.end());
+  return ids;
+}
+
+// One stretch of text between non-normalized added tokens: normalize, then extract the
+// normalized added tokens, then pre-tokenize and encode the rest.
+void HfTokenizer::encode_segment(std::string_view text, bool at_origin, bool split_special, std::vector<int>& ids) const {
+  std::string norm(text);
+  if (normalizer_) normalizer_->normalize(norm);
+  if (normalized_matcher_->empty()) return encode_words(norm, at_origin, ids);
+  std::vector<TextSegment> segs;
+  normalized_matcher_->split(norm, split_special, segs);
+  for (const TextSegment& s : segs) {
+    if (s.id >= 0) ids.push_back(s.id);
+    else encode_words(std::string_view(norm).substr(s.begin, s.end - s.begin), at_origin && s.begin == 0, ids);
+  }
+}
+
+void HfTokenizer::encode_words(std::string_view text, bool at_origin, std::vector<int>& ids) const {
+  if (text.empty()) return;
+  if (!pre_tokenizer_) return model_->encode_word(text, ids);
+  thread_local std::vector<std::string_view> words;
+  std::deque<std::string> arena;
+  words.clear();
+  pre_tokenizer_->split(text, at_origin, words, arena);
+  for (std::string_view w : words) model_->encode_word(w, ids);
+}
+
+std::string HfTokenizer::decode(std::span<const int> ids, bool skip_special_tokens) const {
+  std::vector<std::string> tokens;
+  tokens.reserve(ids.size());
+  for (int id : ids) {
+    if (const AddedToken* added = added_token(id)) {
+      if (!(skip_special_tokens && added->skippable)) tokens.push_back(added->surface);
+      continue;
+    }
+    const std::string& tok = model_->id_to_token(id);
+    if (!tok.empty()) tokens.push_back(tok);
+  }
+  if (!decoder_) {
+    std::string out;
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      if (i > 0) out += ' ';
+      out += tokens[i];
+    }
+    return out;
+  }
+  decoder_->decode_chain(tokens);
+  std::string out;
+  for (const std::string& t : tokens) out += t;
+  return out;
+}
+
+}  // namespace nanovllm
