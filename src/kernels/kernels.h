@@ -48,6 +48,7 @@ struct KVLayer {
 };
 
 // Writes k/v [n, n_kv_heads, head_dim] of n tokens into cache slots (slot = block * block_size + offset).
+// A negative slot (a padding token) is skipped.
 void kv_store(const KVLayer& kv, const float* k, const float* v, int n, const int* slots);
 
 // One sequence of a batched attention call: its queries are rows [q_offset, q_offset + n_new)

@@ -1,0 +1,155 @@
+// Public kernel entry points: argument checks, then one call through the table chosen for this CPU.
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "kernels/kernels_internal.h"
+
+namespace nanovllm::kernels {
+
+void kernel_check_failed(const char* expr, const char* file, int line, const char* msg) {
+  throw std::logic_error(std::string(file) + ":" + std::to_string(line) + ": check failed: " +
+                         expr + " (" + msg + ")");
+}
+namespace {
+
+bool cpu_has_avx2() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+         __builtin_cpu_supports("f16c");
+}
+
+bool cpu_has_avx512bf16() {
+  __builtin_cpu_init();
+  return cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bf16") &&
+         __builtin_cpu_supports("avx512vnni");
+}
+
+// The table for an ISA name, or nullptr where the name is unknown or the CPU lacks it.
+const KernelTable* table_for(const char* name) {
+  if (std::strcmp(name, "scalar") == 0) return &scalar_table();
+  if (std::strcmp(name, "avx2") == 0) return cpu_has_avx2() ? &avx2_table() : nullptr;
+  if (std::strcmp(name, "avx512bf16") == 0)
+    return cpu_has_avx512bf16() ? &avx512_table() : nullptr;
+  return nullptr;
+}
+
+const KernelTable* best_table() {
+  if (cpu_has_avx512bf16()) return &avx512_table();
+  if (cpu_has_avx2()) return &avx2_table();
+  return &scalar_table();
+}
+
+// NANOVLLM_ISA=scalar|avx2|avx512bf16 forces an implementation; a wrong value is reported and
+// ignored rather than fatal, so a stale environment never stops the engine.
+const KernelTable* initial_table() {
+  const char* env = std::getenv("NANOVLLM_ISA");
+  if (env && *env) {
+    if (const KernelTable* t = table_for(env)) return t;
+    std::fprintf(stderr, "nanovllm: NANOVLLM_ISA=%s is unknown or unsupported by this CPU; using %s\n",
+                 env, best_table()->name);
+  }
+  return best_table();
+}
+
+std::atomic<const KernelTable*>& active() {
+  static std::atomic<const KernelTable*> t{initial_table()};
+  return t;
+}
+
+const KernelTable& ops() { return *active().load(std::memory_order_acquire); }
+
+void check_weight(const WeightView& w) {
+  NV_KCHECK(w.rows >= 0 && w.cols >= 0, "weight shape must be non-negative");
+  NV_KCHECK(w.data != nullptr || size_t(w.rows) * size_t(w.cols) == 0, "weight data is null");
+}
+
+void check_kv(const KVLayer& kv) {
+  NV_KCHECK(kv.dtype == DType::F32 || kv.dtype == DType::BF16, "KV cache must be F32 or BF16");
+  NV_KCHECK(kv.block_size > 0 && kv.n_kv_heads > 0 && kv.head_dim > 0, "KV layer shape");
+  NV_KCHECK(kv.head_dim <= 1024 && kv.head_dim % 2 == 0, "head_dim must be even and <= 1024");
+}
+
+}  // namespace
+
+size_t dtype_size(DType t) { return t == DType::F32 ? 4 : 2; }
+
+const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::F32: return "F32";
+    case DType::BF16: return "BF16";
+    case DType::F16: return "F16";
+  }
+  return "?";
+}
+
+void matmul(const float* x, int M, const WeightView& w, const float* bias, float* y) {
+  check_weight(w);
+  NV_KCHECK(M >= 0, "matmul: M must be non-negative");
+  if (M == 0 || w.rows == 0) return;
+  ops().matmul(x, M, w, bias, y);
+}
+
+void rmsnorm(const float* x, const float* weight, int rows, int n, float eps, float* out) {
+  NV_KCHECK(rows >= 0 && n >= 0, "rmsnorm: negative shape");
+  if (rows == 0 || n == 0) return;
+  ops().rmsnorm(x, weight, rows, n, eps, out);
+}
+
+void rope(float* x, int n_tokens, int n_heads, int head_dim, const int* positions,
+          const float* inv_freq) {
+  NV_KCHECK(n_tokens >= 0 && n_heads >= 0 && head_dim >= 0 && head_dim % 2 == 0,
+            "rope: head_dim must be even and shapes non-negative");
+  if (n_tokens == 0 || n_heads == 0 || head_dim == 0) return;
+  ops().rope(x, n_tokens, n_heads, head_dim, positions, inv_freq);
+}
+
+void silu_mul(const float* gate_up, int rows, int n, float* out) {
+  NV_KCHECK(rows >= 0 && n >= 0, "silu_mul: negative shape");
+  if (rows == 0 || n == 0) return;
+  ops().silu_mul(gate_up, rows, n, out);
+}
+
+void kv_store(const KVLayer& kv, const float* k, const float* v, int n, const int* slots) {
+  check_kv(kv);
+  NV_KCHECK(n >= 0, "kv_store: negative token count");
+  if (n == 0) return;
+  ops().kv_store(kv, k, v, n, slots);
+}
+
+void paged_attention(const float* q, const AttnSeq* seqs, int n_seqs, int n_heads,
+                     const KVLayer& kv, float scale, float* out) {
+  check_kv(kv);
+  NV_KCHECK(n_heads > 0 && n_heads % kv.n_kv_heads == 0, "n_heads must be a multiple of n_kv_heads");
+  for (int s = 0; s < n_seqs; ++s)
+    NV_KCHECK(seqs[s].n_new >= 0 && seqs[s].num_cached >= 0 && seqs[s].q_offset >= 0 &&
+                  (seqs[s].n_new == 0 || seqs[s].block_table != nullptr),
+              ("paged_attention: bad sequence " + std::to_string(s)).c_str());
+  if (n_seqs <= 0) return;
+  ops().paged_attention(q, seqs, n_seqs, n_heads, kv, scale, out);
+}
+
+void embed(const WeightView& table, const int* ids, int n, float* out) {
+  check_weight(table);
+  for (int i = 0; i < n; ++i)
+    NV_KCHECK(ids[i] >= 0 && ids[i] < table.rows,
+              ("embed: token id " + std::to_string(ids[i]) + " outside the vocabulary").c_str());
+  if (n <= 0) return;
+  ops().embed(table, ids, n, out);
+}
+
+const char* isa_name() { return ops().name; }
+
+bool force_isa(const char* name) {
+  const KernelTable* t = name ? table_for(name) : nullptr;
+  if (!t) return false;
+  active().store(t, std::memory_order_release);
+  return true;
+}
+
+}  // namespace nanovllm::kernels

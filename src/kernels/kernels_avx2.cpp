@@ -1,0 +1,712 @@
+// AVX2 + FMA kernels (Haswell / Zen and later); kernels without an AVX2 version use the scalar one.
+#include <immintrin.h>
+#include <math.h>  // C expf/cosf/...: the std:: float overloads are inline functions whose
+                   // AVX2-compiled copies the linker could share with the scalar path
+#include <omp.h>
+
+#include <cstdlib>
+
+#include "kernels/kernels_internal.h"
+
+namespace nanovllm::kernels {
+namespace {
+
+static inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+// ---- matmul -------------------------------------------------------------------------------
+#include "kernels/matmul_driver.inc"
+
+// How far ahead of the row being read the M = 1 path prefetches W (tuned: bench/NOTES.md).
+constexpr size_t kPrefetchBytes = 1024;
+
+// Weight loaders: the 16 weights W[i, i + 16) as two 8-lane halves, in the order x is packed.
+struct LoadBF16 {
+  static constexpr size_t kBytes = 2;
+  // BF16 is the top half of an f32: a 32-bit lane holding two bf16 gives the odd element by
+  // masking and the even one by shifting, so 16 weights cost one load and two ALU ops. The x
+  // panel is de-interleaved to match (evens, then odds: pack_even_odd).
+  template <int H>
+  static __m256 half(const uint8_t* w, size_t i) {
+    const auto* p = reinterpret_cast<const __m256i*>(reinterpret_cast<const uint16_t*>(w) + i);
+    const __m256i v = _mm256_loadu_si256(p);
+    return H == 0 ? _mm256_castsi256_ps(_mm256_slli_epi32(v, 16))
+                  : _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32(int(0xffff0000u))));
+  }
+};
+
+struct LoadF32 {
+  static constexpr size_t kBytes = 4;
+  template <int H>
+  static __m256 half(const uint8_t* w, size_t i) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(w) + i + 8 * H);
+  }
+};
+
+struct LoadF16 {
+  static constexpr size_t kBytes = 2;
+  template <int H>
+  static __m256 half(const uint8_t* w, size_t i) {
+    const auto* p = reinterpret_cast<const __m128i*>(reinterpret_cast<const uint16_t*>(w) + i + 8 * H);
+    return _mm256_cvtph_ps(_mm_loadu_si128(p));
+  }
+};
+
+// Each full 16-block of an x row reordered to (evens, odds), matching LoadBF16.
+static void pack_even_odd(const float* x, int m0, int m1, int K, float* xp) {
+  const __m256i idx = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+  for (int m = m0; m < m1; ++m) {
+    const float* s = x + size_t(m) * K;
+    float* d = xp + size_t(m) * K;
+    for (int k = 0; k + 16 <= K; k += 16) {
+      const __m256 a = _mm256_permutevar8x32_ps(_mm256_loadu_ps(s + k), idx);      // e0-3 o0-3
+      const __m256 b = _mm256_permutevar8x32_ps(_mm256_loadu_ps(s + k + 8), idx);  // e4-7 o4-7
+      _mm256_storeu_ps(d + k, _mm256_permute2f128_ps(a, b, 0x20));
+      _mm256_storeu_ps(d + k + 8, _mm256_permute2f128_ps(a, b, 0x31));
+    }
+  }
+}
+
+// f32 FMA over 16-element steps, dot-product form (no packing of W): a 3 x 3 tile keeps 9
+// accumulators (enough chains for 2 FMA pipes x 4 cycles latency), 3 weights and one x vector
+// in the 16 ymm registers. Used for M = 1 (row_dot) and small M; see the panel path below.
+template <class Load, bool kPack>
+struct Avx2Matmul {
+  using XT = float;
+  static constexpr int kStep = 16, kMR = 3, kNR = 3;
+  static constexpr bool kPackX = kPack;
+  static void pack(const float* x, int m0, int m1, int K, float* xp) { pack_even_odd(x, m0, m1, K, xp); }
+
+  template <int MR, int NR>
+  static void dot(const float* x, size_t K, const uint8_t* w, size_t Kmain, float out[][8]) {
+    __m256 acc[MR][NR];
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
+    for (size_t k = 0; k < Kmain; k += 16) {
+      step<0, MR, NR>(x, K, w, k, acc);
+      step<1, MR, NR>(x, K, w, k, acc);
+    }
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) out[i][j] = hsum(acc[i][j]);
+  }
+
+  // One x row against one W row with four independent chains, for M = 1 where rows are
+  // streamed one after another; the prefetch runs ahead in that single sequential stream.
+  static float row_dot(const float* x, const uint8_t* w, size_t Kmain) {
+    __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    size_t k = 0;
+    for (; k + 32 <= Kmain; k += 32) {
+      _mm_prefetch(reinterpret_cast<const char*>(w + k * Load::kBytes + kPrefetchBytes), _MM_HINT_T0);
+      a[0] = _mm256_fmadd_ps(_mm256_loadu_ps(x + k), Load::template half<0>(w, k), a[0]);
+      a[1] = _mm256_fmadd_ps(_mm256_loadu_ps(x + k + 8), Load::template half<1>(w, k), a[1]);
+      a[2] = _mm256_fmadd_ps(_mm256_loadu_ps(x + k + 16), Load::template half<0>(w, k + 16), a[2]);
+      a[3] = _mm256_fmadd_ps(_mm256_loadu_ps(x + k + 24), Load::template half<1>(w, k + 16), a[3]);
+    }
+    for (; k < Kmain; k += 16) {
+      a[0] = _mm256_fmadd_ps(_mm256_loadu_ps(x + k), Load::template half<0>(w, k), a[0]);
+      a[1] = _mm256_fmadd_ps(_mm256_loadu_ps(x + k + 8), Load::template half<1>(w, k), a[1]);
+    }
+    return hsum(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])));
+  }
+
+  template <int H, int MR, int NR>
+  static inline void step(const float* x, size_t K, const uint8_t* w, size_t k, __m256 (&acc)[MR][NR]) {
+    __m256 wv[NR];
+    for (int j = 0; j < NR; ++j) wv[j] = Load::template half<H>(w + K * Load::kBytes * j, k);
+    for (int i = 0; i < MR; ++i) {
+      const __m256 xv = _mm256_loadu_ps(x + i * K + k + 8 * H);
+      for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_fmadd_ps(xv, wv[j], acc[i][j]);
+    }
+  }
+};
+
+// ---- matmul, panel path (compute-bound M) -------------------------------------------------
+// The BLIS-style outer-product form: a panel of 16 W rows is converted to f32 and transposed
+// once into Wp[K][16]; a 6 x 16 register tile then does 12 FMAs per k for 2 weight loads and 6
+// broadcasts of x, with no per-tile conversion or horizontal sums.
+
+constexpr int kPanelN = 16, kPanelMR = 6;
+
+// 8 consecutive weights of a row as f32, natural order.
+static inline __m256 load_w8(const void* w, DType t, size_t i) {
+  if (t == DType::F32) return _mm256_loadu_ps(static_cast<const float*>(w) + i);
+  const auto* p = reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(w) + i);
+  if (t == DType::F16) return _mm256_cvtph_ps(_mm_loadu_si128(p));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(p)), 16));
+}
+
+static inline void transpose8(__m256 r[8]) {
+  __m256 t[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  __m256 u[8];
+  for (int i = 0; i < 8; i += 4)
+    for (int j = 0; j < 2; ++j) {
+      u[i + j] = _mm256_shuffle_ps(t[i + j], t[i + j + 2], 0x44);
+      u[i + j + 2] = _mm256_shuffle_ps(t[i + j], t[i + j + 2], 0xee);
+    }
+  // u[0..3] hold columns (0,4) (2,6) (1,5) (3,7) of rows 0-3 in their halves; u[4..7] of rows 4-7.
+  const int order[4] = {0, 2, 1, 3};
+  for (int c = 0; c < 4; ++c) {
+    r[c] = _mm256_permute2f128_ps(u[order[c]], u[4 + order[c]], 0x20);
+    r[c + 4] = _mm256_permute2f128_ps(u[order[c]], u[4 + order[c]], 0x31);
+  }
+}
+
+// Wp[k][j] = W[n0 + j][k] for j < nr, 0 beyond.
+static void pack_panel(const WeightView& w, int n0, int nr, float* wp) {
+  const size_t K = size_t(w.cols), K8 = K & ~size_t(7), esz = dtype_size(w.dtype);
+  const auto* base = static_cast<const uint8_t*>(w.data);
+  for (int jb = 0; jb < kPanelN; jb += 8) {
+    if (jb + 8 <= nr) {
+      for (size_t k = 0; k < K8; k += 8) {
+        __m256 r[8];
+        for (int j = 0; j < 8; ++j) r[j] = load_w8(base + size_t(n0 + jb + j) * K * esz, w.dtype, k);
+        transpose8(r);
+        for (int i = 0; i < 8; ++i) _mm256_storeu_ps(wp + (k + i) * kPanelN + jb, r[i]);
+      }
+      for (size_t k = K8; k < K; ++k)
+        for (int j = 0; j < 8; ++j)
+          wp[k * kPanelN + jb + j] = load_as_f32(w.data, w.dtype, size_t(n0 + jb + j) * K + k);
+    } else {
+      for (size_t k = 0; k < K; ++k)
+        for (int j = 0; j < 8; ++j)
+          wp[k * kPanelN + jb + j] = jb + j < nr ? load_as_f32(w.data, w.dtype, size_t(n0 + jb + j) * K + k) : 0.f;
+    }
+  }
+}
+
+// y[i][0, nr) (+)= x[i][k0, k1) . Wp[k0, k1) for MR rows of x: the first K slice starts from
+// the bias, later ones from the partial sums already in y.
+template <int MR>
+static void panel_tile(const float* x, size_t K, size_t k0, size_t k1, const float* wp, int nr,
+                       const float* bias, bool first, float* y, size_t N) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr), lane);
+  const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr - 8), lane);
+  const __m256 z0 = bias ? _mm256_maskload_ps(bias, m0) : _mm256_setzero_ps();
+  const __m256 z1 = bias ? _mm256_maskload_ps(bias + 8, m1) : _mm256_setzero_ps();
+  // All loops over MR fully unrolled so the accumulators stay in registers (with a variable
+  // index GCC 12 mirrors every accumulator to the stack on every k: 2.4x slower).
+  __m256 lo[MR], hi[MR];
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; ++i) {
+    lo[i] = first ? z0 : _mm256_maskload_ps(y + i * N, m0);
+    hi[i] = first ? z1 : _mm256_maskload_ps(y + i * N + 8, m1);
+  }
+  for (size_t k = k0; k < k1; ++k) {
+    const __m256 b0 = _mm256_loadu_ps(wp + k * kPanelN), b1 = _mm256_loadu_ps(wp + k * kPanelN + 8);
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) {
+      const __m256 a = _mm256_broadcast_ss(x + i * K + k);
+      lo[i] = _mm256_fmadd_ps(a, b0, lo[i]);
+      hi[i] = _mm256_fmadd_ps(a, b1, hi[i]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; ++i) {
+    _mm256_maskstore_ps(y + i * N, m0, lo[i]);
+    _mm256_maskstore_ps(y + i * N + 8, m1, hi[i]);
+  }
+}
+
+struct PanelJob {
+  const float* x;
+  size_t K, N;
+  const float* wp;
+  int n0, nr;
+  const float* bias;
+  float* y;
+};
+
+static void panel_rows(const PanelJob& j, int m0, int mr, size_t k0, size_t k1) {
+  const float* xr = j.x + size_t(m0) * j.K;
+  const float* b = j.bias ? j.bias + j.n0 : nullptr;
+  float* yr = j.y + size_t(m0) * j.N + j.n0;
+  const bool first = k0 == 0;
+  switch (mr) {
+    case 6: return panel_tile<6>(xr, j.K, k0, k1, j.wp, j.nr, b, first, yr, j.N);
+    case 5: return panel_tile<5>(xr, j.K, k0, k1, j.wp, j.nr, b, first, yr, j.N);
+    case 4: return panel_tile<4>(xr, j.K, k0, k1, j.wp, j.nr, b, first, yr, j.N);
+    case 3: return panel_tile<3>(xr, j.K, k0, k1, j.wp, j.nr, b, first, yr, j.N);
+    case 2: return panel_tile<2>(xr, j.K, k0, k1, j.wp, j.nr, b, first, yr, j.N);
+    default: return panel_tile<1>(xr, j.K, k0, k1, j.wp, j.nr, b, first, yr, j.N);
+  }
+}
+
+// Depth of a K slice: its part of a panel (KC x 16 floats = 256 KiB) stays in L2 while every
+// row tile of x passes over it. L1-sized slices (128-512) measured no better here (NOTES.md),
+// so only long rows (K > 4096, e.g. Llama-3.2-1B's down_proj at 8192) are sliced.
+constexpr size_t kPanelKC = 4096;
+
+// Each thread owns a stripe of panels; each panel is packed once and swept by all rows of x.
+static void matmul_panels(const float* x, int M, const WeightView& w, const float* bias, float* y) {
+  const int N = w.rows, panels = (N + kPanelN - 1) / kPanelN;
+  const size_t K = size_t(w.cols);
+#pragma omp parallel if (2.0 * M * N * K > kMinParallelFlops)
+  {
+    float* wp = static_cast<float*>(matmul_scratch(K * kPanelN * sizeof(float)));
+#pragma omp for schedule(static)
+    for (int p = 0; p < panels; ++p) {
+      const int n0 = p * kPanelN, nr = N - n0 < kPanelN ? N - n0 : kPanelN;
+      pack_panel(w, n0, nr, wp);
+      const PanelJob job{x, K, size_t(N), wp, n0, nr, bias, y};
+      for (size_t k0 = 0; k0 < K || k0 == 0; k0 += kPanelKC) {  // K = 0 still writes the bias
+        const size_t k1 = k0 + kPanelKC < K ? k0 + kPanelKC : K;
+        for (int m0 = 0; m0 < M; m0 += kPanelMR)
+          panel_rows(job, m0, M - m0 < kPanelMR ? M - m0 : kPanelMR, k0, k1);
+      }
+    }
+  }
+}
+
+// Below this many rows of x, converting W into panels costs more than it saves (M = 1 is
+// memory-bound; 2..7 rows share each W tile through the dot-product kernel instead).
+constexpr int kPanelMinRows = 8;
+
+void matmul_avx2(const float* x, int M, const WeightView& w, const float* bias, float* y) {
+  if (M >= kPanelMinRows) return matmul_panels(x, M, w, bias, y);
+  switch (w.dtype) {
+    case DType::BF16: return matmul_with<Avx2Matmul<LoadBF16, true>>(x, M, w, bias, y);
+    case DType::F32: return matmul_with<Avx2Matmul<LoadF32, false>>(x, M, w, bias, y);
+    case DType::F16: return matmul_with<Avx2Matmul<LoadF16, false>>(x, M, w, bias, y);
+  }
+}
+
+// ---- elementwise ---------------------------------------------------------------------------
+
+// e^x for 8 lanes: 2^n * p(r) with x = n ln2 + r, |r| <= ln2 / 2 and a degree-6 polynomial
+// (relative error ~2e-7). Inputs are clamped to the finite range, so -inf gives ~1e-38, not NaN.
+static inline __m256 exp256(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);  // ln2 split in two parts
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.3981999507e-3f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.f)));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+void silu_mul_avx2(const float* gate_up, int rows, int n, float* out) {
+#pragma omp parallel for schedule(static) if (double(rows) * n > 1 << 16)
+  for (int r = 0; r < rows; ++r) {
+    const float* g = gate_up + size_t(r) * 2 * n;
+    const float* u = g + n;
+    float* o = out + size_t(r) * n;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+      const __m256 gv = _mm256_loadu_ps(g + i);
+      const __m256 den = _mm256_add_ps(_mm256_set1_ps(1.f), exp256(_mm256_sub_ps(_mm256_setzero_ps(), gv)));
+      _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_div_ps(gv, den), _mm256_loadu_ps(u + i)));
+    }
+    for (; i < n; ++i) o[i] = g[i] / (1.f + expf(-g[i])) * u[i];
+  }
+}
+
+void rmsnorm_avx2(const float* x, const float* weight, int rows, int n, float eps, float* out) {
+#pragma omp parallel for schedule(static) if (double(rows) * n > 1 << 17)
+  for (int r = 0; r < rows; ++r) {
+    const float* xr = x + size_t(r) * n;
+    float* o = out + size_t(r) * n;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+      const __m256 u = _mm256_loadu_ps(xr + i), v = _mm256_loadu_ps(xr + i + 8);
+      a0 = _mm256_fmadd_ps(u, u, a0);
+      a1 = _mm256_fmadd_ps(v, v, a1);
+    }
+    float ss = hsum(_mm256_add_ps(a0, a1));
+    for (; i < n; ++i) ss += xr[i] * xr[i];
+    const float inv = 1.f / sqrtf(ss / float(n) + eps);
+    const __m256 iv = _mm256_set1_ps(inv);
+    for (i = 0; i + 8 <= n; i += 8)
+      _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(xr + i), iv),
+                                            _mm256_loadu_ps(weight + i)));
+    for (; i < n; ++i) o[i] = xr[i] * inv * weight[i];
+  }
+}
+
+// Rotates the n_heads heads of one token by precomputed cs = (cos[half], sin[half]).
+static void rope_token(float* x, int n_heads, int head_dim, const float* cs) {
+  const int half = head_dim / 2;
+  for (int h = 0; h < n_heads; ++h) {
+    float* a = x + size_t(h) * head_dim;
+    float* b = a + half;
+    int i = 0;
+    for (; i + 8 <= half; i += 8) {
+      const __m256 c = _mm256_loadu_ps(cs + i), sn = _mm256_loadu_ps(cs + half + i);
+      const __m256 av = _mm256_loadu_ps(a + i), bv = _mm256_loadu_ps(b + i);
+      _mm256_storeu_ps(a + i, _mm256_fmsub_ps(av, c, _mm256_mul_ps(bv, sn)));
+      _mm256_storeu_ps(b + i, _mm256_fmadd_ps(bv, c, _mm256_mul_ps(av, sn)));
+    }
+    for (; i < half; ++i) {
+      const float av = a[i], bv = b[i];
+      a[i] = av * cs[i] - bv * cs[half + i];
+      b[i] = bv * cs[i] + av * cs[half + i];
+    }
+  }
+}
+
+// cos/sin are computed once per (token, frequency), in f32 as transformers does, and applied
+// to every head; long prefills split tokens over threads.
+void rope_avx2(float* x, int n_tokens, int n_heads, int head_dim, const int* positions,
+               const float* inv_freq) {
+  const int half = head_dim / 2;
+#pragma omp parallel if (double(n_tokens) * n_heads * head_dim > 1 << 16)
+  {
+    float* cs = static_cast<float*>(matmul_scratch(size_t(head_dim) * sizeof(float)));
+#pragma omp for schedule(static)
+    for (int t = 0; t < n_tokens; ++t) {
+      for (int i = 0; i < half; ++i) {
+        const float angle = float(positions[t]) * inv_freq[i];
+        cs[i] = cosf(angle);
+        cs[half + i] = sinf(angle);
+      }
+      rope_token(x + size_t(t) * n_heads * head_dim, n_heads, head_dim, cs);
+    }
+  }
+}
+
+// 8 floats to bf16 with round-to-nearest-even, NaN kept NaN (bit-identical to f32_to_bf16).
+static inline __m128i f32x8_to_bf16(__m256 f) {
+  const __m256i u = _mm256_castps_si256(f);
+  const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+  __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(odd, _mm256_set1_epi32(0x7fff))), 16);
+  const __m256i abs = _mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff));
+  const __m256i nan = _mm256_cmpgt_epi32(abs, _mm256_set1_epi32(0x7f800000));
+  r = _mm256_blendv_epi8(r, _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40)), nan);
+  // packus works per 128-bit lane: gather the two low quadwords of the result.
+  const __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0x08);
+  return _mm256_castsi256_si128(p);
+}
+
+void kv_store_avx2(const KVLayer& kv, const float* k, const float* v, int n, const int* slots) {
+  const size_t row = size_t(kv.n_kv_heads) * kv.head_dim;
+#pragma omp parallel for schedule(static) if (double(n) * row > 1 << 17)
+  for (int i = 0; i < n; ++i) {
+    if (slots[i] < 0) continue;  // padding token: nothing to cache
+    const size_t dst = kv_offset(kv, size_t(slots[i]), 0);
+    const float* ks = k + size_t(i) * row;
+    const float* vs = v + size_t(i) * row;
+    if (kv.dtype == DType::F32) {
+      std::memcpy(static_cast<float*>(kv.k) + dst, ks, row * sizeof(float));
+      std::memcpy(static_cast<float*>(kv.v) + dst, vs, row * sizeof(float));
+      continue;
+    }
+    uint16_t* kd = static_cast<uint16_t*>(kv.k) + dst;
+    uint16_t* vd = static_cast<uint16_t*>(kv.v) + dst;
+    size_t j = 0;
+    for (; j + 8 <= row; j += 8) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(kd + j), f32x8_to_bf16(_mm256_loadu_ps(ks + j)));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(vd + j), f32x8_to_bf16(_mm256_loadu_ps(vs + j)));
+    }
+    for (; j < row; ++j) {
+      kd[j] = f32_to_bf16(ks[j]);
+      vd[j] = f32_to_bf16(vs[j]);
+    }
+  }
+}
+
+// ---- attention -----------------------------------------------------------------------------
+// A KV row of head_dim elements as f32 vectors: bf16 widens by a 16-bit shift.
+static inline __m256 load_kv8(const void* base, DType t, size_t i) {
+  if (t == DType::F32) return _mm256_loadu_ps(static_cast<const float*>(base) + i);
+  const auto* p = reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + i);
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(p)), 16));
+}
+
+static inline float dot_kv(const float* q, const void* k, DType t, size_t off, int hd) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+  int d = 0;
+  for (; d + 16 <= hd; d += 16) {
+    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), load_kv8(k, t, off + d), a0);
+    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d + 8), load_kv8(k, t, off + d + 8), a1);
+  }
+  float s = hsum(_mm256_add_ps(a0, a1));
+  for (; d < hd; ++d) s += q[d] * load_as_f32(k, t, off + d);
+  return s;
+}
+
+// acc[0, hd) = acc * r + p * v
+static inline void axpy_kv(float* acc, float r, float p, const void* v, DType t, size_t off, int hd) {
+  const __m256 rv = _mm256_set1_ps(r), pv = _mm256_set1_ps(p);
+  int d = 0;
+  for (; d + 8 <= hd; d += 8)
+    _mm256_storeu_ps(acc + d, _mm256_fmadd_ps(pv, load_kv8(v, t, off + d), _mm256_mul_ps(rv, _mm256_loadu_ps(acc + d))));
+  for (; d < hd; ++d) acc[d] = acc[d] * r + p * load_as_f32(v, t, off + d);
+}
+
+constexpr int kAttnChunk = 32;  // positions scored before one softmax rescale
+
+// Softmax state of one query head: running max, running sum and the weighted V sum.
+struct HeadState {
+  float m, l;
+  float* acc;
+};
+
+// Scores of one query against four K rows at once: 8 independent FMA chains (4 rows x 2) keep
+// both FMA pipes busy where a single dot product would wait on its own latency.
+static inline __m128 dot4_kv(const float* q, const void* k, DType t, const size_t off[4], int hd) {
+  __m256 a[8];
+  for (auto& v : a) v = _mm256_setzero_ps();
+  for (int d = 0; d < hd; d += 16) {
+    const __m256 q0 = _mm256_loadu_ps(q + d), q1 = _mm256_loadu_ps(q + d + 8);
+#pragma GCC unroll 4
+    for (int u = 0; u < 4; ++u) {
+      a[u] = _mm256_fmadd_ps(q0, load_kv8(k, t, off[u] + d), a[u]);
+      a[u + 4] = _mm256_fmadd_ps(q1, load_kv8(k, t, off[u] + d + 8), a[u + 4]);
+    }
+  }
+  const __m256 s01 = _mm256_hadd_ps(_mm256_add_ps(a[0], a[4]), _mm256_add_ps(a[1], a[5]));
+  const __m256 s23 = _mm256_hadd_ps(_mm256_add_ps(a[2], a[6]), _mm256_add_ps(a[3], a[7]));
+  const __m256 s = _mm256_hadd_ps(s01, s23);  // lanes: r0 r1 r2 r3 (low half) + same (high half)
+  return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+}
+
+// The same for two query heads of a GQA group at once: each K row is loaded and widened once
+// for both (8 chains: 4 rows x 2 heads).
+static inline void dot4x2_kv(const float* qa, const float* qb, const void* k, DType t,
+                             const size_t off[4], int hd, __m128* ra, __m128* rb) {
+  __m256 a[4], b[4];
+  for (int u = 0; u < 4; ++u) a[u] = b[u] = _mm256_setzero_ps();
+  for (int d = 0; d < hd; d += 8) {
+    const __m256 qav = _mm256_loadu_ps(qa + d), qbv = _mm256_loadu_ps(qb + d);
+#pragma GCC unroll 4
+    for (int u = 0; u < 4; ++u) {
+      const __m256 kv = load_kv8(k, t, off[u] + d);
+      a[u] = _mm256_fmadd_ps(qav, kv, a[u]);
+      b[u] = _mm256_fmadd_ps(qbv, kv, b[u]);
+    }
+  }
+  const __m256 sa = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+  const __m256 sb = _mm256_hadd_ps(_mm256_hadd_ps(b[0], b[1]), _mm256_hadd_ps(b[2], b[3]));
+  *ra = _mm_add_ps(_mm256_castps256_ps128(sa), _mm256_extractf128_ps(sa, 1));
+  *rb = _mm_add_ps(_mm256_castps256_ps128(sb), _mm256_extractf128_ps(sb, 1));
+}
+
+// Two heads' acc[d0, d0 + 32) = acc * r + sum_j p[j] v_j, each V row loaded once for both.
+static inline void pv_slice2(float* acc_a, float* acc_b, float ra, float rb, const float* pa,
+                             const float* pb, const void* v, DType t, const size_t* offs, int n, int d0) {
+  __m256 a[4], b[4];
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {
+    a[i] = _mm256_mul_ps(_mm256_set1_ps(ra), _mm256_loadu_ps(acc_a + d0 + 8 * i));
+    b[i] = _mm256_mul_ps(_mm256_set1_ps(rb), _mm256_loadu_ps(acc_b + d0 + 8 * i));
+  }
+  for (int j = 0; j < n; ++j) {
+    const __m256 paj = _mm256_set1_ps(pa[j]), pbj = _mm256_set1_ps(pb[j]);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+      const __m256 vv = load_kv8(v, t, offs[j] + d0 + 8 * i);
+      a[i] = _mm256_fmadd_ps(paj, vv, a[i]);
+      b[i] = _mm256_fmadd_ps(pbj, vv, b[i]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {
+    _mm256_storeu_ps(acc_a + d0 + 8 * i, a[i]);
+    _mm256_storeu_ps(acc_b + d0 + 8 * i, b[i]);
+  }
+}
+
+// acc[d0, d0 + 8 NV) = acc * r + sum_j p[j] v_j, with the slice of acc held in registers
+// across all n positions of the chunk.
+template <int NV>
+static inline void pv_slice(float* acc, float r, const float* p, const void* v, DType t,
+                            const size_t* offs, int n, int d0) {
+  __m256 a[NV];
+  const __m256 rv = _mm256_set1_ps(r);
+#pragma GCC unroll 8
+  for (int i = 0; i < NV; ++i) a[i] = _mm256_mul_ps(rv, _mm256_loadu_ps(acc + d0 + 8 * i));
+  for (int j = 0; j < n; ++j) {
+    const __m256 pj = _mm256_set1_ps(p[j]);
+#pragma GCC unroll 8
+    for (int i = 0; i < NV; ++i) a[i] = _mm256_fmadd_ps(pj, load_kv8(v, t, offs[j] + d0 + 8 * i), a[i]);
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < NV; ++i) _mm256_storeu_ps(acc + d0 + 8 * i, a[i]);
+}
+
+// Turns raw scores s[0, n) into exp(s - new max) and updates the head's running max and sum;
+// returns the factor that rescales what was accumulated before this chunk.
+static float softmax_chunk(float* s, int n, HeadState& st) {
+  float mx = st.m;
+  for (int j = 0; j < n; ++j) mx = s[j] > mx ? s[j] : mx;
+  const float rescale = expf(st.m - mx);  // 0 on the first chunk (m = -inf)
+  int j = 0;
+  for (; j + 8 <= n; j += 8)
+    _mm256_storeu_ps(s + j, exp256(_mm256_sub_ps(_mm256_loadu_ps(s + j), _mm256_set1_ps(mx))));
+  for (; j < n; ++j) s[j] = expf(s[j] - mx);
+  float sum = 0.f;
+  for (j = 0; j < n; ++j) sum += s[j];
+  st.l = st.l * rescale + sum;
+  st.m = mx;
+  return rescale;
+}
+
+// The first min(4, left) of four scores.
+static inline void store_scores(float* dst, __m128 r, int left) {
+  alignas(16) float t[4];
+  _mm_store_ps(t, r);
+  for (int u = 0; u < 4 && u < left; ++u) dst[u] = t[u];
+}
+
+// One chunk of positions [p0, p0 + n) for the `group` query heads sharing a KV head: scores
+// first (each K row is read once for all heads), one softmax update per head, then V.
+// head_dim is a multiple of 16 here (attend_chunk_any covers the rest).
+static void attend_chunk(const float* const* qs, int group, const KVLayer& kv, const int* table,
+                         int kv_head, int p0, int n, float scale, float* sc, HeadState* st) {
+  const int hd = kv.head_dim;
+  size_t offs[kAttnChunk + 3];
+  for (int j = 0; j < n; ++j) offs[j] = kv_offset(kv, seq_slot(kv, table, p0 + j), kv_head);
+  for (int j = n; j < n + 3; ++j) offs[j] = offs[n - 1];  // padding rows for the last group of 4
+  const __m128 sv = _mm_set1_ps(scale);
+  for (int j = 0; j < n; j += 4) {
+    int g = 0;
+    for (; g + 2 <= group; g += 2) {  // heads in pairs share each K row
+      __m128 ra, rb;
+      dot4x2_kv(qs[g], qs[g + 1], kv.k, kv.dtype, offs + j, hd, &ra, &rb);
+      store_scores(sc + g * kAttnChunk + j, _mm_mul_ps(ra, sv), n - j);
+      store_scores(sc + (g + 1) * kAttnChunk + j, _mm_mul_ps(rb, sv), n - j);
+    }
+    if (g < group)
+      store_scores(sc + g * kAttnChunk + j, _mm_mul_ps(dot4_kv(qs[g], kv.k, kv.dtype, offs + j, hd), sv), n - j);
+  }
+  float rescale[64];
+  for (int g = 0; g < group; ++g) rescale[g] = softmax_chunk(sc + g * kAttnChunk, n, st[g]);
+  int g = 0;
+  for (; g + 2 <= group && hd % 32 == 0; g += 2)  // pairs share each V row
+    for (int d0 = 0; d0 < hd; d0 += 32)
+      pv_slice2(st[g].acc, st[g + 1].acc, rescale[g], rescale[g + 1], sc + g * kAttnChunk,
+                sc + (g + 1) * kAttnChunk, kv.v, kv.dtype, offs, n, d0);
+  for (; g < group; ++g) {
+    const float* p = sc + g * kAttnChunk;
+    int d0 = 0;
+    for (; d0 + 64 <= hd; d0 += 64) pv_slice<8>(st[g].acc, rescale[g], p, kv.v, kv.dtype, offs, n, d0);
+    for (; d0 < hd; d0 += 16) pv_slice<2>(st[g].acc, rescale[g], p, kv.v, kv.dtype, offs, n, d0);
+  }
+}
+
+// The same for any even head_dim, one position and one head at a time.
+static void attend_chunk_any(const float* const* qs, int group, const KVLayer& kv, const int* table,
+                             int kv_head, int p0, int n, float scale, float* sc, HeadState* st) {
+  const int hd = kv.head_dim;
+  for (int j = 0; j < n; ++j) {
+    const size_t off = kv_offset(kv, seq_slot(kv, table, p0 + j), kv_head);
+    for (int g = 0; g < group; ++g) sc[g * kAttnChunk + j] = dot_kv(qs[g], kv.k, kv.dtype, off, hd) * scale;
+  }
+  float rescale[64];
+  for (int g = 0; g < group; ++g) rescale[g] = softmax_chunk(sc + g * kAttnChunk, n, st[g]);
+  for (int j = 0; j < n; ++j) {
+    const size_t off = kv_offset(kv, seq_slot(kv, table, p0 + j), kv_head);
+    for (int g = 0; g < group; ++g)
+      axpy_kv(st[g].acc, j == 0 ? rescale[g] : 1.f, sc[g * kAttnChunk + j], kv.v, kv.dtype, off, hd);
+  }
+}
+
+// K and V rows of positions [p0, p1) into cache ahead of use: a head's rows are 256-byte
+// pieces scattered over blocks, which the hardware prefetchers do not follow.
+static void prefetch_kv(const KVLayer& kv, const int* table, int kv_head, int p0, int p1) {
+  const size_t bytes = size_t(kv.head_dim) * dtype_size(kv.dtype);
+  for (int p = p0; p < p1; ++p) {
+    const size_t off = kv_offset(kv, seq_slot(kv, table, p), kv_head) * dtype_size(kv.dtype);
+    for (size_t b = 0; b < bytes; b += 64) {
+      _mm_prefetch(static_cast<const char*>(kv.k) + off + b, _MM_HINT_T0);
+      _mm_prefetch(static_cast<const char*>(kv.v) + off + b, _MM_HINT_T0);
+    }
+  }
+}
+
+// Queries [t0, t1) of one sequence for the query heads of one KV head.
+static void attend_tokens(const float* q, const AttnSeq& sq, int t0, int t1, int n_heads, int group,
+                          int kv_head, const KVLayer& kv, float scale, float* work, float* out) {
+  const int hd = kv.head_dim;
+  float* sc = work;
+  float* accs = work + size_t(group) * kAttnChunk;
+  HeadState st[64];
+  const float* qs[64];
+  for (int t = t0; t < t1; ++t) {
+    const size_t row = size_t(sq.q_offset + t) * n_heads;
+    for (int g = 0; g < group; ++g) {
+      st[g] = HeadState{-INFINITY, 0.f, accs + size_t(g) * hd};
+      std::memset(st[g].acc, 0, size_t(hd) * sizeof(float));
+      qs[g] = q + (row + size_t(kv_head * group + g)) * hd;
+    }
+    const int ctx = sq.num_cached + t + 1;
+    const auto chunk_fn = hd % 16 == 0 ? attend_chunk : attend_chunk_any;
+    for (int p0 = 0; p0 < ctx; p0 += kAttnChunk) {
+      const int p1 = p0 + kAttnChunk < ctx ? p0 + kAttnChunk : ctx;
+      prefetch_kv(kv, sq.block_table, kv_head, p1, p1 + kAttnChunk < ctx ? p1 + kAttnChunk : ctx);
+      chunk_fn(qs, group, kv, sq.block_table, kv_head, p0, ctx - p0 < kAttnChunk ? ctx - p0 : kAttnChunk,
+               scale, sc, st);
+    }
+    for (int g = 0; g < group; ++g) {
+      float* o = out + (row + size_t(kv_head * group + g)) * hd;
+      const float inv = 1.f / st[g].l;
+      for (int d = 0; d < hd; ++d) o[d] = st[g].acc[d] * inv;
+    }
+  }
+}
+
+constexpr int kAttnTokenBlock = 16;  // new tokens of one sequence per work item
+
+// Work items are (sequence, KV head, block of new tokens): decode batches give many items,
+// a long prefill is split by tokens; later (longer) blocks go first under dynamic scheduling.
+void paged_attention_avx2(const float* q, const AttnSeq* seqs, int n_seqs, int n_heads,
+                          const KVLayer& kv, float scale, float* out) {
+  const int kvh = kv.n_kv_heads, group = n_heads / kvh;
+  NV_KCHECK(group <= 64, "paged_attention: more than 64 query heads per KV head");
+  int* first = static_cast<int*>(std::malloc(sizeof(int) * size_t(n_seqs + 1)));
+  first[0] = 0;
+  double flops = 0;
+  for (int s = 0; s < n_seqs; ++s) {
+    first[s + 1] = first[s] + kvh * ((seqs[s].n_new + kAttnTokenBlock - 1) / kAttnTokenBlock);
+    flops += 4.0 * n_heads * kv.head_dim * seqs[s].n_new * (seqs[s].num_cached + seqs[s].n_new);
+  }
+  const int items = first[n_seqs];
+#pragma omp parallel if (flops > kMinParallelFlops)
+  {
+    float* work = static_cast<float*>(std::malloc(sizeof(float) * size_t(group) * (kAttnChunk + kv.head_dim)));
+#pragma omp for schedule(dynamic)
+    for (int it = 0; it < items; ++it) {
+      int s = 0;
+      while (first[s + 1] <= it) ++s;
+      const int local = it - first[s], blocks = (first[s + 1] - first[s]) / kvh;
+      const int kv_head = local / blocks, b = blocks - 1 - local % blocks;
+      const int t0 = b * kAttnTokenBlock, t1 = t0 + kAttnTokenBlock < seqs[s].n_new ? t0 + kAttnTokenBlock : seqs[s].n_new;
+      attend_tokens(q, seqs[s], t0, t1, n_heads, group, kv_head, kv, scale, work, out);
+    }
+    std::free(work);
+  }
+  std::free(first);
+}
+
+}  // namespace
+
+const KernelTable& avx2_table() {
+  static const KernelTable t = [] {
+    KernelTable k = scalar_table();
+    k.name = "avx2";
+    k.matmul = matmul_avx2;
+    k.rmsnorm = rmsnorm_avx2;
+    k.rope = rope_avx2;
+    k.silu_mul = silu_mul_avx2;
+    k.paged_attention = paged_attention_avx2;
+    k.kv_store = kv_store_avx2;
+    return k;
+  }();
+  return t;
+}
+
+}  // namespace nanovllm::kernels

@@ -1,0 +1,102 @@
+// Shared by the kernel implementations only: the dispatch table, dtype conversions, threading policy.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/kernels.h"
+
+// Helpers here are `static inline` on purpose: this header is compiled into TUs with different
+// ISA flags, and a shared (COMDAT) copy could be an AVX-512 build picked for the scalar path.
+
+// Invariant check for kernel arguments (the kernels library links nothing but OpenMP). The
+// failure path lives in dispatch.cpp and msg is a C string so that ISA files instantiate no
+// std::string code of their own.
+#define NV_KCHECK(cond, msg)                                                    \
+  do {                                                                          \
+    if (!(cond)) ::nanovllm::kernels::kernel_check_failed(#cond, __FILE__, __LINE__, (msg)); \
+  } while (0)
+
+namespace nanovllm::kernels {
+
+// Throws std::logic_error naming the failed check.
+[[noreturn]] void kernel_check_failed(const char* expr, const char* file, int line, const char* msg);
+
+// One implementation of every kernel; dispatch.cpp picks a table once per process.
+struct KernelTable {
+  const char* name;
+  void (*matmul)(const float* x, int M, const WeightView& w, const float* bias, float* y);
+  void (*rmsnorm)(const float* x, const float* weight, int rows, int n, float eps, float* out);
+  void (*rope)(float* x, int n_tokens, int n_heads, int head_dim, const int* positions,
+               const float* inv_freq);
+  void (*silu_mul)(const float* gate_up, int rows, int n, float* out);
+  void (*kv_store)(const KVLayer& kv, const float* k, const float* v, int n, const int* slots);
+  void (*paged_attention)(const float* q, const AttnSeq* seqs, int n_seqs, int n_heads,
+                          const KVLayer& kv, float scale, float* out);
+  void (*embed)(const WeightView& table, const int* ids, int n, float* out);
+};
+
+const KernelTable& scalar_table();
+const KernelTable& avx2_table();    // kernels_avx2.cpp; call only where the CPU has AVX2+FMA+F16C
+const KernelTable& avx512_table();  // kernels_avx512.cpp; needs AVX-512 F/BW/VL/DQ/BF16/VNNI
+
+// Below this many flops a kernel runs on the calling thread: waking the team costs more.
+constexpr double kMinParallelFlops = 1 << 17;
+
+static inline float bf16_to_f32(uint16_t h) {
+  uint32_t u = uint32_t(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// Round to nearest even, as torch does; NaN stays NaN.
+static inline uint16_t f32_to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);
+  u += 0x7fffu + ((u >> 16) & 1);
+  return uint16_t(u >> 16);
+}
+
+// IEEE half to float without F16C (the scalar path must run on any x86-64).
+static inline float f16_to_f32(uint16_t h) {
+  uint32_t sign = uint32_t(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, u;
+  if (exp == 0x1f) {
+    u = sign | 0x7f800000u | (man << 13);
+  } else if (exp != 0) {
+    u = sign | ((exp + 112) << 23) | (man << 13);
+  } else if (man == 0) {
+    u = sign;
+  } else {  // subnormal: normalise the mantissa
+    int e = -1;
+    do { man <<= 1; ++e; } while (!(man & 0x400));
+    u = sign | uint32_t(112 - e) << 23 | ((man & 0x3ff) << 13);
+  }
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// Element i of a row-major matrix in any stored dtype, as f32.
+static inline float load_as_f32(const void* data, DType t, size_t i) {
+  switch (t) {
+    case DType::F32: return static_cast<const float*>(data)[i];
+    case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(data)[i]);
+    case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(data)[i]);
+  }
+  return 0.f;
+}
+
+// Where K/V of (slot, kv_head) start inside a cache block array: blocks are contiguous
+// [block_size, n_kv_heads, head_dim], so a slot index is a row index.
+static inline size_t kv_offset(const KVLayer& kv, size_t slot, int kv_head) {
+  return (slot * size_t(kv.n_kv_heads) + size_t(kv_head)) * size_t(kv.head_dim);
+}
+
+// The cache slot of position p of a sequence.
+static inline size_t seq_slot(const KVLayer& kv, const int* block_table, int p) {
+  return size_t(block_table[p / kv.block_size]) * size_t(kv.block_size) + size_t(p % kv.block_size);
+}
+
+}  // namespace nanovllm::kernels

@@ -1,0 +1,214 @@
+// Every kernel under every ISA this CPU has, against straightforward double-precision loops.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "kernels_test_util.h"
+
+namespace nanovllm::kernels {
+namespace {
+
+using test::Matrix;
+
+class KernelsTest : public ::testing::TestWithParam<const char*> {
+ protected:
+  void SetUp() override {
+    if (!force_isa(GetParam())) GTEST_SKIP() << "this CPU lacks " << GetParam();
+  }
+  void TearDown() override { force_isa(test::best_isa()); }
+  // Relative error allowed in a dot product, relative to sum |x_k w_k|.
+  double dot_tol(DType wt) const {
+    // AVX-512 BF16 rounds x to bf16 before the dot product (2^-9 relative per term).
+    if (wt == DType::BF16 && std::strcmp(GetParam(), "avx512bf16") == 0) return 8e-3;
+    return 2e-5;
+  }
+};
+
+// y = x W^T + b in doubles, and sum |x||w| per output (the scale of rounding error).
+void matmul_oracle(const std::vector<float>& x, int M, const Matrix& w, const float* bias,
+                   std::vector<double>* y, std::vector<double>* mag) {
+  y->assign(size_t(M) * w.rows, 0.0);
+  mag->assign(size_t(M) * w.rows, 0.0);
+  for (int m = 0; m < M; ++m)
+    for (int n = 0; n < w.rows; ++n) {
+      double acc = bias ? bias[n] : 0.0, a = bias ? std::fabs(bias[n]) : 0.0;
+      for (int k = 0; k < w.cols; ++k) {
+        const double p = double(x[size_t(m) * w.cols + k]) * w.value(n, k);
+        acc += p;
+        a += std::fabs(p);
+      }
+      (*y)[size_t(m) * w.rows + n] = acc;
+      (*mag)[size_t(m) * w.rows + n] = a;
+    }
+}
+
+TEST_P(KernelsTest, MatmulMatchesDoubleLoops) {
+  std::mt19937 rng(7);
+  for (DType dt : {DType::F32, DType::BF16, DType::F16})
+    for (int M : {1, 3, 17, 64, 65})
+      for (int N : {1, 3, 17, 31, 64, 130})
+        for (int K : {1, 3, 17, 31, 64, 65, 130}) {
+          SCOPED_TRACE(testing::Message() << dtype_name(dt) << " M=" << M << " N=" << N << " K=" << K);
+          Matrix w = test::random_matrix(dt, N, K, rng);
+          std::vector<float> x = test::random_floats(size_t(M) * K + 1, rng);
+          std::vector<float> bias = test::random_floats(size_t(N), rng);
+          const float* xp = x.data() + 1;  // misaligned by one float on purpose
+          std::vector<float> xs(xp, xp + size_t(M) * K);
+          const bool with_bias = (N + K) % 2 == 0;
+          std::vector<float> y(size_t(M) * N + 1, NAN);
+          matmul(xp, M, w.view(), with_bias ? bias.data() : nullptr, y.data() + 1);
+          std::vector<double> ref, mag;
+          matmul_oracle(xs, M, w, with_bias ? bias.data() : nullptr, &ref, &mag);
+          for (size_t i = 0; i < ref.size(); ++i)
+            ASSERT_NEAR(y[i + 1], ref[i], dot_tol(dt) * mag[i] + 1e-6) << "at " << i;
+        }
+}
+
+// Long rows are processed in K slices by some ISAs (partial sums go through y): K > 4096.
+TEST_P(KernelsTest, MatmulLongRowsMatchDoubleLoops) {
+  std::mt19937 rng(9);
+  for (DType dt : {DType::BF16, DType::F32})
+    for (int M : {1, 3, 9})
+      for (int K : {4096 + 37, 8192 + 16}) {
+        SCOPED_TRACE(testing::Message() << dtype_name(dt) << " M=" << M << " K=" << K);
+        const int N = 19;
+        Matrix w = test::random_matrix(dt, N, K, rng);
+        std::vector<float> x = test::random_floats(size_t(M) * K, rng);
+        std::vector<float> bias = test::random_floats(size_t(N), rng);
+        std::vector<float> y(size_t(M) * N);
+        matmul(x.data(), M, w.view(), bias.data(), y.data());
+        std::vector<double> ref, mag;
+        matmul_oracle(x, M, w, bias.data(), &ref, &mag);
+        for (size_t i = 0; i < ref.size(); ++i)
+          ASSERT_NEAR(y[i], ref[i], dot_tol(dt) * mag[i] + 1e-5) << "at " << i;
+      }
+}
+
+TEST_P(KernelsTest, MatmulWithNoRowsOrNoOutputsWritesNothing) {
+  Matrix w = test::random_matrix(DType::BF16, 0, 8, *std::make_unique<std::mt19937>(1));
+  float y = 42.f, x[8] = {};
+  matmul(x, 1, w.view(), nullptr, &y);
+  matmul(x, 0, w.view(), nullptr, &y);
+  EXPECT_EQ(y, 42.f);
+}
+
+TEST_P(KernelsTest, RmsnormMatchesDoubleLoops) {
+  std::mt19937 rng(3);
+  for (int n : {1, 2, 7, 8, 15, 16, 17, 31, 32, 33, 64, 1024, 1031}) {
+    const int rows = n == 1024 ? 150 : 3;  // 150 x 1024: big enough to be split over threads
+    std::vector<float> x = test::random_floats(size_t(rows) * n + 1, rng);
+    std::vector<float> wt = test::random_floats(size_t(n) + 1, rng);
+    std::vector<float> out(size_t(rows) * n + 1);
+    rmsnorm(x.data() + 1, wt.data() + 1, rows, n, 1e-6f, out.data() + 1);
+    for (int r = 0; r < rows; ++r) {
+      double ss = 0;
+      for (int i = 0; i < n; ++i) ss += double(x[1 + r * n + i]) * x[1 + r * n + i];
+      const double inv = 1.0 / std::sqrt(ss / n + 1e-6);
+      for (int i = 0; i < n; ++i)
+        ASSERT_NEAR(out[1 + r * n + i], x[1 + r * n + i] * inv * wt[1 + i], 2e-5) << n << " " << i;
+    }
+    rmsnorm(x.data() + 1, wt.data() + 1, rows, n, 1e-6f, x.data() + 1);  // in place
+    for (size_t i = 1; i < out.size(); ++i) ASSERT_FLOAT_EQ(x[i], out[i]);
+  }
+}
+
+TEST_P(KernelsTest, RopeRotatesHalvesByPositionTimesInvFreq) {
+  std::mt19937 rng(5);
+  for (int hd : {2, 4, 8, 16, 32, 34, 64, 128}) {
+    const int T = hd == 128 ? 200 : 5, H = 3, half = hd / 2;  // 200 tokens: split over threads
+    std::vector<float> x = test::random_floats(size_t(T) * H * hd + 1, rng);
+    std::vector<float> orig = x;
+    std::vector<float> inv_freq(half);
+    for (int i = 0; i < half; ++i) inv_freq[i] = float(std::pow(10000.0, -2.0 * i / hd));
+    std::vector<int> pos = {0, 1, 7, 300, 4095};
+    for (int t = 5; t < T; ++t) pos.push_back(t * 37);
+    rope(x.data() + 1, T, H, hd, pos.data(), inv_freq.data());
+    for (int t = 0; t < T; ++t)
+      for (int h = 0; h < H; ++h)
+        for (int i = 0; i < half; ++i) {
+          const size_t b = 1 + (size_t(t) * H + h) * hd;
+          const double ang = double(float(pos[t]) * inv_freq[i]);
+          const double a = orig[b + i], c = orig[b + i + half];
+          ASSERT_NEAR(x[b + i], a * std::cos(ang) - c * std::sin(ang), 1e-5);
+          ASSERT_NEAR(x[b + i + half], c * std::cos(ang) + a * std::sin(ang), 1e-5);
+        }
+  }
+}
+
+TEST_P(KernelsTest, SiluMulMatchesDoubleLoops) {
+  std::mt19937 rng(11);
+  for (int n : {1, 7, 8, 9, 16, 17, 33, 3072, 3077}) {
+    const int rows = n == 3072 ? 30 : 2;  // 30 x 3072: split over threads
+    std::vector<float> gu = test::random_floats(size_t(rows) * 2 * n + 1, rng, 12.f);
+    gu[1] = -100.f;  // saturated sigmoid must give 0, not NaN
+    gu[2 % (2 * n) + 1] = 100.f;
+    std::vector<float> out(size_t(rows) * n + 1);
+    silu_mul(gu.data() + 1, rows, n, out.data() + 1);
+    for (int r = 0; r < rows; ++r)
+      for (int i = 0; i < n; ++i) {
+        const double g = gu[1 + size_t(r) * 2 * n + i], u = gu[1 + size_t(r) * 2 * n + n + i];
+        const double ref = g / (1 + std::exp(-g)) * u;
+        ASSERT_NEAR(out[1 + size_t(r) * n + i], ref, 2e-6 * (1 + std::fabs(ref))) << n << " " << i;
+      }
+  }
+}
+
+TEST_P(KernelsTest, EmbedConvertsRowsOfEveryDtype) {
+  std::mt19937 rng(13);
+  for (DType dt : {DType::F32, DType::BF16, DType::F16})
+    for (int K : {1, 7, 16, 33, 64}) {
+      Matrix t = test::random_matrix(dt, 10, K, rng);
+      const std::vector<int> ids = {3, 0, 9, 3};
+      std::vector<float> out(ids.size() * K + 1);
+      embed(t.view(), ids.data(), int(ids.size()), out.data() + 1);
+      for (size_t i = 0; i < ids.size(); ++i)
+        for (int k = 0; k < K; ++k) ASSERT_EQ(out[1 + i * K + k], float(t.value(ids[i], k)));
+    }
+}
+
+TEST(KernelsConversion, HalfPrecisionSpecialValuesDecodeExactly) {
+  const uint16_t bits[] = {0x3c00, 0xc000, 0x3800, 0x0001, 0x03ff, 0x7bff, 0x0000, 0x8000, 0x7c00, 0xfc00};
+  const float want[] = {1.f, -2.f, 0.5f, 5.9604645e-8f, 6.0975552e-5f, 65504.f, 0.f, -0.f, INFINITY, -INFINITY};
+  for (const char* isa : {"scalar", "avx2", "avx512bf16"}) {
+    if (!force_isa(isa)) continue;
+    WeightView v{bits, DType::F16, 10, 1};
+    std::vector<int> ids(10);
+    std::iota(ids.begin(), ids.end(), 0);
+    float out[10];
+    embed(v, ids.data(), 10, out);
+    for (int i = 0; i < 10; ++i) EXPECT_EQ(out[i], want[i]) << isa << " " << i;
+  }
+  force_isa(test::best_isa());
+}
+
+TEST(KernelsDispatch, NamesAndForcing) {
+  EXPECT_EQ(dtype_size(DType::F32), 4u);
+  EXPECT_EQ(dtype_size(DType::BF16), 2u);
+  EXPECT_STREQ(dtype_name(DType::F16), "F16");
+  EXPECT_FALSE(force_isa("neon"));
+  EXPECT_TRUE(force_isa("scalar"));
+  EXPECT_STREQ(isa_name(), "scalar");
+  force_isa(test::best_isa());
+  EXPECT_STREQ(isa_name(), test::best_isa());
+}
+
+TEST(KernelsDispatch, BadArgumentsAreRejected) {
+  WeightView w{nullptr, DType::F32, 4, 4};
+  float x[4] = {}, y[4];
+  EXPECT_THROW(matmul(x, 1, w, nullptr, y), std::logic_error);
+  float table[8] = {};
+  const int bad = 2;
+  EXPECT_THROW(embed(WeightView{table, DType::F32, 2, 4}, &bad, 1, y), std::logic_error);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllIsas, KernelsTest, ::testing::Values("scalar", "avx2", "avx512bf16"),
+                         [](const auto& info) { return std::string(info.param); });
+
+}  // namespace
+}  // namespace nanovllm::kernels
