@@ -137,7 +137,9 @@ void run_bench(BenchArgs& a) {
     params[i].ignore_eos = true;
     params[i].max_tokens = uniform(out_lo, out_hi);
   }
-  engine.generate(std::vector<std::vector<int>>{std::vector<int>{1}}, {params[0]}, false);  // warm-up: page in the weights
+  SamplingParams warm_up = params[0];
+  warm_up.max_tokens = 1;  // one forward pages the weights in; more would only cost time
+  engine.generate(std::vector<std::vector<int>>{std::vector<int>{1}}, {warm_up}, false);
   report(a, run(engine, prompts, params));
 }
 

@@ -14,7 +14,7 @@ struct SamplingParams {
   int top_k = 0;                    // <= 0 = off
   float min_p = 0.0f;               // [0, 1]; 0 = off
   int max_tokens = 64;              // new tokens at most
-  int min_tokens = 0;               // eos / stop tokens are masked until this many
+  int min_tokens = 0;               // eos / stop tokens are masked, stop strings unchecked, until this many
   bool ignore_eos = false;
   std::vector<int> stop_token_ids;  // extra ids that end the request (kept in the output ids)
   std::vector<std::string> stop;    // stop strings; the returned text never includes them

@@ -213,7 +213,7 @@ void LLMEngine::check_stop(Sequence& seq, RequestState& state) {
   } else if (std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token) != p.stop_token_ids.end()) {
     seq.finish_reason = FinishReason::kStop;
     seq.stop_reason = std::to_string(token);
-  } else {
+  } else if (seq.num_output_tokens() >= p.min_tokens) {  // as in vLLM: no stop string before min_tokens
     size_t best = std::string::npos;
     for (const std::string& s : p.stop) {
       const size_t from = old_len >= s.size() ? old_len - s.size() + 1 : 0;
@@ -228,9 +228,10 @@ void LLMEngine::check_stop(Sequence& seq, RequestState& state) {
       seq.finish_reason = FinishReason::kStop;
       return;
     }
-    if (seq.num_output_tokens() >= p.max_tokens || seq.num_tokens() >= max_model_len_) {
-      seq.finish_reason = FinishReason::kLength;
-    }
+  }
+  if (seq.finish_reason == FinishReason::kNone &&
+      (seq.num_output_tokens() >= p.max_tokens || seq.num_tokens() >= max_model_len_)) {
+    seq.finish_reason = FinishReason::kLength;
   }
   if (seq.finish_reason != FinishReason::kNone && state.detok) state.text += state.detok->flush();
 }
@@ -296,7 +297,15 @@ std::vector<RequestOutput> LLMEngine::generate(const std::vector<std::vector<int
   std::vector<RequestOutput> results(prompts.size());
   std::unordered_map<int64_t, size_t> index;
   for (size_t i = 0; i < prompts.size(); ++i) {
-    const int64_t id = add_request(prompts[i], params.size() == 1 ? params[0] : params[i]);
+    int64_t id = 0;
+    try {
+      id = add_request(prompts[i], params.size() == 1 ? params[0] : params[i]);
+    } catch (...) {  // all or nothing: no half of the batch left running unseen
+      const size_t pending_aborts = aborted_.size();
+      for (const auto& [queued, unused] : index) abort(queued);
+      aborted_.resize(pending_aborts);
+      throw;
+    }
     index[id] = i;
     results[i].request_id = id;
     results[i].prompt_token_ids = scheduler_->find(id)->token_ids();

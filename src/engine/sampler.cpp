@@ -48,8 +48,13 @@ void mask_stop_tokens(std::span<float> logits, const Sequence& seq, std::span<co
   for (int t : p.stop_token_ids) mask(t);
 }
 
+// The first maximum, skipping NaN (std::max_element would get stuck on a leading NaN).
 int argmax(std::span<const float> logits) {
-  return static_cast<int>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  int best = 0;
+  for (int t = 1; t < static_cast<int>(logits.size()); ++t) {
+    if (logits[t] > logits[best] || std::isnan(logits[best])) best = t;
+  }
+  return best;
 }
 
 float log_sum_exp(std::span<const float> x) {
@@ -78,14 +83,20 @@ struct Candidate {
   float weight;  // exp(logit / T - max), unnormalised probability
 };
 
+// NaN and -inf logits are never candidates; +inf ones, if any, share all the mass.
 std::vector<Candidate> softmax_candidates(std::span<const float> logits, float temperature) {
   const float inv_t = 1.0f / temperature;
-  const float m = *std::max_element(logits.begin(), logits.end()) * inv_t;
+  const float top = logits[argmax(logits)];
+  const float m = top * inv_t;
   std::vector<Candidate> c;
   c.reserve(logits.size());
   for (size_t t = 0; t < logits.size(); ++t) {
-    if (logits[t] == kNegInf) continue;
-    c.push_back({static_cast<int>(t), std::exp(logits[t] * inv_t - m)});
+    if (!(logits[t] > kNegInf)) continue;
+    if (std::isinf(top)) {  // exp(inf - inf) would be NaN
+      if (logits[t] == top) c.push_back({static_cast<int>(t), 1.0f});
+    } else {
+      c.push_back({static_cast<int>(t), std::exp(logits[t] * inv_t - m)});
+    }
   }
   return c;
 }

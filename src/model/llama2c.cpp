@@ -54,9 +54,10 @@ std::map<std::string, Source> locate_weights(const ModelConfig& c, const MappedF
   const float* end = reinterpret_cast<const float*>(f.data() + f.size());
   std::map<std::string, Source> m;
   auto take = [&](int64_t n) {
+    // Compared as counts: a huge header size would wrap the pointer past `end` unnoticed.
+    if (n < 0 || n > end - p) throw Error(f.path() + ": truncated (shorter than its header says)");
     const float* at = p;
     p += n;
-    if (p > end) throw Error(f.path() + ": truncated (shorter than its header says)");
     return at;
   };
   auto per_layer = [&](const std::string& name, int64_t n, int heads) {

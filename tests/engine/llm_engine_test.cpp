@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "engine/check.h"
 #include "fakes.h"
 
@@ -108,6 +110,40 @@ TEST(LLMEngine, StopTokenIdEndsTheRequestAndStaysInTheIds) {
   EXPECT_EQ(s.ids, std::vector<int>(ref.begin(), ref.begin() + first + 1));
   EXPECT_EQ(s.last.finish_reason, FinishReason::kStop);
   EXPECT_EQ(s.last.stop_reason, std::to_string(ref[5]));
+}
+
+TEST(LLMEngine, StopStringsWaitForMinTokens) {
+  // A prompt whose first output token is a letter, used as the stop string, and whose
+  // output is plain ASCII.
+  FakeTokenizer tok;
+  auto ascii = [](int t) { return (t >= 2 && t <= 28) || t >= 32; };
+  std::vector<int> prompt, ref;
+  for (int a = 2; a < kVocab && prompt.empty(); ++a) {
+    ref = fake_reference({a, a}, 12, true, kVocab);
+    if (ref[0] >= 2 && ref[0] <= 27 && std::all_of(ref.begin(), ref.end(), ascii)) prompt = {a, a};
+  }
+  ASSERT_FALSE(prompt.empty());
+  const std::string stop = tok.decode(std::vector<int>{ref[0]}, true);
+  SamplingParams p = greedy(12);
+  p.min_tokens = 4;
+  p.stop = {stop};
+  auto engine = make_engine();
+  const Streamed s = stream(*engine, engine->add_request(prompt, p));
+  // The first match that ends after min_tokens tokens ends the request; not the one at token 0.
+  const std::string full = tok.decode(ref, true);
+  const std::string head = tok.decode(std::vector<int>(ref.begin(), ref.begin() + 3), true);
+  const size_t cut = full.find(stop, head.size());
+  EXPECT_GE(s.ids.size(), 4u);
+  EXPECT_EQ(s.text, full.substr(0, cut));
+  EXPECT_EQ(s.last.finish_reason, cut == std::string::npos ? FinishReason::kLength : FinishReason::kStop);
+}
+
+TEST(LLMEngine, GenerateQueuesNothingWhenOnePromptIsBad) {
+  auto engine = make_engine(64, 4, 32);
+  EXPECT_THROW(engine->generate({{5, 6}, {5, kVocab}}, {greedy(3)}, false), Error);
+  EXPECT_FALSE(engine->has_unfinished());
+  EXPECT_TRUE(engine->step().empty());
+  EXPECT_EQ(engine->stats().kv_blocks_free, 64);
 }
 
 TEST(LLMEngine, EosStopsUnlessIgnored) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -158,6 +159,32 @@ TEST(Sampler, LogprobsComeFromTheRawDistribution) {
   ASSERT_EQ(lp.top.size(), 2u);
   EXPECT_EQ(lp.top[0].first, 0);
   EXPECT_NEAR(lp.top[0].second, 2.0 - lse, 1e-5);
+}
+
+TEST(Sampler, NanLogitsAreNeverChosen) {
+  const float nan = std::nanf("");
+  std::vector<float> logits = {nan, 1.0f, 3.0f, nan};
+  Sequence g = seq_with(greedy());
+  EXPECT_EQ(sample_token(logits, g, {}, nullptr), 2);
+  SamplingParams p;
+  p.temperature = 1.0f;
+  Sequence s = seq_with(p);
+  for (int i = 0; i < 50; ++i) {
+    std::vector<float> l = {nan, 1.0f, 3.0f, nan};
+    const int t = sample_token(l, s, {}, nullptr);
+    EXPECT_TRUE(t == 1 || t == 2) << t;
+  }
+}
+
+TEST(Sampler, InfiniteLogitTakesAllTheMass) {
+  const float inf = std::numeric_limits<float>::infinity();
+  SamplingParams p;
+  p.temperature = 0.7f;
+  Sequence s = seq_with(p);
+  for (int i = 0; i < 20; ++i) {
+    std::vector<float> l = {0.5f, inf, 2.0f, 1.0f};
+    EXPECT_EQ(sample_token(l, s, {}, nullptr), 1);
+  }
 }
 
 TEST(SamplingParams, ValidationNamesTheField) {

@@ -3,9 +3,11 @@
 
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 
 #include "engine/check.h"
+#include "model/llama2c.h"
 #include "model/model_config.h"
 #include "model/safetensors.h"
 #include "model/weights.h"
@@ -206,6 +208,20 @@ TEST(ModelConfig, Llama3InvFreq) {
                          0.00028912374f, 7.4767442e-05f, 1.933487e-05f};
   ASSERT_EQ(f.size(), 8u);
   for (int i = 0; i < 8; ++i) EXPECT_NEAR(f[i], want[i], 1e-6 * want[i]) << i;
+}
+
+// A llama2.c header whose sizes multiply past 2^64 bytes is a truncation error, not a wild read.
+TEST(Loader, Llama2cHeaderWithHugeSizesIsTruncated) {
+  const std::string dir = tmp_dir("llama2c-huge");
+  const int32_t big = 2147483647;
+  const int32_t header[7] = {big, big, 1, 1, 1, big, 1};  // dim, hidden, layers, heads, kv, vocab, seq
+  std::ofstream(dir + "/bad.bin", std::ios::binary).write(reinterpret_cast<const char*>(header), sizeof header);
+  try {
+    convert_llama2c_checkpoint(dir + "/bad.bin", dir + "/out");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("truncated"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
