@@ -39,8 +39,11 @@ for b in 4 16 64; do
   run "decode_b$b" --batch "$b" --input-len 128 --output-len 128
 done
 
-if python3 -c "import matplotlib" 2>/dev/null; then
-  python3 bench/plot.py "$e2e" bench/decode_throughput.png
-else
-  echo "(matplotlib not installed: skipping bench/decode_throughput.png; pip install matplotlib)"
+# The plot needs matplotlib: a small venv beside the build, made once.
+venv="$BUILD/venv-plot"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv" && "$venv/bin/pip" install -q matplotlib || echo "(no matplotlib: plot skipped)"
+fi
+if "$venv/bin/python" -c "import matplotlib" 2>/dev/null; then
+  "$venv/bin/python" bench/plot.py "$e2e" bench/decode_throughput.png
 fi

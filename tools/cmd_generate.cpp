@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <optional>
 
 #include "commands.h"
 #include "engine/llm_engine.h"
@@ -30,7 +31,7 @@ struct Prompt {
   std::string text;  // echoed before the continuation in plain output
 };
 
-std::vector<Prompt> collect_prompts(const GenerateArgs& a, const Tokenizer* tok) {
+std::vector<Prompt> collect_prompts(const GenerateArgs& a, const Tokenizer* tok, std::optional<int> bos) {
   std::vector<Prompt> out;
   for (const std::string& text : a.prompts) {
     if (!tok) throw std::runtime_error("this checkpoint has no tokenizer.json: use --prompt-ids");
@@ -38,6 +39,9 @@ std::vector<Prompt> collect_prompts(const GenerateArgs& a, const Tokenizer* tok)
   }
   for (const std::string& ids : a.prompt_ids) out.push_back({parse_ids(ids), ""});
   if (out.empty()) out.push_back({{}, ""});  // no prompt: start from BOS
+  for (Prompt& p : out) {  // the engine starts an empty prompt from BOS: report what it ran
+    if (p.ids.empty() && bos) p.ids.push_back(*bos);
+  }
   return out;
 }
 
@@ -54,7 +58,7 @@ void run_generate(GenerateArgs& a) {
   LLM llm(a.config.model, a.config);
   LLMEngine& engine = llm.engine();
   const SamplingParams params = a.sampling.apply(engine.default_sampling_params());
-  const std::vector<Prompt> prompts = collect_prompts(a, llm.tokenizer());
+  const std::vector<Prompt> prompts = collect_prompts(a, llm.tokenizer(), engine.model_info().bos_token_id);
   // One prompt in plain mode streams its text as it comes; otherwise print when done.
   const bool stream = !a.json && prompts.size() == 1;
   std::map<int64_t, size_t> index;

@@ -86,7 +86,7 @@ int64_t parse_bytes(const std::string& text) {
   else if (unit == "mib") scale = 1024.0 * 1024;
   else if (unit == "gib") scale = 1024.0 * 1024 * 1024;
   else throw std::invalid_argument("unknown size unit in '" + text + "' (use B, KB, MB, GB, KiB, MiB, GiB)");
-  if (value < 0) throw std::invalid_argument("negative size: '" + text + "'");
+  if (!(value >= 0 && value < 1e18)) throw std::invalid_argument("not a usable size: '" + text + "'");
   return static_cast<int64_t>(value * scale);
 }
 

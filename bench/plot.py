@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""Draws decode throughput against batch size from bench/out/e2e.jsonl (written by bench/run.sh).
+
+Usage: python3 bench/plot.py bench/out/e2e.jsonl bench/decode_throughput.png
+The llama.cpp column is the table of the performance issue (means of its two runs), measured
+on the machine kind named in bench/RESULTS.md.
+"""
+import json
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+LLAMA_CPP = {1: (29.0 + 29.9) / 2, 4: (47.0 + 46.3) / 2, 16: (87.0 + 86.1) / 2, 64: (103 + 108) / 2}
+
+
+def main(src, dst):
+    ours = {}
+    with open(src) as f:
+        for line in f:
+            row = json.loads(line)
+            if row["name"].startswith("decode_b"):
+                ours[row["num_seqs"]] = row["decode_tok_s"]
+    batches = sorted(set(ours) | set(LLAMA_CPP))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([b for b in batches if b in ours], [ours[b] for b in batches if b in ours], "o-",
+            label="nano-vllm-cpp")
+    ax.plot(list(LLAMA_CPP), list(LLAMA_CPP.values()), "s--", label="llama.cpp (issue table)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(batches)
+    ax.set_xticklabels([str(b) for b in batches])
+    ax.set_xlabel("concurrent sequences")
+    ax.set_ylabel("decode tokens/s")
+    ax.set_title("Qwen3-0.6B shape, BF16 weights, 2 threads")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(dst, dpi=120)
+    print(f"wrote {dst}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
