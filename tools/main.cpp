@@ -11,6 +11,13 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "nanovllm 0.1.0");
   nanovllm::tools::add_generate_command(app);
+  nanovllm::tools::add_chat_template_command(app);
+  nanovllm::tools::add_tokenize_commands(app);
+  nanovllm::tools::add_bench_command(app);
+  nanovllm::tools::add_make_model_command(app);
+  nanovllm::tools::add_convert_command(app);
+  nanovllm::tools::add_serve_command(app);
+  nanovllm::tools::add_chat_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

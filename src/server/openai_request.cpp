@@ -1,0 +1,343 @@
+// Request parsing: JSON fields to SamplingParams and token-id prompts, every check naming its field.
+#include "server/openai_request.h"
+
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+#include "engine/check.h"
+#include "server/api_error.h"
+#include "tokenizer/chat_template.h"
+
+namespace nanovllm::server {
+namespace {
+
+constexpr int kMaxChoices = 128;  // n, and prompts × n per request
+
+[[noreturn]] void bad(const std::string& param, const std::string& message) {
+  throw ApiError(400, message, param);
+}
+
+// The field, or null when it is absent or JSON null (OpenAI treats both as "not given").
+const json* field(const json& body, const char* key) {
+  auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+double number(const json& v, const char* key) {
+  if (!v.is_number()) bad(key, std::string("'") + key + "' must be a number");
+  const double d = v.get<double>();
+  if (!std::isfinite(d)) bad(key, std::string("'") + key + "' must be finite");
+  return d;
+}
+
+// An integer in [lo, hi]; an integral float such as 5.0 counts (as pydantic accepts it).
+int64_t integer(const json& v, const char* key, int64_t lo, int64_t hi) {
+  const std::string name = std::string("'") + key + "'";
+  double d;
+  if (v.is_number_integer()) {
+    if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(hi)) {
+      bad(key, name + " must be at most " + std::to_string(hi));
+    }
+    const int64_t i = v.get<int64_t>();
+    if (i < lo || i > hi) bad(key, name + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    return i;
+  }
+  if (!v.is_number_float() || !std::isfinite(d = v.get<double>()) || d != std::floor(d)) {
+    bad(key, name + " must be an integer");
+  }
+  if (d < static_cast<double>(lo) || d > static_cast<double>(hi)) {
+    bad(key, name + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  }
+  return static_cast<int64_t>(d);
+}
+
+bool boolean(const json& v, const char* key) {
+  if (!v.is_boolean()) bad(key, std::string("'") + key + "' must be a boolean");
+  return v.get<bool>();
+}
+
+void read_float(const json& body, const char* key, float& out) {
+  if (const json* v = field(body, key)) out = static_cast<float>(number(*v, key));
+}
+
+std::vector<std::string> string_list(const json& v, const char* key) {
+  if (v.is_string()) return {v.get<std::string>()};
+  if (!v.is_array()) bad(key, std::string("'") + key + "' must be a string or a list of strings");
+  std::vector<std::string> out;
+  for (const json& s : v) {
+    if (!s.is_string()) bad(key, std::string("'") + key + "' must be a string or a list of strings");
+    out.push_back(s.get<std::string>());
+  }
+  return out;
+}
+
+std::vector<int> id_list(const json& v, const char* key) {
+  if (!v.is_array()) bad(key, std::string("'") + key + "' must be a list of token ids");
+  std::vector<int> out;
+  for (const json& t : v) out.push_back(static_cast<int>(integer(t, key, 0, std::numeric_limits<int>::max())));
+  return out;
+}
+
+// Sampling fields shared by both endpoints; max_tokens and logprobs are read by the callers.
+SamplingParams read_sampling(const json& body, const ServingContext& ctx) {
+  SamplingParams p = ctx.defaults;
+  read_float(body, "temperature", p.temperature);
+  read_float(body, "top_p", p.top_p);
+  read_float(body, "min_p", p.min_p);
+  read_float(body, "presence_penalty", p.presence_penalty);
+  read_float(body, "frequency_penalty", p.frequency_penalty);
+  read_float(body, "repetition_penalty", p.repetition_penalty);
+  if (const json* v = field(body, "top_k")) p.top_k = static_cast<int>(integer(*v, "top_k", -1, 1 << 30));
+  if (const json* v = field(body, "min_tokens")) p.min_tokens = static_cast<int>(integer(*v, "min_tokens", 0, 1 << 30));
+  if (const json* v = field(body, "seed")) {
+    p.seed = static_cast<uint64_t>(integer(*v, "seed", std::numeric_limits<int64_t>::min(),
+                                           std::numeric_limits<int64_t>::max()));
+  }
+  if (const json* v = field(body, "stop")) p.stop = string_list(*v, "stop");
+  if (const json* v = field(body, "stop_token_ids")) p.stop_token_ids = id_list(*v, "stop_token_ids");
+  if (const json* v = field(body, "ignore_eos")) p.ignore_eos = boolean(*v, "ignore_eos");
+  if (const json* v = field(body, "skip_special_tokens")) p.skip_special_tokens = boolean(*v, "skip_special_tokens");
+  return p;
+}
+
+// max_tokens (or max_completion_tokens); unset means the rest of the context, as in vLLM.
+std::optional<int> read_max_tokens(const json& body) {
+  for (const char* key : {"max_completion_tokens", "max_tokens"}) {
+    if (const json* v = field(body, key)) return static_cast<int>(integer(*v, key, 1, std::numeric_limits<int>::max()));
+  }
+  return std::nullopt;
+}
+
+void read_stream_options(const json& body, GenerationRequest& req) {
+  if (const json* v = field(body, "stream")) req.stream = boolean(*v, "stream");
+  if (const json* v = field(body, "n")) req.n = static_cast<int>(integer(*v, "n", 1, kMaxChoices));
+  if (const json* v = field(body, "stream_options")) {
+    if (!v->is_object()) bad("stream_options", "'stream_options' must be an object");
+    if (const json* u = field(*v, "include_usage")) req.include_usage = boolean(*u, "stream_options.include_usage");
+  }
+}
+
+// Per-prompt params: the length check and the default max_tokens depend on the prompt.
+void finish_params(GenerationRequest& req, const SamplingParams& base, std::optional<int> max_tokens,
+                   const ServingContext& ctx) {
+  if (req.prompts.size() * static_cast<size_t>(req.n) > kMaxChoices) {
+    bad("n", "at most " + std::to_string(kMaxChoices) + " choices (prompts × n) per request");
+  }
+  for (const std::vector<int>& prompt : req.prompts) {
+    const int len = std::max<int>(1, static_cast<int>(prompt.size()));  // empty = BOS alone
+    if (len >= ctx.max_model_len) {
+      bad("messages", "the prompt is " + std::to_string(len) + " tokens long; this model's context holds " +
+                          std::to_string(ctx.max_model_len) + " tokens, prompt and completion together");
+    }
+    SamplingParams p = base;
+    p.max_tokens = max_tokens.value_or(ctx.max_model_len - len);
+    if (len + static_cast<int64_t>(p.max_tokens) > ctx.max_model_len) {
+      bad("max_tokens", "this model's maximum context length is " + std::to_string(ctx.max_model_len) +
+                            " tokens; you requested " + std::to_string(len + static_cast<int64_t>(p.max_tokens)) +
+                            " tokens (" + std::to_string(len) + " in the prompt, " +
+                            std::to_string(p.max_tokens) + " for the completion)");
+    }
+    try {
+      p.validate();
+    } catch (const std::invalid_argument& e) {
+      const std::string msg = e.what();
+      bad(msg.substr(0, msg.find(' ')), msg);
+    }
+    req.params.push_back(std::move(p));
+  }
+}
+
+const Tokenizer& need_tokenizer(const ServingContext& ctx) {
+  if (!ctx.tokenizer) bad("prompt", "this model has no tokenizer.json: send token ids");
+  return *ctx.tokenizer;
+}
+
+std::vector<int> encode(const ServingContext& ctx, const std::string& text, bool add_special) {
+  try {
+    return need_tokenizer(ctx).encode(text, add_special);
+  } catch (const Error& e) {
+    bad("prompt", e.what());
+  }
+}
+
+// prompt: a string, a list of strings, a list of token ids, or a list of such lists.
+std::vector<std::vector<int>> read_prompts(const json& body, const ServingContext& ctx) {
+  const json* v = field(body, "prompt");
+  if (!v) bad("prompt", "'prompt' is required");
+  if (v->is_string()) return {encode(ctx, v->get<std::string>(), true)};
+  if (!v->is_array() || v->empty()) bad("prompt", "'prompt' must be a string, a list of strings or token ids, non-empty");
+  std::vector<std::vector<int>> out;
+  if ((*v)[0].is_number()) return {id_list(*v, "prompt")};
+  for (const json& p : *v) {
+    if (p.is_string()) out.push_back(encode(ctx, p.get<std::string>(), true));
+    else if (p.is_array()) out.push_back(id_list(p, "prompt"));
+    else bad("prompt", "'prompt' must be a string, a list of strings or token ids, non-empty");
+  }
+  return out;
+}
+
+// A message's content as the templates expect it: a string (text parts joined), or null.
+json message_content(const json& content) {
+  if (content.is_null() || content.is_string()) return content;
+  if (!content.is_array()) bad("messages", "message 'content' must be a string or a list of text parts");
+  std::string text;
+  for (const json& part : content) {
+    const json* type = part.is_object() ? field(part, "type") : nullptr;
+    const json* t = part.is_object() ? field(part, "text") : nullptr;
+    if (!type || *type != "text" || !t || !t->is_string()) {
+      bad("messages", "only text content parts ({\"type\": \"text\", \"text\": ...}) are supported");
+    }
+    text += t->get<std::string>();
+  }
+  return text;
+}
+
+json read_messages(const json& body) {
+  const json* v = field(body, "messages");
+  if (!v || !v->is_array() || v->empty()) bad("messages", "'messages' must be a non-empty list of messages");
+  json out = json::array();
+  for (const json& m : *v) {
+    if (!m.is_object()) bad("messages", "each message must be an object");
+    const json* role = field(m, "role");
+    if (!role || !role->is_string()) bad("messages", "each message needs a string 'role'");
+    json msg = m;
+    msg["content"] = message_content(m.contains("content") ? m["content"] : json());
+    out.push_back(std::move(msg));
+  }
+  return out;
+}
+
+}  // namespace
+
+json parse_body(const std::string& body) {
+  json j;
+  try {
+    j = json::parse(body);
+  } catch (const json::exception& e) {
+    // nlohmann names the byte: "syntax error while parsing value - invalid literal; last read: ..."
+    std::string msg = e.what();
+    if (msg.size() > 300) msg.resize(300);
+    throw ApiError(400, "the request body is not valid JSON (UTF-8): " + json(msg).dump(-1, ' ', false, json::error_handler_t::replace));
+  }
+  if (!j.is_object()) throw ApiError(400, "the request body must be a JSON object");
+  return j;
+}
+
+void check_model(const json& body, const std::string& served_name) {
+  const json* v = field(body, "model");
+  if (!v) return;
+  if (!v->is_string()) bad("model", "'model' must be a string");
+  if (v->get<std::string>() != served_name) {
+    throw ApiError(404, "the model '" + v->get<std::string>() + "' does not exist (this server has '" +
+                            served_name + "')", "model");
+  }
+}
+
+GenerationRequest parse_completion_request(const json& body, const ServingContext& ctx) {
+  GenerationRequest req;
+  req.endpoint = Endpoint::kCompletions;
+  read_stream_options(body, req);
+  SamplingParams base = read_sampling(body, ctx);
+  if (const json* v = field(body, "logprobs")) {
+    base.logprobs = static_cast<int>(integer(*v, "logprobs", 0, 20));
+    req.logprobs = true;
+  }
+  if (const json* v = field(body, "echo"); v && boolean(*v, "echo")) bad("echo", "'echo' is not supported");
+  std::optional<int> max_tokens = read_max_tokens(body);
+  if (!field(body, "max_tokens")) max_tokens = max_tokens.value_or(16);  // OpenAI's completions default
+  req.prompts = read_prompts(body, ctx);
+  finish_params(req, base, max_tokens, ctx);
+  return req;
+}
+
+std::string render_chat(const json& body, const ServingContext& ctx) {
+  if (!ctx.chat_template) bad("messages", "this model has no chat template (tokenizer_config.json chat_template)");
+  const json messages = read_messages(body);
+  bool add_generation_prompt = true;
+  if (const json* v = field(body, "add_generation_prompt")) add_generation_prompt = boolean(*v, "add_generation_prompt");
+  json kwargs = json::object();
+  if (const json* v = field(body, "chat_template_kwargs")) {
+    if (!v->is_object()) bad("chat_template_kwargs", "'chat_template_kwargs' must be an object");
+    kwargs = *v;
+  }
+  json tools;
+  if (const json* v = field(body, "tools")) {
+    if (!v->is_array()) bad("tools", "'tools' must be a list");
+    tools = *v;
+  }
+  try {
+    return ctx.chat_template->render(messages, add_generation_prompt, kwargs, tools);
+  } catch (const Error& e) {
+    bad("messages", std::string("the chat template failed: ") + e.what());
+  }
+}
+
+GenerationRequest parse_chat_request(const json& body, const ServingContext& ctx) {
+  GenerationRequest req;
+  req.endpoint = Endpoint::kChat;
+  read_stream_options(body, req);
+  SamplingParams base = read_sampling(body, ctx);
+  const json* lp = field(body, "logprobs");
+  req.logprobs = lp && boolean(*lp, "logprobs");
+  if (const json* v = field(body, "top_logprobs")) {
+    const int top = static_cast<int>(integer(*v, "top_logprobs", 0, 20));
+    if (!req.logprobs) bad("top_logprobs", "'top_logprobs' needs 'logprobs': true");
+    base.logprobs = top;
+  } else if (req.logprobs) {
+    base.logprobs = 0;
+  }
+  const std::optional<int> max_tokens = read_max_tokens(body);
+  // The template writes the special tokens itself (BOS included), so none are added here.
+  req.prompts = {encode(ctx, render_chat(body, ctx), false)};
+  finish_params(req, base, max_tokens, ctx);
+  return req;
+}
+
+std::vector<Submission> expand(const GenerationRequest& req) {
+  std::vector<Submission> subs;
+  for (size_t p = 0; p < req.prompts.size(); ++p) {
+    for (int i = 0; i < req.n; ++i) {
+      Submission s{req.prompts[p], req.params[p]};
+      if (s.params.seed && i > 0) *s.params.seed += static_cast<uint64_t>(i);
+      subs.push_back(std::move(s));
+    }
+  }
+  return subs;
+}
+
+json tokenize(const json& body, const ServingContext& ctx) {
+  std::vector<int> ids;
+  if (field(body, "messages")) {
+    bool add_special = false;
+    if (const json* v = field(body, "add_special_tokens")) add_special = boolean(*v, "add_special_tokens");
+    ids = encode(ctx, render_chat(body, ctx), add_special);
+  } else {
+    const json* prompt = field(body, "prompt");
+    if (!prompt || !prompt->is_string()) bad("prompt", "'prompt' (a string) or 'messages' is required");
+    bool add_special = true;
+    if (const json* v = field(body, "add_special_tokens")) add_special = boolean(*v, "add_special_tokens");
+    ids = encode(ctx, prompt->get<std::string>(), add_special);
+  }
+  json out = {{"count", ids.size()}, {"max_model_len", ctx.max_model_len}, {"tokens", ids}, {"token_strs", nullptr}};
+  if (const json* v = field(body, "return_token_strs"); v && boolean(*v, "return_token_strs")) {
+    json strs = json::array();
+    for (int id : ids) strs.push_back(ctx.tokenizer->decode(std::span<const int>(&id, 1), false));
+    out["token_strs"] = std::move(strs);
+  }
+  return out;
+}
+
+json detokenize(const json& body, const ServingContext& ctx) {
+  const Tokenizer& tok = need_tokenizer(ctx);
+  const json* v = field(body, "tokens");
+  if (!v) bad("tokens", "'tokens' (a list of token ids) is required");
+  const std::vector<int> ids = id_list(*v, "tokens");
+  for (int id : ids) {
+    if (id >= tok.vocab_size()) bad("tokens", "token id " + std::to_string(id) + " is outside the vocabulary");
+  }
+  return {{"prompt", tok.decode(ids, false)}};
+}
+
+}  // namespace nanovllm::server

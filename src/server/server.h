@@ -1,0 +1,31 @@
+// The OpenAI-compatible HTTP server: routes, authentication, errors, and a clean drain on stop.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <string>
+
+namespace nanovllm {
+class LLM;
+}
+
+namespace nanovllm::server {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8000;                       // 0 = any free port (printed at start-up)
+  std::string api_key;                   // when set, /v1/* needs "Authorization: Bearer KEY"
+  std::string served_model_name;         // the "model" clients send; default: the --model path
+  int max_waiting = 1024;                // 503 beyond this many waiting requests; 0 = no limit
+  size_t max_body_bytes = 8u << 20;      // larger bodies get 413
+  int http_threads = 128;                // connections served at once (streams hold one each)
+  double drain_seconds = 30;             // on stop, in-flight requests get this long to finish
+};
+
+// Serves llm until should_stop() returns true (polled ten times a second; e.g. set by a
+// SIGINT handler), then stops accepting, lets in-flight requests finish for drain_seconds,
+// aborts the rest and returns. Prints "listening on http://HOST:PORT" to stdout once bound.
+// Throws nanovllm::Error when the address cannot be bound.
+void serve(LLM& llm, const ServerOptions& opts, const std::function<bool()>& should_stop);
+
+}  // namespace nanovllm::server

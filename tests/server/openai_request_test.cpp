@@ -1,0 +1,122 @@
+// Request parsing and response shapes of the OpenAI server, without HTTP: field checks, prompt
+// forms, per-choice seeds, usage sums and the Prometheus exposition.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "server/api_error.h"
+#include "server/metrics.h"
+#include "server/openai_request.h"
+#include "server/openai_response.h"
+#include "tokenizer/hf_tokenizer.h"
+
+namespace nanovllm::server {
+namespace {
+
+const std::string kStories = std::string(NANOVLLM_SHARED_DIR) + "/models/tinystories-656k";
+
+class OpenAiRequestTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    tok_ = HfTokenizer::from_dir(kStories);
+    ctx_.tokenizer = tok_.get();
+    ctx_.defaults.temperature = 0.5f;
+    ctx_.max_model_len = 512;
+    ctx_.model_name = kStories;  // any name; check_model tests use their own
+  }
+  int status_of(const std::string& body) {
+    try {
+      parse_completion_request(parse_body(body), ctx_);
+    } catch (const ApiError& e) {
+      return e.status();
+    }
+    return 200;
+  }
+  std::unique_ptr<HfTokenizer> tok_;
+  ServingContext ctx_;
+};
+
+TEST_F(OpenAiRequestTest, FieldsMapToSamplingParams) {
+  const GenerationRequest r = parse_completion_request(
+      parse_body(R"({"prompt": "Once", "max_tokens": 7, "top_k": 3, "stop": "x", "seed": 9, "n": 2,
+                     "stream": true, "stream_options": {"include_usage": true}, "logprobs": 2})"),
+      ctx_);
+  ASSERT_EQ(r.prompts.size(), 1u);
+  EXPECT_EQ(r.prompts[0], tok_->encode("Once", true));
+  const SamplingParams& p = r.params[0];
+  EXPECT_EQ(p.max_tokens, 7);
+  EXPECT_EQ(p.top_k, 3);
+  EXPECT_FLOAT_EQ(p.temperature, 0.5f);  // unset: the model's default
+  EXPECT_EQ(p.stop, std::vector<std::string>{"x"});
+  EXPECT_EQ(p.logprobs, 2);
+  EXPECT_TRUE(r.stream && r.include_usage && r.logprobs);
+  const std::vector<Submission> subs = expand(r);
+  ASSERT_EQ(subs.size(), 2u);
+  EXPECT_EQ(*subs[0].params.seed, 9u);
+  EXPECT_EQ(*subs[1].params.seed, 10u);
+}
+
+TEST_F(OpenAiRequestTest, DefaultMaxTokensIsSixteen) {
+  const GenerationRequest r = parse_completion_request(parse_body(R"({"prompt": [[1, 2], [3]]})"), ctx_);
+  ASSERT_EQ(r.params.size(), 2u);
+  EXPECT_EQ(r.params[0].max_tokens, 16);
+  EXPECT_EQ(r.prompts[1], std::vector<int>{3});
+}
+
+TEST_F(OpenAiRequestTest, BadFieldsAre400) {
+  for (const char* body : {"{", "[]", R"({"prompt": 3})", R"({"prompt": "a", "max_tokens": 0})",
+                           R"({"prompt": "a", "max_tokens": 1e20})", R"({"prompt": "a", "top_p": 2})",
+                           R"({"prompt": "a", "n": "2"})", R"({"prompt": "a", "max_tokens": 600})",
+                           R"({"prompt": "a", "stop": [1]})", R"({"prompt": "a", "echo": true})"}) {
+    EXPECT_EQ(status_of(body), 400) << body;
+  }
+  EXPECT_EQ(status_of(R"({"prompt": "a", "max_tokens": 5.0})"), 200);
+}
+
+TEST_F(OpenAiRequestTest, UnknownModelIs404) {
+  try {
+    check_model(parse_body(R"({"model": "other"})"), "m");
+    FAIL();
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.status(), 404);
+    EXPECT_EQ(e.param(), "model");
+  }
+  EXPECT_NO_THROW(check_model(parse_body(R"({"model": "m"})"), "m"));
+}
+
+TEST_F(OpenAiRequestTest, ResponseSumsUsageOncePerPrompt) {
+  const GenerationRequest r = parse_completion_request(parse_body(R"({"prompt": "a", "n": 2})"), ctx_);
+  ResponseBuilder b(r, ctx_);
+  for (int choice = 0; choice < 2; ++choice) {
+    ChoiceEvent e;
+    e.choice = choice;
+    e.out.new_token_ids = {5, 6, 7};
+    e.out.new_text = "abc";
+    e.out.finished = true;
+    e.out.finish_reason = FinishReason::kLength;
+    e.out.num_prompt_tokens = 4;
+    e.out.num_cached_tokens = 2;
+    b.add(e, nullptr);
+  }
+  ASSERT_TRUE(b.all_finished());
+  const json j = b.response();
+  EXPECT_EQ(j["usage"]["prompt_tokens"], 4);
+  EXPECT_EQ(j["usage"]["completion_tokens"], 6);
+  EXPECT_EQ(j["usage"]["total_tokens"], 10);
+  EXPECT_EQ(j["usage"]["prompt_tokens_details"]["cached_tokens"], 2);
+  EXPECT_EQ(j["choices"][1]["finish_reason"], "length");
+  EXPECT_EQ(j["object"], "text_completion");
+}
+
+TEST(MetricsTest, HistogramIsCumulative) {
+  Metrics m("x");
+  m.observe_ttft(0.003);
+  m.observe_ttft(100);
+  const std::string text = m.render(now_seconds());
+  EXPECT_NE(text.find("nanovllm:time_to_first_token_seconds_bucket{model_name=\"x\",le=\"0.005\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("nanovllm:time_to_first_token_seconds_bucket{model_name=\"x\",le=\"+Inf\"} 2\n"), std::string::npos);
+  EXPECT_NE(text.find("nanovllm:time_to_first_token_seconds_count{model_name=\"x\"} 2\n"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace nanovllm::server

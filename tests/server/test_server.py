@@ -1,0 +1,446 @@
+"""End-to-end tests of `nanovllm serve` with the official openai client, requests and curl.
+
+Oracles: TinyStories-656K's known greedy story, the server's own /tokenize for usage counts, each
+request run alone as the reference for the same request run among 31 others (greedy), and the
+OpenAI response shapes the openai client parses.
+"""
+import concurrent.futures as cf
+import json
+import subprocess
+import threading
+import time
+
+import openai
+import pytest
+import requests
+
+from conftest import STORIES, Server
+
+STORY = "Once upon a time, there was a little girl named Lily. She had a toy car that she loved very much."
+
+
+def client(server, **kw):
+    return openai.OpenAI(base_url=server.url + "/v1", api_key=kw.pop("api_key", "unused"), max_retries=0, **kw)
+
+
+def complete(server, prompt, **kw):
+    body = {"model": server.name, "prompt": prompt, "temperature": 0, **kw}
+    r = server.post("/v1/completions", body)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def stream_sse(server, path, body):
+    """Sends a streaming request; returns the parsed data chunks (ending at [DONE])."""
+    chunks = []
+    with requests.post(server.url + path, json={**body, "stream": True}, stream=True, timeout=60) as r:
+        assert r.status_code == 200, r.text
+        assert r.headers["Content-Type"].startswith("text/event-stream")
+        for line in r.iter_lines():
+            if not line:
+                continue
+            assert line.startswith(b"data: "), line
+            if line == b"data: [DONE]":
+                return chunks
+            chunks.append(json.loads(line[6:]))
+    raise AssertionError("stream ended without [DONE]")
+
+
+def n_tokens(server, text):
+    return server.post("/tokenize", {"prompt": text}).json()["count"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Completions
+
+def test_models_and_health(story_server):
+    assert requests.get(story_server.url + "/health").status_code == 200
+    models = client(story_server).models.list()
+    assert [m.id for m in models.data] == ["test-model"]
+
+
+def test_greedy_story_from_bos_with_openai_client(story_server):
+    out = client(story_server).completions.create(model="test-model", prompt="", max_tokens=40, temperature=0)
+    assert out.choices[0].text.startswith(STORY), out.choices[0].text
+    assert out.usage.prompt_tokens == 1  # BOS alone
+    assert out.usage.completion_tokens == 40
+    assert out.usage.total_tokens == 41
+    assert out.choices[0].finish_reason == "length"
+
+
+def test_streamed_completion_equals_plain(story_server):
+    plain = complete(story_server, "Once upon a time", max_tokens=30)
+    stream = client(story_server).completions.create(model="test-model", prompt="Once upon a time", max_tokens=30,
+                                                     temperature=0, stream=True,
+                                                     stream_options={"include_usage": True})
+    chunks = list(stream)
+    text = "".join(c.choices[0].text for c in chunks if c.choices)
+    assert text == plain["choices"][0]["text"]
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 30
+    assert chunks[-1].usage.prompt_tokens == plain["usage"]["prompt_tokens"] == n_tokens(story_server, "Once upon a time")
+
+
+def test_curl_plain_and_stream(story_server):
+    body = json.dumps({"model": "test-model", "prompt": "The cat", "max_tokens": 12, "temperature": 0})
+    out = subprocess.run(["curl", "-sS", "--fail-with-body", story_server.url + "/v1/completions",
+                          "-H", "Content-Type: application/json", "-d", body], capture_output=True, text=True, check=True)
+    plain = json.loads(out.stdout)
+    assert plain["object"] == "text_completion" and plain["usage"]["completion_tokens"] <= 12
+    streamed = json.dumps({**json.loads(body), "stream": True})
+    out = subprocess.run(["curl", "-sS", "-N", story_server.url + "/v1/completions",
+                          "-H", "Content-Type: application/json", "-d", streamed], capture_output=True, text=True, check=True)
+    events = [e for e in out.stdout.split("\n\n") if e]
+    assert events[-1] == "data: [DONE]"
+    text = "".join(json.loads(e[6:])["choices"][0]["text"] for e in events[:-1])
+    assert text == plain["choices"][0]["text"]
+
+
+def test_prompt_forms_and_n(story_server):
+    ids = story_server.post("/tokenize", {"prompt": "Tom had a dog"}).json()["tokens"]
+    by_text = complete(story_server, "Tom had a dog", max_tokens=10)["choices"][0]["text"]
+    assert complete(story_server, ids, max_tokens=10)["choices"][0]["text"] == by_text
+    both = complete(story_server, ["Tom had a dog", "Sue liked"], max_tokens=10, n=2)
+    assert [c["index"] for c in both["choices"]] == [0, 1, 2, 3]
+    assert both["choices"][0]["text"] == both["choices"][1]["text"] == by_text  # greedy: n copies
+    assert complete(story_server, [ids, ids], max_tokens=10)["choices"][1]["text"] == by_text
+    assert both["usage"]["prompt_tokens"] == len(ids) + n_tokens(story_server, "Sue liked")
+
+
+def test_stop_strings_never_in_output(story_server):
+    full = complete(story_server, "", max_tokens=40, logprobs=0)["choices"][0]
+    tokens = full["logprobs"]["tokens"]
+    # A stop string that spans a token boundary: end of token 3 + start of token 4.
+    across = tokens[3][-2:] + tokens[4][:2]
+    for stop in ["Lily", across, ["zzz", "toy car"]]:
+        first = stop if isinstance(stop, str) else "toy car"
+        expected = full["text"][: full["text"].index(first)]
+        out = complete(story_server, "", max_tokens=40, stop=stop)["choices"][0]
+        assert out["text"] == expected and out["finish_reason"] == "stop", (stop, out)
+        chunks = stream_sse(story_server, "/v1/completions", {"prompt": "", "max_tokens": 40, "temperature": 0, "stop": stop})
+        streamed = "".join(c["choices"][0]["text"] for c in chunks)
+        assert streamed == expected and first not in streamed
+
+
+def test_seed_reproducible(story_server):
+    def sample(seed):
+        return complete(story_server, "One day", max_tokens=24, temperature=1.0, seed=seed, ignore_eos=True)["choices"][0]["text"]
+    a, b = sample(1234), sample(1234)
+    assert a == b
+    assert any(sample(s) != a for s in (1, 2, 3))
+    two = complete(story_server, "One day", max_tokens=24, temperature=1.0, seed=1234, n=2, ignore_eos=True)
+    assert two["choices"][0]["text"] == a  # sample 0 keeps the seed
+
+
+def test_usage_cached_tokens(story_server):
+    prompt = " ".join(["The little bird sang a song in the tall green tree."] * 6)
+    n = n_tokens(story_server, prompt)
+    assert n > 32
+    complete(story_server, prompt, max_tokens=2)
+    again = complete(story_server, prompt, max_tokens=2)["usage"]
+    assert again["prompt_tokens"] == n
+    assert 16 <= again["prompt_tokens_details"]["cached_tokens"] < n
+    assert again["total_tokens"] == n + again["completion_tokens"]
+
+
+def test_logprobs_completion(story_server):
+    out = complete(story_server, "Once", max_tokens=6, logprobs=3, ignore_eos=True)["choices"][0]
+    lp = out["logprobs"]
+    assert len(lp["tokens"]) == len(lp["token_logprobs"]) == len(lp["top_logprobs"]) == 6
+    assert "".join(lp["tokens"]) == out["text"]
+    assert lp["text_offset"][0] == 0 and lp["text_offset"][1] == len(lp["tokens"][0])
+    for chosen, top in zip(lp["token_logprobs"], lp["top_logprobs"]):
+        assert chosen <= 0 and 1 <= len(top) <= 4
+        assert abs(max(top.values()) - chosen) < 1e-5  # greedy picks the most likely
+
+
+def test_sampling_fields_accepted(story_server):
+    out = complete(story_server, "A big", max_tokens=8, temperature=0.7, top_p=0.9, top_k=20, min_p=0.05, seed=3,
+                   presence_penalty=0.5, frequency_penalty=0.5, repetition_penalty=1.2, stop_token_ids=[2],
+                   ignore_eos=False, max_completion_tokens=8)
+    assert out["usage"]["completion_tokens"] <= 8
+
+
+def test_tokenize_detokenize(story_server):
+    t = story_server.post("/tokenize", {"prompt": "Hello there", "return_token_strs": True}).json()
+    assert t["count"] == len(t["tokens"]) and t["max_model_len"] == 512
+    back = story_server.post("/detokenize", {"tokens": t["tokens"]}).json()["prompt"]
+    assert back.endswith("Hello there")
+
+
+# ---------------------------------------------------------------------------------------------
+# Chat
+
+def test_chat_plain_stream_and_usage(chat_server):
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi!"}]
+    c = client(chat_server)
+    out = c.chat.completions.create(model="qwen3-tiny", messages=messages, max_tokens=8, temperature=0,
+                                    extra_body={"ignore_eos": True})
+    assert out.object == "chat.completion" and out.choices[0].message.role == "assistant"
+    assert out.usage.completion_tokens == 8 and out.choices[0].finish_reason == "length"
+    tok = chat_server.post("/tokenize", {"messages": messages}).json()
+    assert out.usage.prompt_tokens == tok["count"]
+    stream = c.chat.completions.create(model="qwen3-tiny", messages=messages, max_tokens=8, temperature=0,
+                                       stream=True, stream_options={"include_usage": True},
+                                       extra_body={"ignore_eos": True})
+    chunks = list(stream)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+    assert text == out.choices[0].message.content
+    assert chunks[-1].usage.total_tokens == out.usage.total_tokens
+
+
+def test_chat_template_kwargs_and_logprobs(chat_server):
+    messages = [{"role": "user", "content": [{"type": "text", "text": "Tell me a story."}]}]
+    on = chat_server.post("/tokenize", {"messages": messages}).json()["count"]
+    off = chat_server.post("/tokenize", {"messages": messages, "chat_template_kwargs": {"enable_thinking": False}}).json()["count"]
+    assert off > on  # Qwen3 writes an empty <think></think> block when thinking is off
+    r = chat_server.post("/v1/chat/completions", {"messages": messages, "max_tokens": 3, "temperature": 0, "ignore_eos": True,
+                                                  "logprobs": True, "top_logprobs": 2,
+                                                  "chat_template_kwargs": {"enable_thinking": False}})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["usage"]["prompt_tokens"] == off
+    content = body["choices"][0]["logprobs"]["content"]
+    assert len(content) == 3 and all(len(t["top_logprobs"]) == 2 and "bytes" in t for t in content)
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}}}]
+    with_tools = chat_server.post("/tokenize", {"messages": messages, "tools": tools}).json()["count"]
+    assert with_tools > on
+
+
+def test_chat_without_template_is_400(story_server):
+    r = story_server.post("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}]})
+    assert r.status_code == 400 and "chat template" in r.json()["error"]["message"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Concurrency, disconnects, overload, auth, shutdown
+
+STARTS = ["Once upon a time", "Tom", "The sun", "A little dog", "Sara and Ben", "One day", "The cat", "Mom said",
+          "There was a big", "Lily wanted", "The bird", "In the park", "Max had", "The boy", "Anna liked", "It was"]
+
+
+def test_32_concurrent_streams_match_solo_runs(story_server):
+    prompts = [f"{s}{' ' * (i // 16)}" for i in range(32) for s in [STARTS[i % 16]]]
+    solo = [complete(story_server, p, max_tokens=24, ignore_eos=True)["choices"][0]["text"] for p in prompts]
+
+    def streamed(p):
+        chunks = stream_sse(story_server, "/v1/completions", {"prompt": p, "max_tokens": 24, "temperature": 0, "ignore_eos": True})
+        return "".join(c["choices"][0]["text"] for c in chunks)
+
+    with cf.ThreadPoolExecutor(32) as pool:
+        together = list(pool.map(streamed, prompts))
+    assert together == solo
+
+
+def test_disconnected_streams_free_their_blocks(story_server):
+    before = story_server.metrics()
+
+    def start_and_drop():
+        body = {"prompt": "Once upon a time", "max_tokens": 400, "ignore_eos": True, "stream": True, "temperature": 0}
+        r = requests.post(story_server.url + "/v1/completions", json=body, stream=True, timeout=30)
+        lines = r.iter_lines()
+        for _ in range(3):
+            next(lines)
+        r.close()
+
+    with cf.ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: start_and_drop(), range(4)))
+    deadline = time.time() + 20
+    while True:
+        m = story_server.metrics()
+        if m["nanovllm:kv_blocks_used"] == 0 and m["nanovllm:num_requests_running"] == 0:
+            break
+        assert time.time() < deadline, m
+        time.sleep(0.1)
+    assert m["nanovllm:request_success_total.abort"] >= before["nanovllm:request_success_total.abort"] + 4
+    assert m["nanovllm:kv_blocks_free"] == m["nanovllm:kv_blocks_total"]
+    assert m["nanovllm:generation_tokens_total"] < before["nanovllm:generation_tokens_total"] + 4 * 400
+    assert requests.get(story_server.url + "/health").status_code == 200
+
+
+def test_metrics_histograms(story_server):
+    complete(story_server, "Hi", max_tokens=4)
+    text = requests.get(story_server.url + "/metrics").text
+    for name in ["time_to_first_token_seconds_bucket", "inter_token_latency_seconds_count", "num_requests_waiting",
+                 "prefix_cache_hit_rate", "generation_tokens_per_second"]:
+        assert "nanovllm:" + name in text
+
+
+def test_overload_answers_503():
+    server = Server(STORIES, "--max-num-seqs", "1", "--max-waiting", "1")
+    try:
+        body = {"model": server.name, "prompt": "Once", "max_tokens": 200, "ignore_eos": True}
+        with cf.ThreadPoolExecutor(6) as pool:
+            codes = list(pool.map(lambda _: server.post("/v1/completions", body).status_code, range(6)))
+        assert 503 in codes and 200 in codes, codes
+        r = server.post("/v1/completions", {**body, "max_tokens": 2})
+        assert r.status_code == 200
+    finally:
+        assert server.stop() == 0
+
+
+def test_api_key():
+    server = Server(STORIES, "--api-key", "sekret")
+    try:
+        body = {"prompt": "Hi", "max_tokens": 2}
+        assert server.post("/v1/completions", body).status_code == 401
+        assert server.post("/v1/completions", body, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        with pytest.raises(openai.AuthenticationError):
+            client(server, api_key="wrong").completions.create(model=server.name, prompt="Hi", max_tokens=2)
+        out = client(server, api_key="sekret").completions.create(model=server.name, prompt="Hi", max_tokens=2)
+        assert out.usage.completion_tokens <= 2
+        assert requests.get(server.url + "/health").status_code == 200  # health needs no key
+    finally:
+        assert server.stop() == 0
+
+
+def test_sigterm_drains_in_flight_stream():
+    server = Server(STORIES, "--drain-seconds", "2")
+    body = {"prompt": "Once", "max_tokens": 300, "ignore_eos": True, "stream": True}
+    result = {}
+
+    def run():
+        chunks = stream_sse(server, "/v1/completions", body)
+        result["finish"] = chunks[-1]["choices"][0]["finish_reason"]
+
+    t = threading.Thread(target=run)
+    t.start()
+    time.sleep(0.3)
+    assert server.stop(timeout=20) == 0
+    t.join(timeout=20)
+    assert result.get("finish") in ("length", "abort"), result
+    with pytest.raises(requests.ConnectionError):
+        requests.get(server.url + "/health", timeout=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Malformed and hostile requests: each gets its status and an OpenAI error body, and the
+# server keeps serving.
+
+J = "application/json"
+HOSTILE = [
+    # (name, path, body (bytes or json-able), content type, expected status)
+    ("bad json", "/v1/completions", b"{", J, 400),
+    ("empty body", "/v1/completions", b"", J, 400),
+    ("not an object", "/v1/completions", b"[1, 2]", J, 400),
+    ("NaN literal", "/v1/completions", b'{"prompt": "a", "temperature": NaN}', J, 400),
+    ("trailing garbage", "/v1/completions", b'{"prompt": "a"} x', J, 400),
+    ("invalid utf-8", "/v1/completions", b'{"prompt": "\xff\xfe"}', J, 400),
+    ("lone surrogate", "/v1/completions", b'{"prompt": "\\ud800"}', J, 400),
+    ("deep nesting", "/v1/completions", b"[" * 100000 + b"]" * 100000, J, 400),
+    ("10 MB body", "/v1/completions", b'{"prompt": "' + b"a" * (10 << 20) + b'"}', J, 413),
+    ("wrong content type", "/v1/completions", b'{"prompt": "a"}', "text/plain", 415),
+    ("missing prompt", "/v1/completions", {"max_tokens": 2}, J, 400),
+    ("empty prompt list", "/v1/completions", {"prompt": []}, J, 400),
+    ("prompt object", "/v1/completions", {"prompt": {"a": 1}}, J, 400),
+    ("token id outside vocab", "/v1/completions", {"prompt": [999999]}, J, 400),
+    ("negative token id", "/v1/completions", {"prompt": [1, -5]}, J, 400),
+    ("prompt longer than context", "/v1/completions", {"prompt": [5] * 600}, J, 400),
+    ("negative max_tokens", "/v1/completions", {"prompt": "a", "max_tokens": -1}, J, 400),
+    ("zero max_tokens", "/v1/completions", {"prompt": "a", "max_tokens": 0}, J, 400),
+    ("string max_tokens", "/v1/completions", {"prompt": "a", "max_tokens": "10"}, J, 400),
+    ("huge max_tokens", "/v1/completions", b'{"prompt": "a", "max_tokens": 99999999999999999999999}', J, 400),
+    ("float overflow", "/v1/completions", b'{"prompt": "a", "max_tokens": 1e999}', J, 400),
+    ("max_tokens past context", "/v1/completions", {"prompt": "a", "max_tokens": 100000}, J, 400),
+    ("fractional max_tokens", "/v1/completions", {"prompt": "a", "max_tokens": 2.5}, J, 400),
+    ("negative temperature", "/v1/completions", {"prompt": "a", "temperature": -1}, J, 400),
+    ("string temperature", "/v1/completions", {"prompt": "a", "temperature": "hot"}, J, 400),
+    ("top_p zero", "/v1/completions", {"prompt": "a", "top_p": 0}, J, 400),
+    ("top_p above one", "/v1/completions", {"prompt": "a", "top_p": 1.5}, J, 400),
+    ("fractional top_k", "/v1/completions", {"prompt": "a", "top_k": 1.5}, J, 400),
+    ("min_p above one", "/v1/completions", {"prompt": "a", "min_p": 2}, J, 400),
+    ("presence_penalty out of range", "/v1/completions", {"prompt": "a", "presence_penalty": 5}, J, 400),
+    ("repetition_penalty zero", "/v1/completions", {"prompt": "a", "repetition_penalty": 0}, J, 400),
+    ("n zero", "/v1/completions", {"prompt": "a", "n": 0}, J, 400),
+    ("n huge", "/v1/completions", {"prompt": "a", "n": 100000}, J, 400),
+    ("stop not a string", "/v1/completions", {"prompt": "a", "stop": 5}, J, 400),
+    ("empty stop string", "/v1/completions", {"prompt": "a", "stop": [""]}, J, 400),
+    ("negative stop token", "/v1/completions", {"prompt": "a", "stop_token_ids": [-1]}, J, 400),
+    ("logprobs too many", "/v1/completions", {"prompt": "a", "logprobs": 100}, J, 400),
+    ("string stream", "/v1/completions", {"prompt": "a", "stream": "yes"}, J, 400),
+    ("string seed", "/v1/completions", {"prompt": "a", "seed": "abc"}, J, 400),
+    ("string ignore_eos", "/v1/completions", {"prompt": "a", "ignore_eos": "true"}, J, 400),
+    ("bad stream_options", "/v1/completions", {"prompt": "a", "stream_options": 3}, J, 400),
+    ("unknown model", "/v1/completions", {"prompt": "a", "model": "gpt-4"}, J, 404),
+    ("model not a string", "/v1/completions", {"prompt": "a", "model": 123}, J, 400),
+    ("unknown path", "/v1/nothing", {"prompt": "a"}, J, 404),
+    ("chat without template", "/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}]}, J, 400),
+    ("chat missing messages", "/v1/chat/completions", {"max_tokens": 2}, J, 400),
+    ("detokenize bad ids", "/detokenize", {"tokens": [1, "x"]}, J, 400),
+    ("detokenize outside vocab", "/detokenize", {"tokens": [123456789]}, J, 400),
+    ("tokenize nothing", "/tokenize", {}, J, 400),
+]
+
+CHAT_HOSTILE = [
+    ("messages not a list", {"messages": "hi"}, 400),
+    ("empty messages", {"messages": []}, 400),
+    ("message without role", {"messages": [{"content": "hi"}]}, 400),
+    ("image content part", {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}, 400),
+    ("top_logprobs without logprobs", {"messages": [{"role": "user", "content": "hi"}], "top_logprobs": 2}, 400),
+    ("logprobs not a bool", {"messages": [{"role": "user", "content": "hi"}], "logprobs": 3}, 400),
+    ("kwargs not an object", {"messages": [{"role": "user", "content": "hi"}], "chat_template_kwargs": [1]}, 400),
+    ("tools not a list", {"messages": [{"role": "user", "content": "hi"}], "tools": "x"}, 400),
+    ("max_completion_tokens negative", {"messages": [{"role": "user", "content": "hi"}], "max_completion_tokens": -3}, 400),
+]
+
+
+def send(server, path, body, ctype):
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return requests.post(server.url + path, data=data, headers={"Content-Type": ctype}, timeout=60)
+
+
+@pytest.mark.parametrize("name,path,body,ctype,status", HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_hostile_request(story_server, name, path, body, ctype, status):
+    r = send(story_server, path, body, ctype)
+    assert r.status_code == status, (name, r.status_code, r.text[:300])
+    err = r.json()["error"]
+    assert err["code"] == status and err["message"] and "type" in err and "param" in err
+    assert requests.get(story_server.url + "/health", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize("name,body,status", CHAT_HOSTILE, ids=[h[0] for h in CHAT_HOSTILE])
+def test_hostile_chat_request(chat_server, name, body, status):
+    r = send(chat_server, "/v1/chat/completions", body, J)
+    assert r.status_code == status, (name, r.status_code, r.text[:300])
+    assert r.json()["error"]["code"] == status
+    assert requests.get(chat_server.url + "/health", timeout=5).status_code == 200
+
+
+def test_errors_name_the_field_and_length(story_server):
+    r = send(story_server, "/v1/completions", {"prompt": "a", "temperature": -1}, J).json()["error"]
+    assert r["param"] == "temperature"
+    r = send(story_server, "/v1/completions", {"prompt": [5] * 600}, J).json()["error"]
+    assert "600" in r["message"] and "512" in r["message"]
+
+
+def test_wrong_method_is_rejected(story_server):
+    r = requests.get(story_server.url + "/v1/completions")
+    assert r.status_code in (404, 405)
+    assert requests.get(story_server.url + "/health").status_code == 200
+
+
+# ---------------------------------------------------------------------------------------------
+# `nanovllm chat`: the conversation is kept between turns, /reset forgets it, /exit and EOF quit.
+
+def chat_transcript(model, lines):
+    """stdout of `nanovllm chat` fed these lines: "> " before each turn, then the streamed reply."""
+    from conftest import nanovllm_bin
+    # Sampled with a fixed seed: a random-weight model's greedy reply can be blank whatever the
+    # context, while a seeded sample differs whenever the prompt (the conversation) differs.
+    out = subprocess.run([nanovllm_bin(), "chat", "--model", str(model), "--temperature", "1", "--seed", "11",
+                          "--max-tokens", "6", "--ignore-eos", "--kv-cache-memory", "32MiB", "--threads", "2"],
+                         input="".join(l + "\n" for l in lines), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_chat_cli_keeps_the_conversation(chat_model):
+    question = chat_transcript(chat_model, ["Tell me about cats.", "/exit"])  # "> R\n> \n"
+    assert question.startswith("> ") and question.endswith("\n> \n") and len(question) > 6
+    reset = chat_transcript(chat_model, ["Hello there!", "/reset", "Tell me about cats.", "/exit"])
+    assert reset.endswith("> [conversation cleared]\n" + question)  # /reset forgets the first turn
+    first_turn = reset[: reset.index("> [conversation cleared]")]
+    kept = chat_transcript(chat_model, ["Hello there!", "Tell me about cats."])  # EOF ends it
+    assert kept.startswith(first_turn)
+    assert kept[len(first_turn):] != question  # the second answer saw the first turn

@@ -1,0 +1,73 @@
+// `nanovllm serve`: the OpenAI-compatible HTTP server over one checkpoint.
+#include <CLI/CLI.hpp>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <memory>
+#include <stdexcept>
+
+#include "commands.h"
+#include "engine_options.h"
+#include "nanovllm/llm.h"
+
+#ifdef NANOVLLM_HAVE_SERVER
+#include "server/server.h"
+#endif
+
+namespace nanovllm::tools {
+namespace {
+
+#ifdef NANOVLLM_HAVE_SERVER
+std::atomic<bool> g_stop{false};
+
+extern "C" void on_stop_signal(int) { g_stop = true; }
+
+// SIGINT/SIGTERM ask the server to drain and stop; SIGPIPE (a client gone) must not kill us.
+void install_signal_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+}
+
+struct ServeArgs {
+  Config config;
+  server::ServerOptions server;
+};
+
+void run_serve(ServeArgs& a) {
+  if (a.server.served_model_name.empty()) a.server.served_model_name = a.config.model;
+  install_signal_handlers();
+  LLM llm(a.config.model, a.config);
+  server::serve(llm, a.server, [] { return g_stop.load(); });
+}
+#endif
+
+}  // namespace
+
+void add_serve_command(CLI::App& app) {
+  CLI::App* cmd = app.add_subcommand("serve", "OpenAI-compatible HTTP server (completions, chat, SSE streaming)");
+#ifdef NANOVLLM_HAVE_SERVER
+  auto args = std::make_shared<ServeArgs>();
+  add_engine_options(cmd, args->config);
+  server::ServerOptions& s = args->server;
+  cmd->add_option("--host", s.host, "Address to listen on")->capture_default_str();
+  cmd->add_option("--port", s.port, "Port to listen on (0 = any free port, printed at start-up)")->capture_default_str();
+  cmd->add_option("--api-key", s.api_key, "Require 'Authorization: Bearer KEY' on /v1/*");
+  cmd->add_option("--served-model-name", s.served_model_name, "Model name clients send (default: the --model path)");
+  cmd->add_option("--max-waiting", s.max_waiting, "Answer 503 when more requests than this wait (0 = no limit)")
+      ->capture_default_str();
+  cmd->add_option("--max-body-bytes", s.max_body_bytes, "Larger request bodies get 413")->capture_default_str();
+  cmd->add_option("--http-threads", s.http_threads, "Connections served at once")->capture_default_str();
+  cmd->add_option("--drain-seconds", s.drain_seconds, "On SIGINT/SIGTERM, time in-flight requests get to finish")
+      ->capture_default_str();
+  cmd->callback([args] { run_serve(*args); });
+#else
+  cmd->callback([] { throw std::runtime_error("this build has no server (configure with -DNANOVLLM_WITH_SERVER=ON)"); });
+#endif
+}
+
+}  // namespace nanovllm::tools
