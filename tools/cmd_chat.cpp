@@ -70,12 +70,6 @@ std::string stream_reply(LLMEngine& engine, std::vector<int> ids, SamplingParams
   return reply;
 }
 
-int context_length(const LLMEngine& engine) {
-  const Config& c = engine.config();
-  const int len = c.max_model_len > 0 ? c.max_model_len : engine.model_info().max_position_embeddings;
-  return std::min<int64_t>(len, static_cast<int64_t>(engine.stats().kv_blocks_total) * c.block_size);
-}
-
 void run_chat(ChatArgs& a) {
   LLM llm(a.config.model, a.config);
   if (!llm.tokenizer()) throw Error("chat needs a tokenizer.json in " + a.config.model);
@@ -99,7 +93,7 @@ void run_chat(ChatArgs& a) {
     try {
       std::vector<int> ids = llm.tokenizer()->encode(tpl.render(messages, true, kwargs, json()), false);
       SamplingParams p = base;
-      if (!a.sampling.max_tokens) p.max_tokens = std::max(1, context_length(engine) - static_cast<int>(ids.size()));
+      if (!a.sampling.max_tokens) p.max_tokens = std::max(1, engine.max_model_len() - static_cast<int>(ids.size()));
       messages.push_back({{"role", "assistant"}, {"content", stream_reply(engine, std::move(ids), p)}});
     } catch (const std::exception& e) {  // e.g. the conversation outgrew the context
       messages.erase(messages.end() - 1);

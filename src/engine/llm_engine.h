@@ -64,6 +64,8 @@ class LLMEngine {
 
   EngineStats stats() const;
   const Config& config() const { return config_; }
+  // The context this engine serves: the configured or model length, shrunk to the KV pool.
+  int max_model_len() const { return max_model_len_; }
   const ModelInfo& model_info() const { return runner_->info(); }
   const Tokenizer* tokenizer() const { return tokenizer_.get(); }
   const Scheduler& scheduler() const { return *scheduler_; }

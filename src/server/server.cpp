@@ -128,14 +128,6 @@ class Server {
   std::atomic<int> active_jobs_{0};
 };
 
-// The engine's own limit: the configured/model context, shrunk to what the KV pool holds.
-int max_model_len(const LLMEngine& engine) {
-  const Config& c = engine.config();
-  int len = c.max_model_len > 0 ? c.max_model_len : engine.model_info().max_position_embeddings;
-  const EngineStats s = engine.stats();
-  return std::min<int64_t>(len, static_cast<int64_t>(s.kv_blocks_total) * c.block_size);
-}
-
 std::unique_ptr<ChatTemplate> load_chat_template(const std::string& model_dir) {
   try {
     return std::make_unique<ChatTemplate>(ChatTemplate::from_tokenizer_config(model_dir));
@@ -154,7 +146,7 @@ Server::Server(LLM& llm, const ServerOptions& opts)
   ctx_.tokenizer = llm.tokenizer();
   ctx_.chat_template = chat_template_.get();
   ctx_.defaults = llm.engine().default_sampling_params();
-  ctx_.max_model_len = max_model_len(llm.engine());
+  ctx_.max_model_len = llm.engine().max_model_len();
   ctx_.model_name = opts.served_model_name;
   const int threads = std::max(8, opts.http_threads);
   http_.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
