@@ -27,7 +27,7 @@ def main(src, dst):
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot([b for b in batches if b in ours], [ours[b] for b in batches if b in ours], "o-",
             label="nano-vllm-cpp")
-    ax.plot(list(LLAMA_CPP), list(LLAMA_CPP.values()), "s--", label="llama.cpp (issue table)")
+    ax.plot(list(LLAMA_CPP), list(LLAMA_CPP.values()), "s--", label="llama.cpp (issue table, measured on an AVX-512 BF16 CPU)")
     ax.set_xscale("log", base=2)
     ax.set_xticks(batches)
     ax.set_xticklabels([str(b) for b in batches])
