@@ -48,7 +48,9 @@ Streamed stream(LLMEngine& engine, int64_t id) {
       s.ids.insert(s.ids.end(), o.new_token_ids.begin(), o.new_token_ids.end());
       s.text += o.new_text;
       // A delta never ends inside a UTF-8 character.
-      if (!o.new_text.empty()) EXPECT_NE(static_cast<unsigned char>(o.new_text.back()) & 0xC0, 0x80);
+      if (!o.new_text.empty()) {
+        EXPECT_NE(static_cast<unsigned char>(o.new_text.back()) & 0xC0, 0x80);
+      }
       s.last = o;
     }
   }
