@@ -70,13 +70,13 @@ static void pack_even_odd(const float* x, int m0, int m1, int K, float* xp) {
   }
 }
 
-// f32 FMA over 16-element steps, dot-product form (no packing of W): a 3 x 3 tile keeps 9
+// f32 FMA over 16-element steps, dot-product form (no packing of W): a 4 x 3 tile keeps 12
 // accumulators (enough chains for 2 FMA pipes x 4 cycles latency), 3 weights and one x vector
-// in the 16 ymm registers. Used for M = 1 (row_dot) and small M; see the panel path below.
+// in the 16 ymm registers; 4 rows so that batch-4 decode widens each bf16 W row only once. Used for M = 1 (row_dot) and small M; see the panel path below.
 template <class Load, bool kPack>
 struct Avx2Matmul {
   using XT = float;
-  static constexpr int kStep = 16, kMR = 3, kNR = 3;
+  static constexpr int kStep = 16, kMR = 4, kNR = 3;
   static constexpr bool kPackX = kPack;
   static void pack(const float* x, int m0, int m1, int K, float* xp) { pack_even_odd(x, m0, m1, K, xp); }
 
