@@ -68,10 +68,7 @@ void run_generate(GenerateArgs& a) {
   const auto start = std::chrono::steady_clock::now();
   while (engine.has_unfinished()) {
     for (const StepOutput& o : engine.step()) {
-      RequestOutput& r = results[index.at(o.request_id)];
-      r.token_ids.insert(r.token_ids.end(), o.new_token_ids.begin(), o.new_token_ids.end());
-      r.text += o.new_text;
-      if (o.finished) r.finish_reason = o.finish_reason;
+      results[index.at(o.request_id)].append(o);
       if (stream) std::cout << o.new_text << std::flush;
     }
   }

@@ -45,6 +45,9 @@ struct RequestOutput {
   FinishReason finish_reason = FinishReason::kNone;
   std::string stop_reason;
   int num_cached_tokens = 0;
+
+  // Adds one step's delta of this request (the tokens, text, logprobs, and the end if it ended).
+  void append(const StepOutput& delta);
 };
 
 }  // namespace nanovllm

@@ -104,18 +104,21 @@ void BlockManager::free(Sequence& seq) {
 void BlockManager::register_computed(const Sequence& seq) {
   if (!prefix_caching_) return;
   const int full = std::min(seq.num_computed / block_size_, static_cast<int>(seq.block_table.size()));
-  uint64_t prev = kRootHash;
-  for (int i = 0; i < full; ++i) {
+  // The hashed blocks of a table are a prefix of it (hits first, then blocks registered in
+  // order, never unhashed while held), so only the blocks past it need work: O(new blocks)
+  // per step instead of a walk over the whole table.
+  int i = full;
+  while (i > 0 && !blocks_[seq.block_table[i - 1]].has_hash) --i;
+  uint64_t prev = i > 0 ? blocks_[seq.block_table[i - 1]].hash : kRootHash;
+  for (; i < full; ++i) {
     Block& b = blocks_[seq.block_table[i]];
-    if (!b.has_hash) {
-      const int* first = seq.token_ids().data() + static_cast<size_t>(i) * block_size_;
-      b.hash = chain_hash(prev, std::span<const int>(first, block_size_));
-      b.prev_hash = prev;
-      b.tokens.assign(first, first + block_size_);
-      b.has_hash = true;
-      // The first block computed with this content stays the one a lookup finds.
-      hash_to_block_.emplace(b.hash, seq.block_table[i]);
-    }
+    const int* first = seq.token_ids().data() + static_cast<size_t>(i) * block_size_;
+    b.hash = chain_hash(prev, std::span<const int>(first, block_size_));
+    b.prev_hash = prev;
+    b.tokens.assign(first, first + block_size_);
+    b.has_hash = true;
+    // The first block computed with this content stays the one a lookup finds.
+    hash_to_block_.emplace(b.hash, seq.block_table[i]);
     prev = b.hash;
   }
 }

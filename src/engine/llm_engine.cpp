@@ -317,16 +317,8 @@ std::vector<RequestOutput> LLMEngine::generate(const std::vector<std::vector<int
     for (StepOutput& o : step()) {
       auto it = index.find(o.request_id);
       if (it == index.end()) continue;  // a request added by someone else
-      RequestOutput& r = results[it->second];
-      r.token_ids.insert(r.token_ids.end(), o.new_token_ids.begin(), o.new_token_ids.end());
-      r.text += o.new_text;
-      r.logprobs.insert(r.logprobs.end(), o.new_logprobs.begin(), o.new_logprobs.end());
-      if (o.finished) {
-        r.finish_reason = o.finish_reason;
-        r.stop_reason = o.stop_reason;
-        r.num_cached_tokens = o.num_cached_tokens;
-        ++done;
-      }
+      results[it->second].append(o);
+      if (o.finished) ++done;
     }
     bar.update(done, stats_.prefill_tokens - start.prefill_tokens, stats_.decode_tokens - start.decode_tokens);
   }

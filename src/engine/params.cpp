@@ -1,4 +1,4 @@
-// Validation of SamplingParams and Config, and the names of finish reasons.
+// Validation of SamplingParams and Config, and the small helpers of the output types.
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -58,6 +58,17 @@ void Config::validate() const {
   require(num_kv_blocks >= 0, "num_kv_blocks", ">= 0", num_kv_blocks);
   require(threads >= 0, "threads", ">= 0 (0 = all cores)", threads);
   if (kv_cache_dtype != "bf16" && kv_cache_dtype != "f32") bad("kv_cache_dtype", "bf16 or f32", kv_cache_dtype);
+}
+
+void RequestOutput::append(const StepOutput& d) {
+  token_ids.insert(token_ids.end(), d.new_token_ids.begin(), d.new_token_ids.end());
+  text += d.new_text;
+  logprobs.insert(logprobs.end(), d.new_logprobs.begin(), d.new_logprobs.end());
+  if (d.finished) {
+    finish_reason = d.finish_reason;
+    stop_reason = d.stop_reason;
+    num_cached_tokens = d.num_cached_tokens;
+  }
 }
 
 const char* finish_reason_name(FinishReason r) {
