@@ -59,37 +59,42 @@ void set_rates(benchmark::State& state, double flops, double bytes, double peak)
 // layers of a real model do.
 constexpr size_t kWeightPoolBytes = size_t(256) << 20;
 
-// Args: dtype (0 F32, 1 BF16, 2 F16), M, N, K.
+// Args: dtype (0 F32, 1 BF16, 2 F16), layout (0 rows as stored, 1 repacked panels), M, N, K.
 void BM_Matmul(benchmark::State& state) {
   const auto dt = nk::DType(state.range(0));
-  const int M = int(state.range(1)), N = int(state.range(2)), K = int(state.range(3));
+  const auto layout = state.range(1) ? nk::Layout::kPanels : nk::Layout::kRows;
+  const int M = int(state.range(2)), N = int(state.range(3)), K = int(state.range(4));
   const auto w = random_bytes_of(dt, size_t(N) * K, 1);
-  const size_t copies = std::max<size_t>(1, kWeightPoolBytes / w.size());
-  std::vector<uint8_t> pool(copies * w.size());
-  for (size_t c = 0; c < copies; ++c) std::memcpy(pool.data() + c * w.size(), w.data(), w.size());
+  const nk::WeightView rows{w.data(), dt, N, K};
+  const size_t bytes = nk::layout_bytes(rows, layout);
+  const size_t copies = std::max<size_t>(1, kWeightPoolBytes / bytes);
+  std::vector<uint8_t> pool(copies * bytes);
+  std::vector<nk::WeightView> views;
+  for (size_t c = 0; c < copies; ++c) views.push_back(nk::repack(rows, layout, pool.data() + c * bytes));
   const auto x = random_floats(size_t(M) * K, 2);
   std::vector<float> y(size_t(M) * N);
   size_t c = 0;
   for (auto _ : state) {
-    const nk::WeightView wv{pool.data() + c * w.size(), dt, N, K};
+    nk::matmul(x.data(), M, views[c], nullptr, y.data());
     c = (c + 1) % copies;
-    nk::matmul(x.data(), M, wv, nullptr, y.data());
     benchmark::DoNotOptimize(y.data());
   }
   const auto& lim = machine_limits();
   const double peak = dt == nk::DType::BF16 ? lim.bf16_matmul_peak() : lim.fma_flops_per_s;
   set_rates(state, 2.0 * M * N * K, double(w.size()), peak);
-  state.SetLabel(std::string(nk::dtype_name(dt)) + " " + nk::isa_name());
+  state.SetLabel(std::string(nk::dtype_name(dt)) + (state.range(1) ? " panels " : " rows ") +
+                 nk::isa_name());
 }
 
 void matmul_args(benchmark::internal::Benchmark* b) {
-  b->ArgNames({"dtype", "M", "N", "K"});
+  b->ArgNames({"dtype", "panels", "M", "N", "K"});
   // Qwen3-0.6B: qkv 4096x1024, o 1024x2048, gate_up 6144x1024, down 1024x3072.
   const int shapes[][2] = {{4096, 1024}, {1024, 2048}, {6144, 1024}, {1024, 3072}};
-  for (int M : {1, 4, 16, 64, 512})
-    for (auto& s : shapes) b->Args({1, M, s[0], s[1]});
+  for (int layout : {1, 0})
+    for (int M : {1, 4, 16, 64, 512})
+      for (auto& s : shapes) b->Args({1, layout, M, s[0], s[1]});
   for (int dt : {0, 2})
-    for (int M : {1, 64}) b->Args({dt, M, 6144, 1024});
+    for (int M : {1, 64}) b->Args({dt, 1, M, 6144, 1024});
 }
 BENCHMARK(BM_Matmul)->Apply(matmul_args)->UseRealTime()->MinTime(0.3);
 

@@ -88,6 +88,44 @@ const char* dtype_name(DType t) {
   return "?";
 }
 
+Layout preferred_layout() {
+  return &ops() == &avx2_table() ? Layout::kPanels : Layout::kRows;
+}
+
+size_t layout_bytes(const WeightView& w, Layout layout) {
+  const size_t rows = layout == Layout::kPanels
+                          ? (size_t(w.rows) + kPanelRows - 1) / kPanelRows * kPanelRows
+                          : size_t(w.rows);
+  return rows * size_t(w.cols) * dtype_size(w.dtype);
+}
+
+WeightView repack(const WeightView& src, Layout layout, void* dst) {
+  check_weight(src);
+  NV_KCHECK(src.layout == Layout::kRows, "repack: the source must be row-major");
+  WeightView out = src;
+  out.data = dst;
+  out.layout = layout;
+  const size_t K = size_t(src.cols), esz = dtype_size(src.dtype);
+  if (layout == Layout::kRows) {
+    std::memcpy(dst, src.data, layout_bytes(src, layout));
+    return out;
+  }
+  const size_t panels = (size_t(src.rows) + kPanelRows - 1) / kPanelRows;
+  const auto* in = static_cast<const uint8_t*>(src.data);
+  auto* o = static_cast<uint8_t*>(dst);
+#pragma omp parallel for schedule(static)
+  for (size_t p = 0; p < panels; ++p) {
+    for (size_t k = 0; k < K; ++k)  // in write order: 16 row streams in, one stream out
+      for (int r = 0; r < kPanelRows; ++r) {
+        const size_t n = p * kPanelRows + size_t(r);
+        uint8_t* d = o + weight_index(out, n, k) * esz;
+        if (n < size_t(src.rows)) std::memcpy(d, in + (n * K + k) * esz, esz);
+        else std::memset(d, 0, esz);
+      }
+  }
+  return out;
+}
+
 void matmul(const float* x, int M, const WeightView& w, const float* bias, float* y) {
   check_weight(w);
   NV_KCHECK(M >= 0, "matmul: M must be non-negative");

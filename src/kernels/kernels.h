@@ -13,13 +13,34 @@ enum class DType : uint8_t { F32, BF16, F16 };
 size_t dtype_size(DType t);
 const char* dtype_name(DType t);
 
-// A row-major weight matrix [rows, cols] in its stored dtype (usually mmapped).
+// How a weight matrix is laid out in memory.
+//  kRows:   row-major [rows, cols], as checkpoints store it.
+//  kPanels: rows in groups of kPanelRows, each group column-interleaved: [ceil(rows / 16)][cols][16],
+//           rows past the end zero. One load then gives one column of 16 rows, so a register
+//           tile of the matmul reads W exactly once for any number of x rows, with no per-call
+//           repacking. For BF16 the 16 values of a column are stored as rows 0, 8, 1, 9, ..., 7,
+//           15 (a 32-bit lane holds rows i and i + 8, widened to f32 by a shift and by a mask).
+enum class Layout : uint8_t { kRows, kPanels };
+constexpr int kPanelRows = 16;
+
+// A weight matrix [rows, cols] in its stored dtype (mmapped, or repacked at load time).
 struct WeightView {
   const void* data = nullptr;
   DType dtype = DType::F32;
   int rows = 0;  // output features (N)
   int cols = 0;  // input features (K)
+  Layout layout = Layout::kRows;
 };
+
+// The layout this CPU's matmul reads fastest; weights are repacked to it once, at load time.
+Layout preferred_layout();
+
+// Bytes that `w` takes in `layout` (panels pad rows to a multiple of 16).
+size_t layout_bytes(const WeightView& w, Layout layout);
+
+// Copies a kRows matrix into dst (layout_bytes(src, layout) bytes) in `layout`; returns the
+// view of dst.
+WeightView repack(const WeightView& src, Layout layout, void* dst);
 
 // y[M, N] = x[M, K] · W[N, K]^T (+ bias[N] when bias != nullptr).
 // One call streams W once for all M rows: this is where batching pays.
@@ -37,7 +58,7 @@ void rope(float* x, int n_tokens, int n_heads, int head_dim, const int* position
 // (gate in the first n columns, up in the last n), as produced by a merged gate/up matmul.
 void silu_mul(const float* gate_up, int rows, int n, float* out);
 
-// One layer of the paged KV cache: blocks of [block_size, n_kv_heads, head_dim] for K and V.
+// One layer of the paged KV cache: blocks of [n_kv_heads, block_size, head_dim] for K and V.
 struct KVLayer {
   void* k = nullptr;
   void* v = nullptr;
@@ -67,7 +88,7 @@ struct AttnSeq {
 void paged_attention(const float* q, const AttnSeq* seqs, int n_seqs, int n_heads,
                      const KVLayer& kv, float scale, float* out);
 
-// out[i, :] = table[ids[i], :] converted to f32.
+// out[i, :] = table[ids[i], :] converted to f32 (from either layout).
 void embed(const WeightView& table, const int* ids, int n, float* out);
 
 // Name of the implementation chosen for this CPU ("avx512bf16", "avx2", "scalar").

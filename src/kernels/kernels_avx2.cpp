@@ -4,6 +4,7 @@
                    // AVX2-compiled copies the linker could share with the scalar path
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "kernels/kernels_internal.h"
@@ -265,11 +266,177 @@ static void matmul_panels(const float* x, int M, const WeightView& w, const floa
   }
 }
 
+// ---- matmul, repacked weights (Layout::kPanels) ---------------------------------------------
+// W is [panels][K][16], one column of 16 rows per k (see Layout), so every shape reads W once
+// in a single sequential stream per thread, with no per-call conversion or transposition. An
+// MR x 16 register tile broadcasts x[i][k] and does 2 MR FMAs per column. Below 4 rows the k
+// loop runs U interleaved chains so that at least 8 accumulators cover the FMA latency
+// (2 pipes x 4 cycles); otherwise 1-3 row tiles would wait on their own sums.
+
+// Column k of a panel as two 8-lane f32 halves: rows 0-7 and rows 8-15.
+struct PanelBF16 {
+  static constexpr size_t kBytes = 2;
+  static inline void load(const uint8_t* p, size_t k, __m256& lo, __m256& hi) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + k * 32));
+    lo = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));  // low halves: rows 0-7
+    hi = _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32(int(0xffff0000u))));
+  }
+};
+
+struct PanelF32 {
+  static constexpr size_t kBytes = 4;
+  static inline void load(const uint8_t* p, size_t k, __m256& lo, __m256& hi) {
+    lo = _mm256_loadu_ps(reinterpret_cast<const float*>(p + k * 64));
+    hi = _mm256_loadu_ps(reinterpret_cast<const float*>(p + k * 64 + 32));
+  }
+};
+
+struct PanelF16 {
+  static constexpr size_t kBytes = 2;
+  static inline void load(const uint8_t* p, size_t k, __m256& lo, __m256& hi) {
+    lo = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + k * 32)));
+    hi = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + k * 32 + 16)));
+  }
+};
+
+// y[i][0, nr) = x[i] . W[n0 + j] (+ bias) for MR rows of x against one panel; xt holds the
+// MR rows interleaved, [K][MR], so the broadcasts read one contiguous stream (rows of x
+// K floats apart would map to the same L1 sets whenever K is a multiple of 1024).
+template <class L, int MR, int U>
+static void packed_tile(const float* xt, size_t K, const uint8_t* panel, int nr, const float* bias,
+                        float* y, size_t N) {
+  constexpr size_t kColBytes = kPanelRows * L::kBytes;
+  __m256 lo[U][MR], hi[U][MR];
+#pragma GCC unroll 8
+  for (int u = 0; u < U; ++u)
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) lo[u][i] = hi[u][i] = _mm256_setzero_ps();
+  size_t k = 0;
+  for (; k + U <= K; k += U) {
+    // The first tile of a panel streams it from memory; later ones find it in L2.
+#pragma GCC unroll 4
+    for (size_t b = 0; b < U * kColBytes; b += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(panel + k * kColBytes + b + kPrefetchBytes), _MM_HINT_T0);
+#pragma GCC unroll 8
+    for (int u = 0; u < U; ++u) {
+      __m256 w0, w1;
+      L::load(panel, k + u, w0, w1);
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) {
+        const __m256 a = _mm256_broadcast_ss(xt + (k + u) * MR + i);
+        lo[u][i] = _mm256_fmadd_ps(a, w0, lo[u][i]);
+        hi[u][i] = _mm256_fmadd_ps(a, w1, hi[u][i]);
+      }
+    }
+  }
+  for (; k < K; ++k) {
+    __m256 w0, w1;
+    L::load(panel, k, w0, w1);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const __m256 a = _mm256_broadcast_ss(xt + k * MR + i);
+      lo[0][i] = _mm256_fmadd_ps(a, w0, lo[0][i]);
+      hi[0][i] = _mm256_fmadd_ps(a, w1, hi[0][i]);
+    }
+  }
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr), lane);
+  const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr - 8), lane);
+  const __m256 b0 = bias ? _mm256_maskload_ps(bias, m0) : _mm256_setzero_ps();
+  const __m256 b1 = bias ? _mm256_maskload_ps(bias + 8, m1) : _mm256_setzero_ps();
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    __m256 s0 = lo[0][i], s1 = hi[0][i];
+#pragma GCC unroll 8
+    for (int u = 1; u < U; ++u) {
+      s0 = _mm256_add_ps(s0, lo[u][i]);
+      s1 = _mm256_add_ps(s1, hi[u][i]);
+    }
+    _mm256_maskstore_ps(y + i * N, m0, _mm256_add_ps(s0, b0));
+    _mm256_maskstore_ps(y + i * N + 8, m1, _mm256_add_ps(s1, b1));
+  }
+}
+
+template <class L>
+static void packed_rows(const float* x, size_t K, const uint8_t* panel, int nr, const float* bias,
+                        float* y, size_t N, int mr) {
+  switch (mr) {
+    case 1: return packed_tile<L, 1, 4>(x, K, panel, nr, bias, y, N);
+    case 2: return packed_tile<L, 2, 2>(x, K, panel, nr, bias, y, N);
+    case 3: return packed_tile<L, 3, 2>(x, K, panel, nr, bias, y, N);
+    case 4: return packed_tile<L, 4, 1>(x, K, panel, nr, bias, y, N);
+    case 5: return packed_tile<L, 5, 1>(x, K, panel, nr, bias, y, N);
+    default: return packed_tile<L, 6, 1>(x, K, panel, nr, bias, y, N);
+  }
+}
+
+constexpr size_t kXBlockBytes = 256 << 10;
+
+// M rows of x cut into ceil(M / 6) tiles of near-equal size (8 rows: 4 + 4, not 6 + 2).
+struct RowTiles {
+  int count, base, extra;  // the first `extra` tiles have base + 1 rows
+  explicit RowTiles(int M)
+      : count((M + kPanelMR - 1) / kPanelMR), base(M / count), extra(M % count) {}
+  int start(int t) const { return t * base + (t < extra ? t : extra); }
+  int rows(int t) const { return base + (t < extra ? 1 : 0); }
+};
+
+// Each thread owns a contiguous stripe of panels (one sequential stream of W) and sweeps every
+// row tile of x over each panel while it is hot. x is interleaved per tile once per call
+// (M = 1 needs no copy).
+template <class L>
+static void matmul_packed_with(const float* x, int M, const WeightView& w, const float* bias, float* y) {
+  const int N = w.rows, panels = (N + kPanelRows - 1) / kPanelRows;
+  const size_t K = size_t(w.cols), panel_bytes = K * kPanelRows * L::kBytes;
+  const auto* base = static_cast<const uint8_t*>(w.data);
+  const RowTiles tiles(M);
+  // Row tiles swept over a stripe of W together: their interleaved x (up to kXBlockBytes)
+  // stays in L2 while W streams past; W is read once per block.
+  const int tiles_per_block = std::max(1, int(kXBlockBytes / (K * sizeof(float) * kPanelMR)));
+  float* xp = M > 1 ? static_cast<float*>(matmul_scratch(size_t(M) * K * sizeof(float))) : nullptr;
+#pragma omp parallel if (2.0 * M * N * K > kMinParallelFlops)
+  {
+    if (M > 1) {
+#pragma omp for schedule(static)
+      for (int t = 0; t < tiles.count; ++t) {
+        const int m0 = tiles.start(t), mr = tiles.rows(t);
+        float* dst = xp + size_t(m0) * K;
+        for (size_t k = 0; k < K; ++k)
+          for (int i = 0; i < mr; ++i) dst[k * mr + i] = x[size_t(m0 + i) * K + k];
+      }
+    }
+    const float* xs = M > 1 ? xp : x;
+    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    const int p0 = int(int64_t(panels) * t / nt), p1 = int(int64_t(panels) * (t + 1) / nt);
+    for (int tb = 0; tb < tiles.count; tb += tiles_per_block) {
+      const int te = tb + tiles_per_block < tiles.count ? tb + tiles_per_block : tiles.count;
+      for (int p = p0; p < p1; ++p) {
+        const int n0 = p * kPanelRows, nr = N - n0 < kPanelRows ? N - n0 : kPanelRows;
+        const uint8_t* wp = base + size_t(p) * panel_bytes;
+        for (int i = tb; i < te; ++i) {
+          const int m0 = tiles.start(i);
+          packed_rows<L>(xs + size_t(m0) * K, K, wp, nr, bias ? bias + n0 : nullptr,
+                         y + size_t(m0) * N + n0, size_t(N), tiles.rows(i));
+        }
+      }
+    }
+  }
+}
+
+void matmul_packed_avx2(const float* x, int M, const WeightView& w, const float* bias, float* y) {
+  switch (w.dtype) {
+    case DType::BF16: return matmul_packed_with<PanelBF16>(x, M, w, bias, y);
+    case DType::F32: return matmul_packed_with<PanelF32>(x, M, w, bias, y);
+    case DType::F16: return matmul_packed_with<PanelF16>(x, M, w, bias, y);
+  }
+}
+
 // Below this many rows of x, converting W into panels costs more than it saves (M = 1 is
 // memory-bound; 2..7 rows share each W tile through the dot-product kernel instead).
 constexpr int kPanelMinRows = 8;
 
 void matmul_avx2(const float* x, int M, const WeightView& w, const float* bias, float* y) {
+  if (w.layout == Layout::kPanels) return matmul_packed_avx2(x, M, w, bias, y);
   if (M >= kPanelMinRows) return matmul_panels(x, M, w, bias, y);
   switch (w.dtype) {
     case DType::BF16: return matmul_with<Avx2Matmul<LoadBF16, true>>(x, M, w, bias, y);
@@ -396,24 +563,26 @@ void kv_store_avx2(const KVLayer& kv, const float* k, const float* v, int n, con
 #pragma omp parallel for schedule(static) if (double(n) * row > 1 << 17)
   for (int i = 0; i < n; ++i) {
     if (slots[i] < 0) continue;  // padding token: nothing to cache
-    const size_t dst = kv_offset(kv, size_t(slots[i]), 0);
-    const float* ks = k + size_t(i) * row;
-    const float* vs = v + size_t(i) * row;
-    if (kv.dtype == DType::F32) {
-      std::memcpy(static_cast<float*>(kv.k) + dst, ks, row * sizeof(float));
-      std::memcpy(static_cast<float*>(kv.v) + dst, vs, row * sizeof(float));
-      continue;
-    }
-    uint16_t* kd = static_cast<uint16_t*>(kv.k) + dst;
-    uint16_t* vd = static_cast<uint16_t*>(kv.v) + dst;
-    size_t j = 0;
-    for (; j + 8 <= row; j += 8) {
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(kd + j), f32x8_to_bf16(_mm256_loadu_ps(ks + j)));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(vd + j), f32x8_to_bf16(_mm256_loadu_ps(vs + j)));
-    }
-    for (; j < row; ++j) {
-      kd[j] = f32_to_bf16(ks[j]);
-      vd[j] = f32_to_bf16(vs[j]);
+    for (int h = 0; h < kv.n_kv_heads; ++h) {
+      const size_t dst = kv_offset(kv, size_t(slots[i]), h), hd = size_t(kv.head_dim);
+      const float* ks = k + size_t(i) * row + h * hd;
+      const float* vs = v + size_t(i) * row + h * hd;
+      if (kv.dtype == DType::F32) {
+        std::memcpy(static_cast<float*>(kv.k) + dst, ks, hd * sizeof(float));
+        std::memcpy(static_cast<float*>(kv.v) + dst, vs, hd * sizeof(float));
+        continue;
+      }
+      uint16_t* kd = static_cast<uint16_t*>(kv.k) + dst;
+      uint16_t* vd = static_cast<uint16_t*>(kv.v) + dst;
+      size_t j = 0;
+      for (; j + 8 <= hd; j += 8) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(kd + j), f32x8_to_bf16(_mm256_loadu_ps(ks + j)));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(vd + j), f32x8_to_bf16(_mm256_loadu_ps(vs + j)));
+      }
+      for (; j < hd; ++j) {
+        kd[j] = f32_to_bf16(ks[j]);
+        vd[j] = f32_to_bf16(vs[j]);
+      }
     }
   }
 }

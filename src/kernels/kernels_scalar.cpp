@@ -18,7 +18,7 @@ void matmul_scalar(const float* x, int M, const WeightView& w, const float* bias
     std::vector<float> wrow(static_cast<size_t>(K));
 #pragma omp for schedule(static)
     for (int n = 0; n < N; ++n) {
-      for (int k = 0; k < K; ++k) wrow[k] = load_as_f32(w.data, w.dtype, size_t(n) * K + k);
+      for (int k = 0; k < K; ++k) wrow[k] = load_as_f32(w.data, w.dtype, weight_index(w, n, k));
       for (int m = 0; m < M; ++m) {
         const float* xr = x + size_t(m) * K;
         float acc = 0.f;
@@ -70,15 +70,15 @@ void kv_store_scalar(const KVLayer& kv, const float* k, const float* v, int n, c
   const size_t row = size_t(kv.n_kv_heads) * kv.head_dim;
   for (int i = 0; i < n; ++i) {
     if (slots[i] < 0) continue;  // padding token: nothing to cache
-    const size_t dst = kv_offset(kv, size_t(slots[i]), 0);
     for (size_t j = 0; j < row; ++j) {
+      const size_t dst = kv_offset(kv, size_t(slots[i]), int(j / kv.head_dim)) + j % kv.head_dim;
       const float kj = k[size_t(i) * row + j], vj = v[size_t(i) * row + j];
       if (kv.dtype == DType::F32) {
-        static_cast<float*>(kv.k)[dst + j] = kj;
-        static_cast<float*>(kv.v)[dst + j] = vj;
+        static_cast<float*>(kv.k)[dst] = kj;
+        static_cast<float*>(kv.v)[dst] = vj;
       } else {
-        static_cast<uint16_t*>(kv.k)[dst + j] = f32_to_bf16(kj);
-        static_cast<uint16_t*>(kv.v)[dst + j] = f32_to_bf16(vj);
+        static_cast<uint16_t*>(kv.k)[dst] = f32_to_bf16(kj);
+        static_cast<uint16_t*>(kv.v)[dst] = f32_to_bf16(vj);
       }
     }
   }
@@ -128,7 +128,7 @@ void embed_scalar(const WeightView& table, const int* ids, int n, float* out) {
   const size_t K = size_t(table.cols);
   for (int i = 0; i < n; ++i)
     for (size_t k = 0; k < K; ++k)
-      out[size_t(i) * K + k] = load_as_f32(table.data, table.dtype, size_t(ids[i]) * K + k);
+      out[size_t(i) * K + k] = load_as_f32(table.data, table.dtype, weight_index(table, ids[i], k));
 }
 
 }  // namespace

@@ -88,7 +88,11 @@ void Transformer::forward(const Batch& batch, Logits* out) {
   prepare_step(batch);
   const int T = batch.num_tokens();
   const size_t H = cfg_.hidden_size;
-  kernels::embed(w_.embed, batch.token_ids.data(), T, sized(s_.x, T * H));
+  prof_.count_step(T);
+  {
+    OpProfile::Scope _(prof_, Op::kEmbed);
+    kernels::embed(w_.embed, batch.token_ids.data(), T, sized(s_.x, T * H));
+  }
   sized(s_.h, T * H);
   for (int l = 0; l < cfg_.num_layers; ++l) {
     attention_block(w_.layers[l], kv_[l], batch);
@@ -115,33 +119,69 @@ void Transformer::split_qkv(int T) {
 void Transformer::attention_block(const LayerWeights& w, const kernels::KVLayer& kv, const Batch& batch) {
   const int T = batch.num_tokens(), H = cfg_.hidden_size, hd = cfg_.head_dim;
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
-  kernels::rmsnorm(s_.x.data(), w.attn_norm.data(), T, H, eps, s_.h.data());
-  kernels::matmul(s_.h.data(), T, w.qkv, bias_or_null(w.qkv_bias),
-                  sized(s_.qkv, static_cast<size_t>(T) * w.qkv.rows));
-  split_qkv(T);
+  {
+    OpProfile::Scope _(prof_, Op::kNorm);
+    kernels::rmsnorm(s_.x.data(), w.attn_norm.data(), T, H, eps, s_.h.data());
+  }
+  {
+    OpProfile::Scope _(prof_, Op::kQkvMatmul);
+    kernels::matmul(s_.h.data(), T, w.qkv, bias_or_null(w.qkv_bias),
+                    sized(s_.qkv, static_cast<size_t>(T) * w.qkv.rows));
+  }
+  {
+    OpProfile::Scope _(prof_, Op::kSplitQkv);
+    split_qkv(T);
+  }
   if (cfg_.qk_norm) {  // Qwen3: each head normalised on its own, before RoPE
+    OpProfile::Scope _(prof_, Op::kQkNorm);
     kernels::rmsnorm(s_.q.data(), w.q_norm.data(), T * cfg_.num_heads, hd, eps, s_.q.data());
     kernels::rmsnorm(s_.k.data(), w.k_norm.data(), T * cfg_.num_kv_heads, hd, eps, s_.k.data());
   }
-  kernels::rope(s_.q.data(), T, cfg_.num_heads, hd, batch.positions.data(), inv_freq_.data());
-  kernels::rope(s_.k.data(), T, cfg_.num_kv_heads, hd, batch.positions.data(), inv_freq_.data());
-  kernels::kv_store(kv, s_.k.data(), s_.v.data(), T, s_.slots.data());
+  {
+    OpProfile::Scope _(prof_, Op::kRope);
+    kernels::rope(s_.q.data(), T, cfg_.num_heads, hd, batch.positions.data(), inv_freq_.data());
+    kernels::rope(s_.k.data(), T, cfg_.num_kv_heads, hd, batch.positions.data(), inv_freq_.data());
+  }
+  {
+    OpProfile::Scope _(prof_, Op::kKvStore);
+    kernels::kv_store(kv, s_.k.data(), s_.v.data(), T, s_.slots.data());
+  }
   float* attn = sized(s_.attn, static_cast<size_t>(T) * cfg_.q_dim());
-  kernels::paged_attention(s_.q.data(), s_.attn_seqs.data(), static_cast<int>(s_.attn_seqs.size()),
-                           cfg_.num_heads, kv, 1.0f / std::sqrt(static_cast<float>(hd)), attn);
-  kernels::matmul(attn, T, w.o, bias_or_null(w.o_bias), s_.h.data());
+  {
+    OpProfile::Scope _(prof_, Op::kAttention);
+    kernels::paged_attention(s_.q.data(), s_.attn_seqs.data(), static_cast<int>(s_.attn_seqs.size()),
+                             cfg_.num_heads, kv, 1.0f / std::sqrt(static_cast<float>(hd)), attn);
+  }
+  {
+    OpProfile::Scope _(prof_, Op::kOMatmul);
+    kernels::matmul(attn, T, w.o, bias_or_null(w.o_bias), s_.h.data());
+  }
+  OpProfile::Scope _(prof_, Op::kResidual);
   add_into(s_.x.data(), s_.h.data(), static_cast<size_t>(T) * H);
 }
 
 void Transformer::mlp_block(const LayerWeights& w, int T) {
   const int H = cfg_.hidden_size, I = cfg_.intermediate_size;
-  kernels::rmsnorm(s_.x.data(), w.mlp_norm.data(), T, H, static_cast<float>(cfg_.rms_norm_eps),
-                   s_.h.data());
+  {
+    OpProfile::Scope _(prof_, Op::kNorm);
+    kernels::rmsnorm(s_.x.data(), w.mlp_norm.data(), T, H, static_cast<float>(cfg_.rms_norm_eps),
+                     s_.h.data());
+  }
   float* gate_up = sized(s_.gate_up, static_cast<size_t>(T) * 2 * I);
-  kernels::matmul(s_.h.data(), T, w.gate_up, bias_or_null(w.gate_up_bias), gate_up);
+  {
+    OpProfile::Scope _(prof_, Op::kGateUpMatmul);
+    kernels::matmul(s_.h.data(), T, w.gate_up, bias_or_null(w.gate_up_bias), gate_up);
+  }
   float* act = sized(s_.act, static_cast<size_t>(T) * I);
-  kernels::silu_mul(gate_up, T, I, act);
-  kernels::matmul(act, T, w.down, bias_or_null(w.down_bias), s_.h.data());
+  {
+    OpProfile::Scope _(prof_, Op::kSiluMul);
+    kernels::silu_mul(gate_up, T, I, act);
+  }
+  {
+    OpProfile::Scope _(prof_, Op::kDownMatmul);
+    kernels::matmul(act, T, w.down, bias_or_null(w.down_bias), s_.h.data());
+  }
+  OpProfile::Scope _(prof_, Op::kResidual);
   add_into(s_.x.data(), s_.h.data(), static_cast<size_t>(T) * H);
 }
 
@@ -157,6 +197,7 @@ void Transformer::compute_logits(Logits* out) {
   out->vocab = cfg_.vocab_size;
   out->data.resize(static_cast<size_t>(R) * cfg_.vocab_size);
   if (R == 0) return;
+  OpProfile::Scope _(prof_, Op::kLogits);
   kernels::rmsnorm(last, w_.final_norm.data(), R, H, static_cast<float>(cfg_.rms_norm_eps), last);
   kernels::matmul(last, R, w_.lm_head, nullptr, out->data.data());
 }

@@ -8,6 +8,7 @@
 #include "kernels/kernels.h"
 #include "model/aligned_buffer.h"
 #include "model/model_config.h"
+#include "model/op_profile.h"
 #include "model/weights.h"
 
 namespace nanovllm {
@@ -42,6 +43,7 @@ class Transformer {
   std::vector<kernels::KVLayer> kv_;
   int num_blocks_ = 0;
   StepScratch s_;
+  OpProfile prof_;
 };
 
 }  // namespace nanovllm

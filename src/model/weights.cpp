@@ -107,7 +107,21 @@ void release_pages(const TensorInfo& t) {
   if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
-// Stacks matrices of equal cols and dtype row-wise into one owned matrix, in the stored dtype.
+// The matrix in the layout this CPU's matmul prefers: a view of the mapping when that is the
+// stored row-major one, else a repacked copy (and the mapped pages are dropped).
+WeightView in_preferred_layout(const WeightView& v, const TensorInfo* source,
+                               std::vector<AlignedBuffer>* owned) {
+  const kernels::Layout layout = kernels::preferred_layout();
+  if (layout == v.layout) return v;
+  AlignedBuffer buf(kernels::layout_bytes(v, layout));
+  const WeightView packed = kernels::repack(v, layout, buf.data());
+  owned->push_back(std::move(buf));
+  if (source) release_pages(*source);
+  return packed;
+}
+
+// Stacks matrices of equal cols and dtype row-wise into one owned matrix, in the stored dtype
+// and the preferred layout.
 WeightView merge_rows(const std::vector<const TensorInfo*>& parts, std::vector<AlignedBuffer>* owned) {
   const TensorInfo& first = *parts[0];
   int64_t rows = 0;
@@ -125,8 +139,14 @@ WeightView merge_rows(const std::vector<const TensorInfo*>& parts, std::vector<A
     release_pages(*p);
   }
   WeightView v{buf.data(), first.dtype, static_cast<int>(rows), static_cast<int>(first.shape[1])};
+  if (kernels::preferred_layout() != v.layout) return in_preferred_layout(v, nullptr, owned);
   owned->push_back(std::move(buf));
   return v;
+}
+
+// A single checkpoint matrix in the preferred layout.
+WeightView matrix(const TensorInfo& t, std::vector<AlignedBuffer>* owned) {
+  return in_preferred_layout(view_of(t), &t, owned);
 }
 
 std::vector<float> concat_f32(const std::vector<const TensorInfo*>& parts) {
@@ -148,10 +168,10 @@ LayerWeights load_layer(const Checkpoint& ck, const ModelConfig& c, int i,
   const std::string a = p + "self_attn.", m = p + "mlp.";
   L.qkv = merge_rows({&ck.get(a + "q_proj.weight", {q, h}), &ck.get(a + "k_proj.weight", {kv, h}),
                       &ck.get(a + "v_proj.weight", {kv, h})}, owned);
-  L.o = view_of(ck.get(a + "o_proj.weight", {h, q}));
+  L.o = matrix(ck.get(a + "o_proj.weight", {h, q}), owned);
   L.gate_up = merge_rows({&ck.get(m + "gate_proj.weight", {inter, h}),
                           &ck.get(m + "up_proj.weight", {inter, h})}, owned);
-  L.down = view_of(ck.get(m + "down_proj.weight", {h, inter}));
+  L.down = matrix(ck.get(m + "down_proj.weight", {h, inter}), owned);
   if (c.qkv_bias)
     L.qkv_bias = concat_f32({&ck.get(a + "q_proj.bias", {q}), &ck.get(a + "k_proj.bias", {kv}),
                              &ck.get(a + "v_proj.bias", {kv})});
@@ -168,17 +188,19 @@ LayerWeights load_layer(const Checkpoint& ck, const ModelConfig& c, int i,
 }
 
 // Tied checkpoints may store the matrix under either name (or both, aliased in the metadata).
+// The lm_head is a matmul weight (preferred layout); an untied embedding table stays mapped,
+// since a step reads only its rows of the step's tokens.
 void load_embeddings(const Checkpoint& ck, const ModelConfig& c, ModelWeights* w) {
   const std::vector<int64_t> shape{c.vocab_size, c.hidden_size};
   const char* embed = "model.embed_tokens.weight";
   const char* head = "lm_head.weight";
   if (c.tie_word_embeddings) {  // Hugging Face reads the embedding for both when tied
-    w->embed = view_of(ck.get(!ck.find(embed) && ck.find(head) ? head : embed, shape));
-    w->lm_head = w->embed;
+    w->lm_head = matrix(ck.get(!ck.find(embed) && ck.find(head) ? head : embed, shape), &w->owned);
+    w->embed = w->lm_head;
     return;
   }
   w->embed = view_of(ck.get(embed, shape));
-  w->lm_head = view_of(ck.get(head, shape));
+  w->lm_head = matrix(ck.get(head, shape), &w->owned);
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
-// The weights of a checkpoint directory, as views into mmapped safetensors in their stored dtype.
+// The weights of a checkpoint directory in their stored dtype: mmapped views where the matmul
+// reads the checkpoint's row-major layout, else copies repacked at load time (kernels::Layout).
 #pragma once
 
 #include <map>
@@ -35,7 +36,7 @@ class Checkpoint {
 };
 
 // One decoder layer. q/k/v and gate/up are merged into one matrix each (one matmul streams
-// them together, and silu_mul reads gate|up side by side); the rest are mmapped views.
+// them together, and silu_mul reads gate|up side by side).
 struct LayerWeights {
   std::vector<float> attn_norm, mlp_norm;
   std::vector<float> q_norm, k_norm;  // Qwen3 only: [head_dim]
@@ -47,7 +48,7 @@ struct ModelWeights {
   kernels::WeightView embed, lm_head;
   std::vector<float> final_norm;
   std::vector<LayerWeights> layers;
-  std::vector<AlignedBuffer> owned;  // storage of the merged matrices
+  std::vector<AlignedBuffer> owned;  // storage of the merged and repacked matrices
 };
 
 // The tensors (Hugging Face names and shapes) a checkpoint of this config holds, in the order

@@ -48,21 +48,34 @@ void matmul_oracle(const std::vector<float>& x, int M, const Matrix& w, const fl
     }
 }
 
+// w as stored (kRows), or repacked into panels by the code under test into buf.
+WeightView in_layout(const Matrix& w, Layout layout, std::vector<uint8_t>* buf) {
+  if (layout == Layout::kRows) return w.view();
+  buf->assign(layout_bytes(w.view(), layout) + 1, 0xAB);  // poison: padding must be written
+  return repack(w.view(), layout, buf->data());
+}
+
+const char* layout_name(Layout l) { return l == Layout::kRows ? "rows" : "panels"; }
+
 TEST_P(KernelsTest, MatmulMatchesDoubleLoops) {
   std::mt19937 rng(7);
+  for (Layout layout : {Layout::kRows, Layout::kPanels})
   for (DType dt : {DType::F32, DType::BF16, DType::F16})
-    for (int M : {1, 3, 17, 64, 65})
+    for (int M : {1, 2, 3, 5, 8, 17, 64, 65})
       for (int N : {1, 3, 17, 31, 64, 130})
         for (int K : {1, 3, 17, 31, 64, 65, 130}) {
-          SCOPED_TRACE(testing::Message() << dtype_name(dt) << " M=" << M << " N=" << N << " K=" << K);
+          SCOPED_TRACE(testing::Message() << layout_name(layout) << " " << dtype_name(dt)
+                                          << " M=" << M << " N=" << N << " K=" << K);
           Matrix w = test::random_matrix(dt, N, K, rng);
+          std::vector<uint8_t> packed;
+          const WeightView wv = in_layout(w, layout, &packed);
           std::vector<float> x = test::random_floats(size_t(M) * K + 1, rng);
           std::vector<float> bias = test::random_floats(size_t(N), rng);
           const float* xp = x.data() + 1;  // misaligned by one float on purpose
           std::vector<float> xs(xp, xp + size_t(M) * K);
           const bool with_bias = (N + K) % 2 == 0;
           std::vector<float> y(size_t(M) * N + 1, NAN);
-          matmul(xp, M, w.view(), with_bias ? bias.data() : nullptr, y.data() + 1);
+          matmul(xp, M, wv, with_bias ? bias.data() : nullptr, y.data() + 1);
           std::vector<double> ref, mag;
           matmul_oracle(xs, M, w, with_bias ? bias.data() : nullptr, &ref, &mag);
           for (size_t i = 0; i < ref.size(); ++i)
@@ -73,16 +86,20 @@ TEST_P(KernelsTest, MatmulMatchesDoubleLoops) {
 // Long rows are processed in K slices by some ISAs (partial sums go through y): K > 4096.
 TEST_P(KernelsTest, MatmulLongRowsMatchDoubleLoops) {
   std::mt19937 rng(9);
+  for (Layout layout : {Layout::kRows, Layout::kPanels})
   for (DType dt : {DType::BF16, DType::F32})
     for (int M : {1, 3, 9})
       for (int K : {4096 + 37, 8192 + 16}) {
-        SCOPED_TRACE(testing::Message() << dtype_name(dt) << " M=" << M << " K=" << K);
+        SCOPED_TRACE(testing::Message() << layout_name(layout) << " " << dtype_name(dt)
+                                        << " M=" << M << " K=" << K);
         const int N = 19;
         Matrix w = test::random_matrix(dt, N, K, rng);
+        std::vector<uint8_t> packed;
+        const WeightView wv = in_layout(w, layout, &packed);
         std::vector<float> x = test::random_floats(size_t(M) * K, rng);
         std::vector<float> bias = test::random_floats(size_t(N), rng);
         std::vector<float> y(size_t(M) * N);
-        matmul(x.data(), M, w.view(), bias.data(), y.data());
+        matmul(x.data(), M, wv, bias.data(), y.data());
         std::vector<double> ref, mag;
         matmul_oracle(x, M, w, bias.data(), &ref, &mag);
         for (size_t i = 0; i < ref.size(); ++i)
@@ -161,12 +178,15 @@ TEST_P(KernelsTest, SiluMulMatchesDoubleLoops) {
 
 TEST_P(KernelsTest, EmbedConvertsRowsOfEveryDtype) {
   std::mt19937 rng(13);
+  for (Layout layout : {Layout::kRows, Layout::kPanels})
   for (DType dt : {DType::F32, DType::BF16, DType::F16})
     for (int K : {1, 7, 16, 33, 64}) {
-      Matrix t = test::random_matrix(dt, 10, K, rng);
-      const std::vector<int> ids = {3, 0, 9, 3};
+      SCOPED_TRACE(testing::Message() << layout_name(layout) << " " << dtype_name(dt) << " K=" << K);
+      Matrix t = test::random_matrix(dt, 21, K, rng);
+      const std::vector<int> ids = {3, 0, 20, 3, 17};
+      std::vector<uint8_t> packed;
       std::vector<float> out(ids.size() * K + 1);
-      embed(t.view(), ids.data(), int(ids.size()), out.data() + 1);
+      embed(in_layout(t, layout, &packed), ids.data(), int(ids.size()), out.data() + 1);
       for (size_t i = 0; i < ids.size(); ++i)
         for (int k = 0; k < K; ++k) ASSERT_EQ(out[1 + i * K + k], float(t.value(ids[i], k)));
     }
