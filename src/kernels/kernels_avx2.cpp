@@ -588,137 +588,157 @@ void kv_store_avx2(const KVLayer& kv, const float* k, const float* v, int n, con
 }
 
 // ---- attention -----------------------------------------------------------------------------
-// A KV row of head_dim elements as f32 vectors: bf16 widens by a 16-bit shift.
-static inline __m256 load_kv8(const void* base, DType t, size_t i) {
-  if (t == DType::F32) return _mm256_loadu_ps(static_cast<const float*>(base) + i);
-  const auto* p = reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + i);
-  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(p)), 16));
-}
+// Work items are (sequence, KV head, block of up to 16 new tokens). Inside one, the query rows
+// that share the KV head (the GQA group, for a tile of up to 4 consecutive tokens) walk the
+// context in chunks of 32 positions: every K and V row is loaded and widened once per pair of
+// query rows, scores get one online-softmax update per chunk, and rows of a tile whose causal
+// limit falls inside a chunk are masked there.
 
-static inline float dot_kv(const float* q, const void* k, DType t, size_t off, int hd) {
-  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-  int d = 0;
-  for (; d + 16 <= hd; d += 16) {
-    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), load_kv8(k, t, off + d), a0);
-    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d + 8), load_kv8(k, t, off + d + 8), a1);
+constexpr int kAttnChunk = 32;       // positions scored before one softmax rescale
+constexpr int kAttnTokenBlock = 16;  // new tokens of one sequence per work item
+constexpr int kMaxAttnRows = 64;     // query rows per tile: max(group, 8)
+
+// Tokens per tile: enough that a tile has about 8 query rows (4 pairs sharing each K/V row),
+// so a prefill widens each row a quarter as often as one token at a time would.
+static int attn_tile_tokens(int group) { return group >= 8 ? 1 : 8 / group < 4 ? 8 / group : 4; }
+
+// 16 elements of a KV row as two f32 vectors. A BF16 row is widened from one 256-bit load: the
+// shift gives the even-indexed elements, the mask the odd ones, so queries and accumulators
+// are kept in that "KV order" (per 16 dims: evens, then odds); F32 rows load as they are.
+static inline void load_kv16(const void* base, DType t, size_t off, __m256& a, __m256& b) {
+  if (t == DType::F32) {
+    a = _mm256_loadu_ps(static_cast<const float*>(base) + off);
+    b = _mm256_loadu_ps(static_cast<const float*>(base) + off + 8);
+    return;
   }
-  float s = hsum(_mm256_add_ps(a0, a1));
-  for (; d < hd; ++d) s += q[d] * load_as_f32(k, t, off + d);
-  return s;
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(base) + off));
+  a = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+  b = _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32(int(0xffff0000u))));
 }
 
-// acc[0, hd) = acc * r + p * v
-static inline void axpy_kv(float* acc, float r, float p, const void* v, DType t, size_t off, int hd) {
-  const __m256 rv = _mm256_set1_ps(r), pv = _mm256_set1_ps(p);
-  int d = 0;
-  for (; d + 8 <= hd; d += 8)
-    _mm256_storeu_ps(acc + d, _mm256_fmadd_ps(pv, load_kv8(v, t, off + d), _mm256_mul_ps(rv, _mm256_loadu_ps(acc + d))));
-  for (; d < hd; ++d) acc[d] = acc[d] * r + p * load_as_f32(v, t, off + d);
+// A query row (hd a multiple of 16) into KV order, and an accumulator back to natural order.
+static void to_kv_order(const float* q, int hd, DType t, float* out) {
+  if (t == DType::F32) {
+    std::memcpy(out, q, size_t(hd) * sizeof(float));
+    return;
+  }
+  for (int d = 0; d < hd; d += 16)
+    for (int i = 0; i < 8; ++i) {
+      out[d + i] = q[d + 2 * i];
+      out[d + 8 + i] = q[d + 2 * i + 1];
+    }
 }
 
-constexpr int kAttnChunk = 32;  // positions scored before one softmax rescale
+static void from_kv_order(const float* acc, int hd, DType t, float scale, float* out) {
+  for (int d = 0; d < hd; d += 16)
+    for (int i = 0; i < 8; ++i) {
+      const bool f32 = t == DType::F32;
+      out[d + (f32 ? i : 2 * i)] = acc[d + i] * scale;
+      out[d + (f32 ? 8 + i : 2 * i + 1)] = acc[d + 8 + i] * scale;
+    }
+}
 
-// Softmax state of one query head: running max, running sum and the weighted V sum.
-struct HeadState {
+// Softmax state of one query row: running max, running sum, the weighted V sum (KV order),
+// the query (KV order) and how many positions it may see.
+struct RowState {
   float m, l;
   float* acc;
+  const float* q;
+  int limit;
 };
 
-// Scores of one query against four K rows at once: 8 independent FMA chains (4 rows x 2) keep
-// both FMA pipes busy where a single dot product would wait on its own latency.
-static inline __m128 dot4_kv(const float* q, const void* k, DType t, const size_t off[4], int hd) {
-  __m256 a[8];
-  for (auto& v : a) v = _mm256_setzero_ps();
+// Scores of NR query rows (1 or 2) against four K rows: each K row is widened once for all.
+template <int NR>
+static inline void dot4(const float* const* q, const void* k, DType t, const size_t off[4], int hd,
+                        __m128* out) {
+  __m256 a[NR][4];
+#pragma GCC unroll 2
+  for (int r = 0; r < NR; ++r)
+    for (int u = 0; u < 4; ++u) a[r][u] = _mm256_setzero_ps();
   for (int d = 0; d < hd; d += 16) {
-    const __m256 q0 = _mm256_loadu_ps(q + d), q1 = _mm256_loadu_ps(q + d + 8);
+    __m256 q0[NR], q1[NR];
+#pragma GCC unroll 2
+    for (int r = 0; r < NR; ++r) {
+      q0[r] = _mm256_loadu_ps(q[r] + d);
+      q1[r] = _mm256_loadu_ps(q[r] + d + 8);
+    }
 #pragma GCC unroll 4
     for (int u = 0; u < 4; ++u) {
-      a[u] = _mm256_fmadd_ps(q0, load_kv8(k, t, off[u] + d), a[u]);
-      a[u + 4] = _mm256_fmadd_ps(q1, load_kv8(k, t, off[u] + d + 8), a[u + 4]);
+      __m256 k0, k1;
+      load_kv16(k, t, off[u] + d, k0, k1);
+#pragma GCC unroll 2
+      for (int r = 0; r < NR; ++r) a[r][u] = _mm256_fmadd_ps(q1[r], k1, _mm256_fmadd_ps(q0[r], k0, a[r][u]));
     }
   }
-  const __m256 s01 = _mm256_hadd_ps(_mm256_add_ps(a[0], a[4]), _mm256_add_ps(a[1], a[5]));
-  const __m256 s23 = _mm256_hadd_ps(_mm256_add_ps(a[2], a[6]), _mm256_add_ps(a[3], a[7]));
-  const __m256 s = _mm256_hadd_ps(s01, s23);  // lanes: r0 r1 r2 r3 (low half) + same (high half)
-  return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+#pragma GCC unroll 2
+  for (int r = 0; r < NR; ++r) {
+    const __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a[r][0], a[r][1]), _mm256_hadd_ps(a[r][2], a[r][3]));
+    out[r] = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+  }
 }
 
-// The same for two query heads of a GQA group at once: each K row is loaded and widened once
-// for both (8 chains: 4 rows x 2 heads).
-static inline void dot4x2_kv(const float* qa, const float* qb, const void* k, DType t,
-                             const size_t off[4], int hd, __m128* ra, __m128* rb) {
-  __m256 a[4], b[4];
-  for (int u = 0; u < 4; ++u) a[u] = b[u] = _mm256_setzero_ps();
-  for (int d = 0; d < hd; d += 8) {
-    const __m256 qav = _mm256_loadu_ps(qa + d), qbv = _mm256_loadu_ps(qb + d);
-#pragma GCC unroll 4
-    for (int u = 0; u < 4; ++u) {
-      const __m256 kv = load_kv8(k, t, off[u] + d);
-      a[u] = _mm256_fmadd_ps(qav, kv, a[u]);
-      b[u] = _mm256_fmadd_ps(qbv, kv, b[u]);
-    }
-  }
-  const __m256 sa = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
-  const __m256 sb = _mm256_hadd_ps(_mm256_hadd_ps(b[0], b[1]), _mm256_hadd_ps(b[2], b[3]));
-  *ra = _mm_add_ps(_mm256_castps256_ps128(sa), _mm256_extractf128_ps(sa, 1));
-  *rb = _mm_add_ps(_mm256_castps256_ps128(sb), _mm256_extractf128_ps(sb, 1));
-}
-
-// Two heads' acc[d0, d0 + 32) = acc * r + sum_j p[j] v_j, each V row loaded once for both.
-static inline void pv_slice2(float* acc_a, float* acc_b, float ra, float rb, const float* pa,
-                             const float* pb, const void* v, DType t, const size_t* offs, int n, int d0) {
-  __m256 a[4], b[4];
-#pragma GCC unroll 4
-  for (int i = 0; i < 4; ++i) {
-    a[i] = _mm256_mul_ps(_mm256_set1_ps(ra), _mm256_loadu_ps(acc_a + d0 + 8 * i));
-    b[i] = _mm256_mul_ps(_mm256_set1_ps(rb), _mm256_loadu_ps(acc_b + d0 + 8 * i));
-  }
+// NR rows' acc[d0, d0 + 16 NV / 2) = acc * rescale + sum_j p[j] v_j, each V row widened once
+// for all rows and the slice of acc held in registers across the chunk.
+template <int NR, int NV>
+static inline void pv(float* const* acc, const float* rescale, const float* const* p, const void* v,
+                      DType t, const size_t* offs, int n, int d0) {
+  __m256 a[NR][NV];
+#pragma GCC unroll 2
+  for (int r = 0; r < NR; ++r)
+#pragma GCC unroll 8
+    for (int i = 0; i < NV; ++i)
+      a[r][i] = _mm256_mul_ps(_mm256_set1_ps(rescale[r]), _mm256_loadu_ps(acc[r] + d0 + 8 * i));
   for (int j = 0; j < n; ++j) {
-    const __m256 paj = _mm256_set1_ps(pa[j]), pbj = _mm256_set1_ps(pb[j]);
+    __m256 vv[NV];
 #pragma GCC unroll 4
-    for (int i = 0; i < 4; ++i) {
-      const __m256 vv = load_kv8(v, t, offs[j] + d0 + 8 * i);
-      a[i] = _mm256_fmadd_ps(paj, vv, a[i]);
-      b[i] = _mm256_fmadd_ps(pbj, vv, b[i]);
+    for (int i = 0; i < NV; i += 2) load_kv16(v, t, offs[j] + d0 + 8 * i, vv[i], vv[i + 1]);
+#pragma GCC unroll 2
+    for (int r = 0; r < NR; ++r) {
+      const __m256 pj = _mm256_set1_ps(p[r][j]);
+#pragma GCC unroll 8
+      for (int i = 0; i < NV; ++i) a[r][i] = _mm256_fmadd_ps(pj, vv[i], a[r][i]);
     }
   }
-#pragma GCC unroll 4
-  for (int i = 0; i < 4; ++i) {
-    _mm256_storeu_ps(acc_a + d0 + 8 * i, a[i]);
-    _mm256_storeu_ps(acc_b + d0 + 8 * i, b[i]);
-  }
+#pragma GCC unroll 2
+  for (int r = 0; r < NR; ++r)
+#pragma GCC unroll 8
+    for (int i = 0; i < NV; ++i) _mm256_storeu_ps(acc[r] + d0 + 8 * i, a[r][i]);
 }
 
-// acc[d0, d0 + 8 NV) = acc * r + sum_j p[j] v_j, with the slice of acc held in registers
-// across all n positions of the chunk.
-template <int NV>
-static inline void pv_slice(float* acc, float r, const float* p, const void* v, DType t,
-                            const size_t* offs, int n, int d0) {
-  __m256 a[NV];
-  const __m256 rv = _mm256_set1_ps(r);
-#pragma GCC unroll 8
-  for (int i = 0; i < NV; ++i) a[i] = _mm256_mul_ps(rv, _mm256_loadu_ps(acc + d0 + 8 * i));
-  for (int j = 0; j < n; ++j) {
-    const __m256 pj = _mm256_set1_ps(p[j]);
-#pragma GCC unroll 8
-    for (int i = 0; i < NV; ++i) a[i] = _mm256_fmadd_ps(pj, load_kv8(v, t, offs[j] + d0 + 8 * i), a[i]);
+// V for rows [r, r + NR) of a chunk: 32-dim slices of acc, 16 at the end.
+template <int NR>
+static void pv_rows(RowState* rows, int r, const float* rescale, const float* sc, const KVLayer& kv,
+                    const size_t* offs, int n) {
+  float* acc[NR];
+  const float* p[NR];
+  for (int i = 0; i < NR; ++i) {
+    acc[i] = rows[r + i].acc;
+    p[i] = sc + (r + i) * kAttnChunk;
   }
-#pragma GCC unroll 8
-  for (int i = 0; i < NV; ++i) _mm256_storeu_ps(acc + d0 + 8 * i, a[i]);
+  constexpr int kWide = 4;  // vectors per slice (32 dims): 4 NR accumulators
+  const int hd = kv.head_dim;
+  int d0 = 0;
+  for (; d0 + 8 * kWide <= hd; d0 += 8 * kWide) pv<NR, kWide>(acc, rescale + r, p, kv.v, kv.dtype, offs, n, d0);
+  for (; d0 < hd; d0 += 16) pv<NR, 2>(acc, rescale + r, p, kv.v, kv.dtype, offs, n, d0);
 }
 
-// Turns raw scores s[0, n) into exp(s - new max) and updates the head's running max and sum;
-// returns the factor that rescales what was accumulated before this chunk.
-static float softmax_chunk(float* s, int n, HeadState& st) {
+
+// Turns raw scores s[0, n) of positions [p0, p0 + n) into exp(s - new max), zero past the
+// row's limit, and updates the running max and sum; returns the factor that rescales what was
+// accumulated before this chunk.
+static float softmax_chunk(float* s, int p0, int n, RowState& st) {
+  int vis = st.limit - p0 < n ? st.limit - p0 : n;  // a row of a tile may end before the chunk
+  vis = vis > 0 ? vis : 0;
   float mx = st.m;
-  for (int j = 0; j < n; ++j) mx = s[j] > mx ? s[j] : mx;
+  for (int j = 0; j < vis; ++j) mx = s[j] > mx ? s[j] : mx;
   const float rescale = expf(st.m - mx);  // 0 on the first chunk (m = -inf)
   int j = 0;
-  for (; j + 8 <= n; j += 8)
+  for (; j + 8 <= vis; j += 8)
     _mm256_storeu_ps(s + j, exp256(_mm256_sub_ps(_mm256_loadu_ps(s + j), _mm256_set1_ps(mx))));
-  for (; j < n; ++j) s[j] = expf(s[j] - mx);
+  for (; j < vis; ++j) s[j] = expf(s[j] - mx);
+  for (j = vis; j < n; ++j) s[j] = 0.f;
   float sum = 0.f;
-  for (j = 0; j < n; ++j) sum += s[j];
+  for (j = 0; j < vis; ++j) sum += s[j];
   st.l = st.l * rescale + sum;
   st.m = mx;
   return rescale;
@@ -731,111 +751,117 @@ static inline void store_scores(float* dst, __m128 r, int left) {
   for (int u = 0; u < 4 && u < left; ++u) dst[u] = t[u];
 }
 
-// One chunk of positions [p0, p0 + n) for the `group` query heads sharing a KV head: scores
-// first (each K row is read once for all heads), one softmax update per head, then V.
-// head_dim is a multiple of 16 here (attend_chunk_any covers the rest).
-static void attend_chunk(const float* const* qs, int group, const KVLayer& kv, const int* table,
-                         int kv_head, int p0, int n, float scale, float* sc, HeadState* st) {
-  const int hd = kv.head_dim;
-  size_t offs[kAttnChunk + 3];
-  for (int j = 0; j < n; ++j) offs[j] = kv_offset(kv, seq_slot(kv, table, p0 + j), kv_head);
-  for (int j = n; j < n + 3; ++j) offs[j] = offs[n - 1];  // padding rows for the last group of 4
-  const __m128 sv = _mm_set1_ps(scale);
-  for (int j = 0; j < n; j += 4) {
-    int g = 0;
-    for (; g + 2 <= group; g += 2) {  // heads in pairs share each K row
-      __m128 ra, rb;
-      dot4x2_kv(qs[g], qs[g + 1], kv.k, kv.dtype, offs + j, hd, &ra, &rb);
-      store_scores(sc + g * kAttnChunk + j, _mm_mul_ps(ra, sv), n - j);
-      store_scores(sc + (g + 1) * kAttnChunk + j, _mm_mul_ps(rb, sv), n - j);
-    }
-    if (g < group)
-      store_scores(sc + g * kAttnChunk + j, _mm_mul_ps(dot4_kv(qs[g], kv.k, kv.dtype, offs + j, hd), sv), n - j);
-  }
-  float rescale[64];
-  for (int g = 0; g < group; ++g) rescale[g] = softmax_chunk(sc + g * kAttnChunk, n, st[g]);
-  int g = 0;
-  for (; g + 2 <= group && hd % 32 == 0; g += 2)  // pairs share each V row
-    for (int d0 = 0; d0 < hd; d0 += 32)
-      pv_slice2(st[g].acc, st[g + 1].acc, rescale[g], rescale[g + 1], sc + g * kAttnChunk,
-                sc + (g + 1) * kAttnChunk, kv.v, kv.dtype, offs, n, d0);
-  for (; g < group; ++g) {
-    const float* p = sc + g * kAttnChunk;
-    int d0 = 0;
-    for (; d0 + 64 <= hd; d0 += 64) pv_slice<8>(st[g].acc, rescale[g], p, kv.v, kv.dtype, offs, n, d0);
-    for (; d0 < hd; d0 += 16) pv_slice<2>(st[g].acc, rescale[g], p, kv.v, kv.dtype, offs, n, d0);
-  }
-}
-
-// The same for any even head_dim, one position and one head at a time.
-static void attend_chunk_any(const float* const* qs, int group, const KVLayer& kv, const int* table,
-                             int kv_head, int p0, int n, float scale, float* sc, HeadState* st) {
-  const int hd = kv.head_dim;
-  for (int j = 0; j < n; ++j) {
-    const size_t off = kv_offset(kv, seq_slot(kv, table, p0 + j), kv_head);
-    for (int g = 0; g < group; ++g) sc[g * kAttnChunk + j] = dot_kv(qs[g], kv.k, kv.dtype, off, hd) * scale;
-  }
-  float rescale[64];
-  for (int g = 0; g < group; ++g) rescale[g] = softmax_chunk(sc + g * kAttnChunk, n, st[g]);
-  for (int j = 0; j < n; ++j) {
-    const size_t off = kv_offset(kv, seq_slot(kv, table, p0 + j), kv_head);
-    for (int g = 0; g < group; ++g)
-      axpy_kv(st[g].acc, j == 0 ? rescale[g] : 1.f, sc[g * kAttnChunk + j], kv.v, kv.dtype, off, hd);
-  }
-}
-
-// K and V rows of positions [p0, p1) into cache ahead of use: a head's rows are 256-byte
-// pieces scattered over blocks, which the hardware prefetchers do not follow.
+// K and V rows of positions [p0, p1) of one KV head into cache ahead of use: a head's rows
+// are contiguous within a block but blocks are scattered, which the prefetchers do not follow.
 static void prefetch_kv(const KVLayer& kv, const int* table, int kv_head, int p0, int p1) {
-  const size_t bytes = size_t(kv.head_dim) * dtype_size(kv.dtype);
+  const size_t row = size_t(kv.head_dim) * dtype_size(kv.dtype);
   for (int p = p0; p < p1; ++p) {
     const size_t off = kv_offset(kv, seq_slot(kv, table, p), kv_head) * dtype_size(kv.dtype);
-    for (size_t b = 0; b < bytes; b += 64) {
+    for (size_t b = 0; b < row; b += 64) {
       _mm_prefetch(static_cast<const char*>(kv.k) + off + b, _MM_HINT_T0);
       _mm_prefetch(static_cast<const char*>(kv.v) + off + b, _MM_HINT_T0);
     }
   }
 }
 
-// Queries [t0, t1) of one sequence for the query heads of one KV head.
-static void attend_tokens(const float* q, const AttnSeq& sq, int t0, int t1, int n_heads, int group,
-                          int kv_head, const KVLayer& kv, float scale, float* work, float* out) {
+// One chunk of positions [p0, p0 + n) for R query rows of one KV head (head_dim a multiple of
+// 16, rows in KV order): scores first, then one softmax update per row, then V; rows in pairs.
+static void attend_chunk(RowState* rows, int R, const KVLayer& kv, const int* table, int kv_head,
+                         int p0, int n, float scale, float* sc) {
   const int hd = kv.head_dim;
-  float* sc = work;
-  float* accs = work + size_t(group) * kAttnChunk;
-  HeadState st[64];
-  const float* qs[64];
-  for (int t = t0; t < t1; ++t) {
-    const size_t row = size_t(sq.q_offset + t) * n_heads;
-    for (int g = 0; g < group; ++g) {
-      st[g] = HeadState{-INFINITY, 0.f, accs + size_t(g) * hd};
-      std::memset(st[g].acc, 0, size_t(hd) * sizeof(float));
-      qs[g] = q + (row + size_t(kv_head * group + g)) * hd;
+  size_t offs[kAttnChunk + 3];
+  for (int j = 0; j < n; ++j) offs[j] = kv_offset(kv, seq_slot(kv, table, p0 + j), kv_head);
+  for (int j = n; j < n + 3; ++j) offs[j] = offs[n - 1];  // padding rows for the last group of 4
+  const __m128 sv = _mm_set1_ps(scale);
+  for (int r = 0; r < R; r += 2) {
+    const float* q[2] = {rows[r].q, r + 1 < R ? rows[r + 1].q : nullptr};
+    for (int j = 0; j < n; j += 4) {
+      __m128 s[2];
+      if (r + 1 < R) dot4<2>(q, kv.k, kv.dtype, offs + j, hd, s);
+      else dot4<1>(q, kv.k, kv.dtype, offs + j, hd, s);
+      for (int i = 0; i < 2 && r + i < R; ++i) store_scores(sc + (r + i) * kAttnChunk + j, _mm_mul_ps(s[i], sv), n - j);
     }
-    const int ctx = sq.num_cached + t + 1;
-    const auto chunk_fn = hd % 16 == 0 ? attend_chunk : attend_chunk_any;
-    for (int p0 = 0; p0 < ctx; p0 += kAttnChunk) {
-      const int p1 = p0 + kAttnChunk < ctx ? p0 + kAttnChunk : ctx;
-      prefetch_kv(kv, sq.block_table, kv_head, p1, p1 + kAttnChunk < ctx ? p1 + kAttnChunk : ctx);
-      chunk_fn(qs, group, kv, sq.block_table, kv_head, p0, ctx - p0 < kAttnChunk ? ctx - p0 : kAttnChunk,
-               scale, sc, st);
-    }
-    for (int g = 0; g < group; ++g) {
-      float* o = out + (row + size_t(kv_head * group + g)) * hd;
-      const float inv = 1.f / st[g].l;
-      for (int d = 0; d < hd; ++d) o[d] = st[g].acc[d] * inv;
+  }
+  float rescale[kMaxAttnRows];
+  for (int r = 0; r < R; ++r) rescale[r] = softmax_chunk(sc + r * kAttnChunk, p0, n, rows[r]);
+  int r = 0;
+  for (; r + 2 <= R; r += 2) pv_rows<2>(rows, r, rescale, sc, kv, offs, n);
+  if (r < R) pv_rows<1>(rows, r, rescale, sc, kv, offs, n);
+}
+
+static inline float dot_kv(const float* q, const void* k, DType t, size_t off, int hd) {
+  float s = 0.f;
+  for (int d = 0; d < hd; ++d) s += q[d] * load_as_f32(k, t, off + d);
+  return s;
+}
+
+// The same for any even head_dim (rows in natural order), one position and row at a time.
+static void attend_chunk_any(RowState* rows, int R, const KVLayer& kv, const int* table, int kv_head,
+                             int p0, int n, float scale, float* sc) {
+  const int hd = kv.head_dim;
+  for (int j = 0; j < n; ++j) {
+    const size_t off = kv_offset(kv, seq_slot(kv, table, p0 + j), kv_head);
+    for (int r = 0; r < R; ++r) sc[r * kAttnChunk + j] = dot_kv(rows[r].q, kv.k, kv.dtype, off, hd) * scale;
+  }
+  for (int r = 0; r < R; ++r) {
+    const float rescale = softmax_chunk(sc + r * kAttnChunk, p0, n, rows[r]);
+    for (int d = 0; d < hd; ++d) rows[r].acc[d] *= rescale;
+  }
+  for (int j = 0; j < n; ++j) {
+    const size_t off = kv_offset(kv, seq_slot(kv, table, p0 + j), kv_head);
+    for (int r = 0; r < R; ++r) {
+      const float p = sc[r * kAttnChunk + j];
+      for (int d = 0; d < hd; ++d) rows[r].acc[d] += p * load_as_f32(kv.v, kv.dtype, off + d);
     }
   }
 }
 
-constexpr int kAttnTokenBlock = 16;  // new tokens of one sequence per work item
+// Tokens [t0, t1) of one sequence for the query heads of one KV head, in tiles of tq tokens
+// whose group x tq rows share every K/V load. work: kMaxAttnRows x (kAttnChunk + 2 hd) floats.
+static void attend_tokens(const float* q, const AttnSeq& sq, int t0, int t1, int n_heads, int group,
+                          int kv_head, const KVLayer& kv, float scale, float* work, float* out) {
+  const int hd = kv.head_dim, tq = attn_tile_tokens(group);
+  const bool kv_order = hd % 16 == 0;
+  float* sc = work;
+  float* accs = sc + size_t(kMaxAttnRows) * kAttnChunk;
+  float* qk = accs + size_t(kMaxAttnRows) * hd;
+  RowState rows[kMaxAttnRows];
+  for (int ts = t0; ts < t1; ts += tq) {
+    const int te = ts + tq < t1 ? ts + tq : t1;
+    int R = 0;
+    for (int t = ts; t < te; ++t)
+      for (int g = 0; g < group; ++g, ++R) {
+        const float* qr = q + (size_t(sq.q_offset + t) * n_heads + size_t(kv_head * group + g)) * hd;
+        float* qo = qk + size_t(R) * hd;
+        if (kv_order) to_kv_order(qr, hd, kv.dtype, qo);
+        else std::memcpy(qo, qr, size_t(hd) * sizeof(float));
+        rows[R] = RowState{-INFINITY, 0.f, accs + size_t(R) * hd, qo, sq.num_cached + t + 1};
+        std::memset(rows[R].acc, 0, size_t(hd) * sizeof(float));
+      }
+    const int ctx = sq.num_cached + te;  // the last token's limit
+    for (int p0 = 0; p0 < ctx; p0 += kAttnChunk) {
+      const int n = ctx - p0 < kAttnChunk ? ctx - p0 : kAttnChunk, p1 = p0 + n;
+      prefetch_kv(kv, sq.block_table, kv_head, p1, p1 + kAttnChunk < ctx ? p1 + kAttnChunk : ctx);
+      if (kv_order) attend_chunk(rows, R, kv, sq.block_table, kv_head, p0, n, scale, sc);
+      else attend_chunk_any(rows, R, kv, sq.block_table, kv_head, p0, n, scale, sc);
+    }
+    for (int r = 0; r < R; ++r) {
+      const int t = ts + r / group, g = r % group;
+      float* o = out + (size_t(sq.q_offset + t) * n_heads + size_t(kv_head * group + g)) * hd;
+      const float inv = 1.f / rows[r].l;
+      if (kv_order) from_kv_order(rows[r].acc, hd, kv.dtype, inv, o);
+      else
+        for (int d = 0; d < hd; ++d) o[d] = rows[r].acc[d] * inv;
+    }
+  }
+}
 
 // Work items are (sequence, KV head, block of new tokens): decode batches give many items,
 // a long prefill is split by tokens; later (longer) blocks go first under dynamic scheduling.
 void paged_attention_avx2(const float* q, const AttnSeq* seqs, int n_seqs, int n_heads,
                           const KVLayer& kv, float scale, float* out) {
   const int kvh = kv.n_kv_heads, group = n_heads / kvh;
-  NV_KCHECK(group <= 64, "paged_attention: more than 64 query heads per KV head");
+  NV_KCHECK(group <= kMaxAttnRows, "paged_attention: more than 64 query heads per KV head");
   int* first = static_cast<int*>(std::malloc(sizeof(int) * size_t(n_seqs + 1)));
   first[0] = 0;
   double flops = 0;
@@ -846,7 +872,8 @@ void paged_attention_avx2(const float* q, const AttnSeq* seqs, int n_seqs, int n
   const int items = first[n_seqs];
 #pragma omp parallel if (flops > kMinParallelFlops)
   {
-    float* work = static_cast<float*>(std::malloc(sizeof(float) * size_t(group) * (kAttnChunk + kv.head_dim)));
+    float* work = static_cast<float*>(
+        std::malloc(sizeof(float) * size_t(kMaxAttnRows) * (kAttnChunk + 2 * size_t(kv.head_dim))));
 #pragma omp for schedule(dynamic)
     for (int it = 0; it < items; ++it) {
       int s = 0;
