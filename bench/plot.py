@@ -2,8 +2,9 @@
 """Draws decode throughput against batch size from bench/out/e2e.jsonl (written by bench/run.sh).
 
 Usage: python3 bench/plot.py bench/out/e2e.jsonl bench/decode_throughput.png
-The llama.cpp column is the table of the performance issue (means of its two runs), measured
-on the machine kind named in bench/RESULTS.md.
+Two llama.cpp series: measured on this machine by bench/llama_cpp_baseline.sh (2026-11-25, AMD
+EPYC, AVX2; batch 1 is llama-bench tg128, the others llama-batched-bench S_TG), and the table
+of the performance issue (means of its two runs), measured on an AVX-512 BF16 CPU.
 """
 import json
 import sys
@@ -13,7 +14,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-LLAMA_CPP = {1: (29.0 + 29.9) / 2, 4: (47.0 + 46.3) / 2, 16: (87.0 + 86.1) / 2, 64: (103 + 108) / 2}
+LLAMA_CPP_HERE = {1: 19.7, 4: 37.8, 16: 54.9, 64: 62.6}
+LLAMA_CPP_ISSUE = {1: (29.0 + 29.9) / 2, 4: (47.0 + 46.3) / 2, 16: (87.0 + 86.1) / 2, 64: (103 + 108) / 2}
 
 
 def main(src, dst):
@@ -23,11 +25,13 @@ def main(src, dst):
             row = json.loads(line)
             if row["name"].startswith("decode_b"):
                 ours[row["num_seqs"]] = row["decode_tok_s"]
-    batches = sorted(set(ours) | set(LLAMA_CPP))
+    batches = sorted(set(ours) | set(LLAMA_CPP_HERE))
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot([b for b in batches if b in ours], [ours[b] for b in batches if b in ours], "o-",
             label="nano-vllm-cpp")
-    ax.plot(list(LLAMA_CPP), list(LLAMA_CPP.values()), "s--", label="llama.cpp (issue table, measured on an AVX-512 BF16 CPU)")
+    ax.plot(list(LLAMA_CPP_HERE), list(LLAMA_CPP_HERE.values()), "s-", label="llama.cpp, same CPU (AVX2)")
+    ax.plot(list(LLAMA_CPP_ISSUE), list(LLAMA_CPP_ISSUE.values()), "^:", color="gray",
+            label="llama.cpp, issue table (AVX-512 BF16 CPU)")
     ax.set_xscale("log", base=2)
     ax.set_xticks(batches)
     ax.set_xticklabels([str(b) for b in batches])

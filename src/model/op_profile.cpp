@@ -18,26 +18,37 @@ static_assert(sizeof(kOpNames) / sizeof(kOpNames[0]) == static_cast<size_t>(Op::
 
 OpProfile::OpProfile() : enabled_(std::getenv("NANOVLLM_PROFILE") != nullptr) {}
 
-void OpProfile::count_step(int tokens) {
+void OpProfile::begin_step(int tokens, bool decode_only) {
   if (!enabled_) return;
-  ++steps_;
-  tokens_ += tokens;
+  kind_ = decode_only ? 1 : 0;
+  ++steps_[kind_];
+  tokens_[kind_] += tokens;
 }
 
 void OpProfile::add(Op op, std::chrono::steady_clock::duration d) {
-  ns_[static_cast<int>(op)] += std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+  ns_[kind_][static_cast<int>(op)] +=
+      std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+}
+
+void OpProfile::print(int kind) const {
+  if (steps_[kind] == 0) return;
+  int64_t total = 0;
+  for (int64_t ns : ns_[kind]) total += ns;
+  std::fprintf(stderr, "\nnanovllm profile, %s: %lld steps, %lld tokens, %.1f ms in ops\n",
+               kind ? "decode-only steps" : "steps with prefill",
+               static_cast<long long>(steps_[kind]), static_cast<long long>(tokens_[kind]),
+               total / 1e6);
+  std::fprintf(stderr, "%-22s %10s %10s %7s\n", "op", "total ms", "ms/step", "share");
+  for (int i = 0; i < static_cast<int>(Op::kCount); ++i)
+    std::fprintf(stderr, "%-22s %10.1f %10.3f %6.1f%%\n", kOpNames[i], ns_[kind][i] / 1e6,
+                 ns_[kind][i] / 1e6 / static_cast<double>(steps_[kind]),
+                 total ? 100.0 * ns_[kind][i] / total : 0.0);
 }
 
 OpProfile::~OpProfile() {
-  if (!enabled_ || steps_ == 0) return;
-  int64_t total = 0;
-  for (int64_t ns : ns_) total += ns;
-  std::fprintf(stderr, "\nnanovllm profile: %lld forward steps, %lld tokens, %.1f ms in ops\n",
-               static_cast<long long>(steps_), static_cast<long long>(tokens_), total / 1e6);
-  std::fprintf(stderr, "%-22s %10s %10s %7s\n", "op", "total ms", "ms/step", "share");
-  for (int i = 0; i < static_cast<int>(Op::kCount); ++i)
-    std::fprintf(stderr, "%-22s %10.1f %10.3f %6.1f%%\n", kOpNames[i], ns_[i] / 1e6,
-                 ns_[i] / 1e6 / static_cast<double>(steps_), total ? 100.0 * ns_[i] / total : 0.0);
+  if (!enabled_) return;
+  print(0);
+  print(1);
 }
 
 }  // namespace nanovllm

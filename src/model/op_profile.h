@@ -51,14 +51,18 @@ class OpProfile {
     std::chrono::steady_clock::time_point t0_;
   };
 
-  void count_step(int tokens);
+  // Starts a step; decode-only steps (one new token per sequence) are tallied apart from steps
+  // that prefill, whose large matmuls would otherwise hide the decode costs.
+  void begin_step(int tokens, bool decode_only);
 
  private:
   void add(Op op, std::chrono::steady_clock::duration d);
+  void print(int kind) const;
 
   bool enabled_ = false;
-  int64_t steps_ = 0, tokens_ = 0;
-  int64_t ns_[static_cast<int>(Op::kCount)] = {};
+  int kind_ = 0;  // 0: steps with prefill tokens, 1: decode-only steps
+  int64_t steps_[2] = {}, tokens_[2] = {};
+  int64_t ns_[2][static_cast<int>(Op::kCount)] = {};
 };
 
 }  // namespace nanovllm

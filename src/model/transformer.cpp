@@ -88,7 +88,7 @@ void Transformer::forward(const Batch& batch, Logits* out) {
   prepare_step(batch);
   const int T = batch.num_tokens();
   const size_t H = cfg_.hidden_size;
-  prof_.count_step(T);
+  prof_.begin_step(T, T == static_cast<int>(batch.seqs.size()));
   {
     OpProfile::Scope _(prof_, Op::kEmbed);
     kernels::embed(w_.embed, batch.token_ids.data(), T, sized(s_.x, T * H));
