@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/kernels.h"
+#include "model/aligned_buffer.h"
 #include "machine_limits.h"
 
 namespace nk = nanovllm::kernels;
@@ -68,9 +69,9 @@ void BM_Matmul(benchmark::State& state) {
   const nk::WeightView rows{w.data(), dt, N, K};
   const size_t bytes = nk::layout_bytes(rows, layout);
   const size_t copies = std::max<size_t>(1, kWeightPoolBytes / bytes);
-  std::vector<uint8_t> pool(copies * bytes);
+  nanovllm::AlignedBuffer pool(copies * bytes);  // huge pages, as the engine's weights
   std::vector<nk::WeightView> views;
-  for (size_t c = 0; c < copies; ++c) views.push_back(nk::repack(rows, layout, pool.data() + c * bytes));
+  for (size_t c = 0; c < copies; ++c) views.push_back(nk::repack(rows, layout, static_cast<uint8_t*>(pool.data()) + c * bytes));
   const auto x = random_floats(size_t(M) * K, 2);
   std::vector<float> y(size_t(M) * N);
   size_t c = 0;
@@ -104,7 +105,11 @@ void BM_PagedAttention(benchmark::State& state) {
   const int S = int(state.range(1)), L = int(state.range(2)), n_new = int(state.range(3));
   const int H = 16, KVH = 8, hd = 128, bs = 16, blocks_per = (L + bs - 1) / bs;
   const size_t cache = size_t(S) * blocks_per * bs * KVH * hd;
-  std::vector<uint8_t> kc = random_bytes_of(dt, cache, 3), vc = random_bytes_of(dt, cache, 4);
+  // The engine's KV cache lives on huge pages (AlignedBuffer); so does this one.
+  const std::vector<uint8_t> k0 = random_bytes_of(dt, cache, 3), v0 = random_bytes_of(dt, cache, 4);
+  nanovllm::AlignedBuffer kc(k0.size()), vc(v0.size());
+  std::memcpy(kc.data(), k0.data(), k0.size());
+  std::memcpy(vc.data(), v0.data(), v0.size());
   nk::KVLayer kv{kc.data(), vc.data(), dt, bs, KVH, hd};
   std::vector<int> tables(size_t(S) * blocks_per);
   for (size_t i = 0; i < tables.size(); ++i) tables[i] = int((i * 7919) % tables.size());  // scattered

@@ -727,19 +727,28 @@ static void pv_rows(RowState* rows, int r, const float* rescale, const float* sc
 // row's limit, and updates the running max and sum; returns the factor that rescales what was
 // accumulated before this chunk.
 static float softmax_chunk(float* s, int p0, int n, RowState& st) {
-  int vis = st.limit - p0 < n ? st.limit - p0 : n;  // a row of a tile may end before the chunk
-  vis = vis > 0 ? vis : 0;
-  float mx = st.m;
-  for (int j = 0; j < vis; ++j) mx = s[j] > mx ? s[j] : mx;
+  const int vis = st.limit - p0;  // a row of a tile may end before (or inside) the chunk
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256 ninf = _mm256_set1_ps(-INFINITY);
+  // Vectors of 8 over the row's 32-float buffer; lanes past vis are masked, not read as scores.
+  __m256 mv = ninf;
+  for (int j = 0; j < n && j < vis; j += 8) {
+    const __m256 keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(vis - j), lane));
+    mv = _mm256_max_ps(mv, _mm256_blendv_ps(ninf, _mm256_loadu_ps(s + j), keep));
+  }
+  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
+  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+  m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+  const float mx = st.m > _mm_cvtss_f32(m4) ? st.m : _mm_cvtss_f32(m4);
   const float rescale = expf(st.m - mx);  // 0 on the first chunk (m = -inf)
-  int j = 0;
-  for (; j + 8 <= vis; j += 8)
-    _mm256_storeu_ps(s + j, exp256(_mm256_sub_ps(_mm256_loadu_ps(s + j), _mm256_set1_ps(mx))));
-  for (; j < vis; ++j) s[j] = expf(s[j] - mx);
-  for (j = vis; j < n; ++j) s[j] = 0.f;
-  float sum = 0.f;
-  for (j = 0; j < vis; ++j) sum += s[j];
-  st.l = st.l * rescale + sum;
+  __m256 sum = _mm256_setzero_ps();
+  for (int j = 0; j < n; j += 8) {
+    const __m256 keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(vis - j), lane));
+    const __m256 e = _mm256_and_ps(exp256(_mm256_sub_ps(_mm256_loadu_ps(s + j), _mm256_set1_ps(mx))), keep);
+    _mm256_storeu_ps(s + j, e);
+    sum = _mm256_add_ps(sum, e);
+  }
+  st.l = st.l * rescale + hsum(sum);
   st.m = mx;
   return rescale;
 }
@@ -751,12 +760,28 @@ static inline void store_scores(float* dst, __m128 r, int left) {
   for (int u = 0; u < 4 && u < left; ++u) dst[u] = t[u];
 }
 
+// Element offsets of the K/V rows of positions [p0, p0 + n) of one KV head: one block lookup
+// per run of positions inside a block (a division per position cost more than the math).
+static void chunk_offsets(const KVLayer& kv, const int* table, int kv_head, int p0, int n, size_t* offs) {
+  const int bs = kv.block_size;
+  for (int j = 0, p = p0; j < n;) {
+    const int in = p % bs, run = bs - in < n - j ? bs - in : n - j;
+    const size_t first = kv_offset(kv, size_t(table[p / bs]) * bs + size_t(in), kv_head);
+    for (int i = 0; i < run; ++i) offs[j + i] = first + size_t(i) * kv.head_dim;
+    j += run;
+    p += run;
+  }
+}
+
 // K and V rows of positions [p0, p1) of one KV head into cache ahead of use: a head's rows
 // are contiguous within a block but blocks are scattered, which the prefetchers do not follow.
 static void prefetch_kv(const KVLayer& kv, const int* table, int kv_head, int p0, int p1) {
   const size_t row = size_t(kv.head_dim) * dtype_size(kv.dtype);
-  for (int p = p0; p < p1; ++p) {
-    const size_t off = kv_offset(kv, seq_slot(kv, table, p), kv_head) * dtype_size(kv.dtype);
+  size_t offs[kAttnChunk];
+  if (p1 - p0 > kAttnChunk) p1 = p0 + kAttnChunk;
+  chunk_offsets(kv, table, kv_head, p0, p1 - p0, offs);
+  for (int j = 0; j < p1 - p0; ++j) {
+    const size_t off = offs[j] * dtype_size(kv.dtype);
     for (size_t b = 0; b < row; b += 64) {
       _mm_prefetch(static_cast<const char*>(kv.k) + off + b, _MM_HINT_T0);
       _mm_prefetch(static_cast<const char*>(kv.v) + off + b, _MM_HINT_T0);
@@ -770,7 +795,7 @@ static void attend_chunk(RowState* rows, int R, const KVLayer& kv, const int* ta
                          int p0, int n, float scale, float* sc) {
   const int hd = kv.head_dim;
   size_t offs[kAttnChunk + 3];
-  for (int j = 0; j < n; ++j) offs[j] = kv_offset(kv, seq_slot(kv, table, p0 + j), kv_head);
+  chunk_offsets(kv, table, kv_head, p0, n, offs);
   for (int j = n; j < n + 3; ++j) offs[j] = offs[n - 1];  // padding rows for the last group of 4
   const __m128 sv = _mm_set1_ps(scale);
   for (int r = 0; r < R; r += 2) {
@@ -799,21 +824,19 @@ static inline float dot_kv(const float* q, const void* k, DType t, size_t off, i
 static void attend_chunk_any(RowState* rows, int R, const KVLayer& kv, const int* table, int kv_head,
                              int p0, int n, float scale, float* sc) {
   const int hd = kv.head_dim;
-  for (int j = 0; j < n; ++j) {
-    const size_t off = kv_offset(kv, seq_slot(kv, table, p0 + j), kv_head);
-    for (int r = 0; r < R; ++r) sc[r * kAttnChunk + j] = dot_kv(rows[r].q, kv.k, kv.dtype, off, hd) * scale;
-  }
+  size_t offs[kAttnChunk];
+  chunk_offsets(kv, table, kv_head, p0, n, offs);
+  for (int j = 0; j < n; ++j)
+    for (int r = 0; r < R; ++r) sc[r * kAttnChunk + j] = dot_kv(rows[r].q, kv.k, kv.dtype, offs[j], hd) * scale;
   for (int r = 0; r < R; ++r) {
     const float rescale = softmax_chunk(sc + r * kAttnChunk, p0, n, rows[r]);
     for (int d = 0; d < hd; ++d) rows[r].acc[d] *= rescale;
   }
-  for (int j = 0; j < n; ++j) {
-    const size_t off = kv_offset(kv, seq_slot(kv, table, p0 + j), kv_head);
+  for (int j = 0; j < n; ++j)
     for (int r = 0; r < R; ++r) {
       const float p = sc[r * kAttnChunk + j];
-      for (int d = 0; d < hd; ++d) rows[r].acc[d] += p * load_as_f32(kv.v, kv.dtype, off + d);
+      for (int d = 0; d < hd; ++d) rows[r].acc[d] += p * load_as_f32(kv.v, kv.dtype, offs[j] + d);
     }
-  }
 }
 
 // Tokens [t0, t1) of one sequence for the query heads of one KV head, in tiles of tq tokens
