@@ -29,6 +29,7 @@ struct BenchArgs {
   int batch = 0;  // > 0: llama-batched-bench shape, all sequences start together
   uint64_t seed = 0;
   bool json = false;
+  bool kv_fraction_given = false;
 };
 
 std::pair<int, int> parse_range(const std::string& s) {
@@ -120,11 +121,18 @@ void report(const BenchArgs& a, const Timeline& t) {
 }
 
 void run_bench(BenchArgs& a) {
-  LLM llm(a.config.model, a.config);
-  LLMEngine& engine = llm.engine();
   const int n = a.batch > 0 ? a.batch : a.num_seqs;
   const auto [in_lo, in_hi] = parse_range(a.input_len);
   const auto [out_lo, out_hi] = parse_range(a.output_len);
+  if (a.config.kv_cache_bytes == 0 && a.config.num_kv_blocks == 0 && !a.kv_fraction_given) {
+    // Like llama-bench / llama-batched-bench: a KV cache sized to the workload, allocated and
+    // cleared before the clock starts, so no timed step pays first-touch page faults.
+    const int bs = a.config.block_size, per_seq = (in_hi + out_hi + bs - 1) / bs + 1;
+    a.config.num_kv_blocks = n * per_seq;
+    a.config.kv_cache_prefault = true;
+  }
+  LLM llm(a.config.model, a.config);
+  LLMEngine& engine = llm.engine();
   std::mt19937_64 rng(a.seed);
   auto uniform = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
   const int vocab = engine.model_info().vocab_size;
@@ -156,9 +164,15 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--batch", args->batch,
                   "llama-batched-bench shape: B sequences of exactly --input-len/--output-len");
   cmd->add_option("--seed", args->seed, "Seed of the random prompts and lengths")->capture_default_str();
+  cmd->footer(
+      "Without --kv-cache-memory(-fraction) the KV cache is sized to the workload and prefaulted "
+      "before timing, as llama.cpp's benchmarks allocate and clear theirs.");
   cmd->add_flag("--json", args->json,
                 "One JSON object: prefill_tok_s, decode_tok_s, output_tok_s, ttft_ms_p50, itl_ms_p50, peak_rss_mb, ...");
-  cmd->callback([args] { run_bench(*args); });
+  cmd->callback([args, cmd] {
+    args->kv_fraction_given = cmd->count("--kv-cache-memory-fraction") > 0;
+    run_bench(*args);
+  });
 }
 
 }  // namespace nanovllm::tools

@@ -24,6 +24,8 @@ void add_engine_options(CLI::App* cmd, Config& c) {
   cmd->add_option("--kv-cache-memory-fraction", c.kv_cache_memory_fraction,
                   "Fraction of available memory for the KV cache when --kv-cache-memory is not given")
       ->capture_default_str();
+  cmd->add_flag("--kv-cache-prefault", c.kv_cache_prefault,
+                "Touch the whole KV cache at start-up (committed memory, no page faults in steps)");
   cmd->add_option("--kv-cache-dtype", c.kv_cache_dtype, "KV-cache element type: bf16 or f32")
       ->capture_default_str();
   cmd->add_flag_function(

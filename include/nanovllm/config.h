@@ -16,6 +16,9 @@ struct Config {
   double kv_cache_memory_fraction = 0.5;  // of the memory available at start-up
   int num_kv_blocks = 0;              // > 0 overrides the budget (tests)
   std::string kv_cache_dtype = "bf16";  // "bf16" or "f32"
+  // Touch the whole KV cache at start-up, as vLLM and llama.cpp do with theirs: the memory is
+  // committed and no step pays first-touch page faults (in a VM ~20 us per fresh 4 KiB page).
+  bool kv_cache_prefault = false;
   bool enable_prefix_caching = true;
   int threads = 0;                    // 0 = all cores
   std::string backend = "native";

@@ -22,6 +22,7 @@ class NativeRunner final : public ModelRunner {
  public:
   NativeRunner(const std::string& dir, const NativeRunnerOptions& opts)
       : kv_dtype_(parse_kv_dtype(opts.kv_cache_dtype)),
+        prefault_kv_(opts.prefault_kv_cache),
         cfg_(load_model_config(dir)),
         ckpt_(dir),
         weights_(load_weights(ckpt_, cfg_)),
@@ -42,12 +43,13 @@ class NativeRunner final : public ModelRunner {
     return transformer_.kv_block_bytes(block_size, kv_dtype_);
   }
   void allocate_kv_cache(int num_blocks, int block_size) override {
-    transformer_.allocate_kv_cache(num_blocks, block_size, kv_dtype_);
+    transformer_.allocate_kv_cache(num_blocks, block_size, kv_dtype_, prefault_kv_);
   }
   void forward(const Batch& batch, Logits* out) override { transformer_.forward(batch, out); }
 
  private:
   kernels::DType kv_dtype_;
+  bool prefault_kv_;
   ModelConfig cfg_;
   Checkpoint ckpt_;
   ModelWeights weights_;

@@ -2,6 +2,7 @@
 #include "model/transformer.h"
 
 #include <cmath>
+#include <cstring>
 #include <string>
 
 #include "engine/check.h"
@@ -35,7 +36,7 @@ int64_t Transformer::kv_block_bytes(int block_size, DType kv_dtype) const {
          static_cast<int64_t>(kernels::dtype_size(kv_dtype));
 }
 
-void Transformer::allocate_kv_cache(int num_blocks, int block_size, DType kv_dtype) {
+void Transformer::allocate_kv_cache(int num_blocks, int block_size, DType kv_dtype, bool prefault) {
   NV_CHECK(num_blocks > 0 && block_size > 0, "KV cache needs blocks");
   NV_CHECK(kv_dtype == DType::BF16 || kv_dtype == DType::F32, "KV cache dtype is bf16 or f32");
   const size_t layer_bytes = static_cast<size_t>(num_blocks) * block_size * cfg_.kv_dim() *
@@ -49,6 +50,11 @@ void Transformer::allocate_kv_cache(int num_blocks, int block_size, DType kv_dty
                                    kv_dtype, block_size, cfg_.num_kv_heads, cfg_.head_dim});
   }
   num_blocks_ = num_blocks;
+  if (prefault) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < kv_storage_.size(); ++i)
+      std::memset(kv_storage_[i].data(), 0, kv_storage_[i].size());
+  }
 }
 
 // Cache slots of the new tokens, attention descriptors and sampling rows; checks the batch.

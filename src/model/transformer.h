@@ -26,7 +26,8 @@ class Transformer {
   Transformer(const ModelConfig& cfg, const ModelWeights& weights);
 
   int64_t kv_block_bytes(int block_size, kernels::DType kv_dtype) const;
-  void allocate_kv_cache(int num_blocks, int block_size, kernels::DType kv_dtype);
+  // prefault: write every page now (committed memory, no first-touch faults inside steps).
+  void allocate_kv_cache(int num_blocks, int block_size, kernels::DType kv_dtype, bool prefault = false);
   void forward(const Batch& batch, Logits* out);
 
  private:

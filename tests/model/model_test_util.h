@@ -75,12 +75,14 @@ struct RunnerSetup {
   int num_blocks = 64;
   std::string kv_dtype = "f32";
   int threads = 0;
+  bool prefault = false;
 };
 
 inline std::unique_ptr<ModelRunner> open_runner(const std::string& dir, const RunnerSetup& s) {
   NativeRunnerOptions o;
   o.kv_cache_dtype = s.kv_dtype;
   o.threads = s.threads;
+  o.prefault_kv_cache = s.prefault;
   auto r = make_native_runner(dir, o);
   r->allocate_kv_cache(s.num_blocks, s.block_size);
   return r;

@@ -38,7 +38,7 @@ TEST(TinyStories, Bf16KVCacheTellsTheStory) {
   const int n = run["story_tokens"].get<int>();
   std::vector<int> want = ids_of(run["greedy_ids"]);
   want.resize(n);
-  RunnerSetup s{.block_size = 16, .num_blocks = 16, .kv_dtype = "bf16"};
+  RunnerSetup s{.block_size = 16, .num_blocks = 16, .kv_dtype = "bf16", .prefault = true};
   EXPECT_EQ(greedy_from(kTinyStories, ids_of(run["prompt_ids"]), n, 0, s), want);
 }
 
