@@ -51,7 +51,7 @@ if [ ! -f "$gguf" ]; then
 fi
 
 {
-  echo "# llama.cpp $(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo "from llama-cpp-python $VERSION"), $THREADS threads, $(date -u +%F)"
+  echo "# llama.cpp vendored in llama-cpp-python $VERSION (its build line below names the commit), $THREADS threads, $(date -u +%F)"
   "$src/build/bin/llama-bench" -m "$gguf" -t "$THREADS" -p 512 -n 128 -r 3
   "$src/build/bin/llama-batched-bench" -m "$gguf" -t "$THREADS" -c 16384 -npp 128 -ntg 128 \
     -npl 4,16,64 2>/dev/null

@@ -125,10 +125,11 @@ void run_bench(BenchArgs& a) {
   const auto [in_lo, in_hi] = parse_range(a.input_len);
   const auto [out_lo, out_hi] = parse_range(a.output_len);
   if (a.config.kv_cache_bytes == 0 && a.config.num_kv_blocks == 0 && !a.kv_fraction_given) {
-    // Like llama-bench / llama-batched-bench: a KV cache sized to the workload, allocated and
+    // Like llama-bench / llama-batched-bench: a KV cache sized to the workload (the engine caps
+    // it at max_num_seqs sequences of max_model_len, and at the memory fraction), allocated and
     // cleared before the clock starts, so no timed step pays first-touch page faults.
-    const int bs = a.config.block_size, per_seq = (in_hi + out_hi + bs - 1) / bs + 1;
-    a.config.num_kv_blocks = n * per_seq;
+    if (a.config.max_model_len == 0) a.config.max_model_len = in_hi + out_hi;
+    a.config.max_num_seqs = std::min(a.config.max_num_seqs, n);
     a.config.kv_cache_prefault = true;
   }
   LLM llm(a.config.model, a.config);

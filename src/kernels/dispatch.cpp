@@ -88,8 +88,9 @@ const char* dtype_name(DType t) {
   return "?";
 }
 
+// By name: taking avx2_table() would run its AVX2-compiled initialiser on CPUs without AVX2.
 Layout preferred_layout() {
-  return &ops() == &avx2_table() ? Layout::kPanels : Layout::kRows;
+  return std::strcmp(ops().name, "avx2") == 0 ? Layout::kPanels : Layout::kRows;
 }
 
 size_t layout_bytes(const WeightView& w, Layout layout) {

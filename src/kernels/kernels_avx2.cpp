@@ -21,7 +21,8 @@ static inline float hsum(__m256 v) {
 // ---- matmul -------------------------------------------------------------------------------
 #include "kernels/matmul_driver.inc"
 
-// How far ahead of the row being read the M = 1 path prefetches W (tuned: bench/NOTES.md).
+// How far ahead of the bytes being read the streaming W loops prefetch (row_dot, packed_tile;
+// tuned: bench/NOTES.md).
 constexpr size_t kPrefetchBytes = 1024;
 
 // Weight loaders: the 16 weights W[i, i + 16) as two 8-lane halves, in the order x is packed.
@@ -392,7 +393,8 @@ static void matmul_packed_with(const float* x, int M, const WeightView& w, const
   const RowTiles tiles(M);
   // Row tiles swept over a stripe of W together: their interleaved x (up to kXBlockBytes)
   // stays in L2 while W streams past; W is read once per block.
-  const int tiles_per_block = std::max(1, int(kXBlockBytes / (K * sizeof(float) * kPanelMR)));
+  const int tiles_per_block =
+      K ? std::max(1, int(kXBlockBytes / (K * sizeof(float) * kPanelMR))) : tiles.count;
   float* xp = M > 1 ? static_cast<float*>(matmul_scratch(size_t(M) * K * sizeof(float))) : nullptr;
 #pragma omp parallel if (2.0 * M * N * K > kMinParallelFlops)
   {
@@ -897,6 +899,7 @@ void paged_attention_avx2(const float* q, const AttnSeq* seqs, int n_seqs, int n
   {
     float* work = static_cast<float*>(
         std::malloc(sizeof(float) * size_t(kMaxAttnRows) * (kAttnChunk + 2 * size_t(kv.head_dim))));
+    NV_KCHECK(work != nullptr, "out of memory for the attention work buffer");
 #pragma omp for schedule(dynamic)
     for (int it = 0; it < items; ++it) {
       int s = 0;

@@ -63,7 +63,7 @@ TEST_P(KernelsTest, MatmulMatchesDoubleLoops) {
   for (DType dt : {DType::F32, DType::BF16, DType::F16})
     for (int M : {1, 2, 3, 5, 8, 17, 64, 65})
       for (int N : {1, 3, 17, 31, 64, 130})
-        for (int K : {1, 3, 17, 31, 64, 65, 130}) {
+        for (int K : {0, 1, 3, 17, 31, 64, 65, 130}) {
           SCOPED_TRACE(testing::Message() << layout_name(layout) << " " << dtype_name(dt)
                                           << " M=" << M << " N=" << N << " K=" << K);
           Matrix w = test::random_matrix(dt, N, K, rng);
