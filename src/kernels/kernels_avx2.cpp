@@ -12,6 +12,14 @@
 namespace nanovllm::kernels {
 namespace {
 
+// 16 BF16 values widened to f32 from one 256-bit load: BF16 is the top half of an f32, so in a
+// 32-bit lane holding two of them a shift gives the even-indexed value and a mask the odd one.
+static inline void widen_bf16x16(const void* p, __m256& even, __m256& odd) {
+  const __m256i v = _mm256_loadu_si256(static_cast<const __m256i*>(p));
+  even = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+  odd = _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32(int(0xffff0000u))));
+}
+
 static inline float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -28,15 +36,13 @@ constexpr size_t kPrefetchBytes = 1024;
 // Weight loaders: the 16 weights W[i, i + 16) as two 8-lane halves, in the order x is packed.
 struct LoadBF16 {
   static constexpr size_t kBytes = 2;
-  // BF16 is the top half of an f32: a 32-bit lane holding two bf16 gives the odd element by
-  // masking and the even one by shifting, so 16 weights cost one load and two ALU ops. The x
-  // panel is de-interleaved to match (evens, then odds: pack_even_odd).
+  // 16 weights cost one load and two ALU ops (widen_bf16x16); the x panel is de-interleaved to
+  // match (evens, then odds: pack_even_odd).
   template <int H>
   static __m256 half(const uint8_t* w, size_t i) {
-    const auto* p = reinterpret_cast<const __m256i*>(reinterpret_cast<const uint16_t*>(w) + i);
-    const __m256i v = _mm256_loadu_si256(p);
-    return H == 0 ? _mm256_castsi256_ps(_mm256_slli_epi32(v, 16))
-                  : _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32(int(0xffff0000u))));
+    __m256 even, odd;
+    widen_bf16x16(reinterpret_cast<const uint16_t*>(w) + i, even, odd);
+    return H == 0 ? even : odd;
   }
 };
 
@@ -252,7 +258,7 @@ static void matmul_panels(const float* x, int M, const WeightView& w, const floa
   const size_t K = size_t(w.cols);
 #pragma omp parallel if (2.0 * M * N * K > kMinParallelFlops)
   {
-    float* wp = static_cast<float*>(matmul_scratch(K * kPanelN * sizeof(float)));
+    float* wp = static_cast<float*>(thread_scratch(K * kPanelN * sizeof(float)));
 #pragma omp for schedule(static)
     for (int p = 0; p < panels; ++p) {
       const int n0 = p * kPanelN, nr = N - n0 < kPanelN ? N - n0 : kPanelN;
@@ -278,9 +284,7 @@ static void matmul_panels(const float* x, int M, const WeightView& w, const floa
 struct PanelBF16 {
   static constexpr size_t kBytes = 2;
   static inline void load(const uint8_t* p, size_t k, __m256& lo, __m256& hi) {
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + k * 32));
-    lo = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));  // low halves: rows 0-7
-    hi = _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32(int(0xffff0000u))));
+    widen_bf16x16(p + k * 32, lo, hi);  // rows 0-7 in the even slots, 8-15 in the odd ones
   }
 };
 
@@ -395,7 +399,7 @@ static void matmul_packed_with(const float* x, int M, const WeightView& w, const
   // stays in L2 while W streams past; W is read once per block.
   const int tiles_per_block =
       K ? std::max(1, int(kXBlockBytes / (K * sizeof(float) * kPanelMR))) : tiles.count;
-  float* xp = M > 1 ? static_cast<float*>(matmul_scratch(size_t(M) * K * sizeof(float))) : nullptr;
+  float* xp = M > 1 ? static_cast<float*>(thread_scratch(size_t(M) * K * sizeof(float))) : nullptr;
 #pragma omp parallel if (2.0 * M * N * K > kMinParallelFlops)
   {
     if (M > 1) {
@@ -534,7 +538,7 @@ void rope_avx2(float* x, int n_tokens, int n_heads, int head_dim, const int* pos
   const int half = head_dim / 2;
 #pragma omp parallel if (double(n_tokens) * n_heads * head_dim > 1 << 16)
   {
-    float* cs = static_cast<float*>(matmul_scratch(size_t(head_dim) * sizeof(float)));
+    float* cs = static_cast<float*>(thread_scratch(size_t(head_dim) * sizeof(float)));
 #pragma omp for schedule(static)
     for (int t = 0; t < n_tokens; ++t) {
       for (int i = 0; i < half; ++i) {
@@ -613,9 +617,7 @@ static inline void load_kv16(const void* base, DType t, size_t off, __m256& a, _
     b = _mm256_loadu_ps(static_cast<const float*>(base) + off + 8);
     return;
   }
-  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(base) + off));
-  a = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
-  b = _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32(int(0xffff0000u))));
+  widen_bf16x16(static_cast<const uint16_t*>(base) + off, a, b);
 }
 
 // A query row (hd a multiple of 16) into KV order, and an accumulator back to natural order.
@@ -632,9 +634,9 @@ static void to_kv_order(const float* q, int hd, DType t, float* out) {
 }
 
 static void from_kv_order(const float* acc, int hd, DType t, float scale, float* out) {
+  const bool f32 = t == DType::F32;
   for (int d = 0; d < hd; d += 16)
     for (int i = 0; i < 8; ++i) {
-      const bool f32 = t == DType::F32;
       out[d + (f32 ? i : 2 * i)] = acc[d + i] * scale;
       out[d + (f32 ? 8 + i : 2 * i + 1)] = acc[d + 8 + i] * scale;
     }
@@ -898,8 +900,7 @@ void paged_attention_avx2(const float* q, const AttnSeq* seqs, int n_seqs, int n
 #pragma omp parallel if (flops > kMinParallelFlops)
   {
     float* work = static_cast<float*>(
-        std::malloc(sizeof(float) * size_t(kMaxAttnRows) * (kAttnChunk + 2 * size_t(kv.head_dim))));
-    NV_KCHECK(work != nullptr, "out of memory for the attention work buffer");
+        thread_scratch(sizeof(float) * size_t(kMaxAttnRows) * (kAttnChunk + 2 * size_t(kv.head_dim))));
 #pragma omp for schedule(dynamic)
     for (int it = 0; it < items; ++it) {
       int s = 0;
@@ -909,7 +910,6 @@ void paged_attention_avx2(const float* q, const AttnSeq* seqs, int n_seqs, int n
       const int t0 = b * kAttnTokenBlock, t1 = t0 + kAttnTokenBlock < seqs[s].n_new ? t0 + kAttnTokenBlock : seqs[s].n_new;
       attend_tokens(q, seqs[s], t0, t1, n_heads, group, kv_head, kv, scale, work, out);
     }
-    std::free(work);
   }
   std::free(first);
 }
