@@ -651,10 +651,22 @@ struct RowState {
   int limit;
 };
 
+// Rows offs[0, n) of a K or V cache into L1, a little ahead of their use: a head's rows are
+// contiguous only within a block and blocks are scattered, which the hardware prefetchers do
+// not follow. Issued a few lines at a time between the math: a burst of a whole chunk's lines
+// fills the miss buffers and stalls the core until they drain.
+static inline void prefetch_rows(const void* base, DType t, const size_t* offs, int n, int hd) {
+  const size_t es = dtype_size(t), row = size_t(hd) * es;
+  for (int j = 0; j < n; ++j)
+    for (size_t b = 0; b < row; b += 64)
+      _mm_prefetch(static_cast<const char*>(base) + offs[j] * es + b, _MM_HINT_T0);
+}
+
 // Scores of NR query rows (1 or 2) against four K rows: each K row is widened once for all.
 template <int NR>
 static inline void dot4(const float* const* q, const void* k, DType t, const size_t off[4], int hd,
-                        __m128* out) {
+                        __m128* out, const size_t* pf) {
+  if (pf) prefetch_rows(k, t, pf, 4, hd);
   __m256 a[NR][4];
 #pragma GCC unroll 2
   for (int r = 0; r < NR; ++r)
@@ -685,14 +697,18 @@ static inline void dot4(const float* const* q, const void* k, DType t, const siz
 // for all rows and the slice of acc held in registers across the chunk.
 template <int NR, int NV>
 static inline void pv(float* const* acc, const float* rescale, const float* const* p, const void* v,
-                      DType t, const size_t* offs, int n, int d0) {
+                      DType t, const size_t* offs, int n, int d0, const size_t* pf) {
   __m256 a[NR][NV];
 #pragma GCC unroll 2
   for (int r = 0; r < NR; ++r)
 #pragma GCC unroll 8
     for (int i = 0; i < NV; ++i)
       a[r][i] = _mm256_mul_ps(_mm256_set1_ps(rescale[r]), _mm256_loadu_ps(acc[r] + d0 + 8 * i));
+  const size_t es = dtype_size(t);
   for (int j = 0; j < n; ++j) {
+    if (pf)  // this slice of the next chunk's row j: one line per row and slice
+      for (size_t b = size_t(d0) * es; b < size_t(d0 + 8 * NV) * es; b += 64)
+        _mm_prefetch(static_cast<const char*>(v) + pf[j] * es + b, _MM_HINT_T0);
     __m256 vv[NV];
 #pragma GCC unroll 4
     for (int i = 0; i < NV; i += 2) load_kv16(v, t, offs[j] + d0 + 8 * i, vv[i], vv[i + 1]);
@@ -712,7 +728,7 @@ static inline void pv(float* const* acc, const float* rescale, const float* cons
 // V for rows [r, r + NR) of a chunk: 32-dim slices of acc, 16 at the end.
 template <int NR>
 static void pv_rows(RowState* rows, int r, const float* rescale, const float* sc, const KVLayer& kv,
-                    const size_t* offs, int n) {
+                    const size_t* offs, int n, const size_t* pf) {
   float* acc[NR];
   const float* p[NR];
   for (int i = 0; i < NR; ++i) {
@@ -722,8 +738,8 @@ static void pv_rows(RowState* rows, int r, const float* rescale, const float* sc
   constexpr int kWide = 4;  // vectors per slice (32 dims): 4 NR accumulators
   const int hd = kv.head_dim;
   int d0 = 0;
-  for (; d0 + 8 * kWide <= hd; d0 += 8 * kWide) pv<NR, kWide>(acc, rescale + r, p, kv.v, kv.dtype, offs, n, d0);
-  for (; d0 < hd; d0 += 16) pv<NR, 2>(acc, rescale + r, p, kv.v, kv.dtype, offs, n, d0);
+  for (; d0 + 8 * kWide <= hd; d0 += 8 * kWide) pv<NR, kWide>(acc, rescale + r, p, kv.v, kv.dtype, offs, n, d0, pf);
+  for (; d0 < hd; d0 += 16) pv<NR, 2>(acc, rescale + r, p, kv.v, kv.dtype, offs, n, d0, pf);
 }
 
 
@@ -777,45 +793,39 @@ static void chunk_offsets(const KVLayer& kv, const int* table, int kv_head, int 
   }
 }
 
-// K and V rows of positions [p0, p1) of one KV head into cache ahead of use: a head's rows
-// are contiguous within a block but blocks are scattered, which the prefetchers do not follow.
-static void prefetch_kv(const KVLayer& kv, const int* table, int kv_head, int p0, int p1) {
-  const size_t row = size_t(kv.head_dim) * dtype_size(kv.dtype);
-  size_t offs[kAttnChunk];
-  if (p1 - p0 > kAttnChunk) p1 = p0 + kAttnChunk;
-  chunk_offsets(kv, table, kv_head, p0, p1 - p0, offs);
-  for (int j = 0; j < p1 - p0; ++j) {
-    const size_t off = offs[j] * dtype_size(kv.dtype);
-    for (size_t b = 0; b < row; b += 64) {
-      _mm_prefetch(static_cast<const char*>(kv.k) + off + b, _MM_HINT_T0);
-      _mm_prefetch(static_cast<const char*>(kv.v) + off + b, _MM_HINT_T0);
-    }
-  }
+// Offsets of the next chunk of positions [p0, min(p0 + kAttnChunk, ctx)), padded with the
+// last to kAttnChunk + 3 (the groups of four read past the end); returns its length.
+static int chunk_rows(const KVLayer& kv, const int* table, int kv_head, int p0, int ctx, size_t* offs) {
+  const int n = ctx - p0 < kAttnChunk ? ctx - p0 : kAttnChunk;
+  if (n <= 0) return 0;
+  chunk_offsets(kv, table, kv_head, p0, n, offs);
+  for (int j = n; j < kAttnChunk + 3; ++j) offs[j] = offs[n - 1];
+  return n;
 }
 
 // One chunk of positions [p0, p0 + n) for R query rows of one KV head (head_dim a multiple of
 // 16, rows in KV order): scores first, then one softmax update per row, then V; rows in pairs.
-static void attend_chunk(RowState* rows, int R, const KVLayer& kv, const int* table, int kv_head,
+// offs: the chunk's row offsets; next: the next chunk's (both from chunk_rows), or null at
+// the end: the first pair of rows prefetches it while it computes this one.
+static void attend_chunk(RowState* rows, int R, const KVLayer& kv, const size_t* offs, const size_t* next,
                          int p0, int n, float scale, float* sc) {
   const int hd = kv.head_dim;
-  size_t offs[kAttnChunk + 3];
-  chunk_offsets(kv, table, kv_head, p0, n, offs);
-  for (int j = n; j < n + 3; ++j) offs[j] = offs[n - 1];  // padding rows for the last group of 4
   const __m128 sv = _mm_set1_ps(scale);
   for (int r = 0; r < R; r += 2) {
     const float* q[2] = {rows[r].q, r + 1 < R ? rows[r + 1].q : nullptr};
+    const size_t* pf = r == 0 ? next : nullptr;  // the first pair streams the next chunk's K in
     for (int j = 0; j < n; j += 4) {
       __m128 s[2];
-      if (r + 1 < R) dot4<2>(q, kv.k, kv.dtype, offs + j, hd, s);
-      else dot4<1>(q, kv.k, kv.dtype, offs + j, hd, s);
+      if (r + 1 < R) dot4<2>(q, kv.k, kv.dtype, offs + j, hd, s, pf ? pf + j : nullptr);
+      else dot4<1>(q, kv.k, kv.dtype, offs + j, hd, s, pf ? pf + j : nullptr);
       for (int i = 0; i < 2 && r + i < R; ++i) store_scores(sc + (r + i) * kAttnChunk + j, _mm_mul_ps(s[i], sv), n - j);
     }
   }
   float rescale[kMaxAttnRows];
   for (int r = 0; r < R; ++r) rescale[r] = softmax_chunk(sc + r * kAttnChunk, p0, n, rows[r]);
   int r = 0;
-  for (; r + 2 <= R; r += 2) pv_rows<2>(rows, r, rescale, sc, kv, offs, n);
-  if (r < R) pv_rows<1>(rows, r, rescale, sc, kv, offs, n);
+  for (; r + 2 <= R; r += 2) pv_rows<2>(rows, r, rescale, sc, kv, offs, n, r == 0 ? next : nullptr);
+  if (r < R) pv_rows<1>(rows, r, rescale, sc, kv, offs, n, r == 0 ? next : nullptr);
 }
 
 static inline float dot_kv(const float* q, const void* k, DType t, size_t off, int hd) {
@@ -866,11 +876,19 @@ static void attend_tokens(const float* q, const AttnSeq& sq, int t0, int t1, int
         std::memset(rows[R].acc, 0, size_t(hd) * sizeof(float));
       }
     const int ctx = sq.num_cached + te;  // the last token's limit
-    for (int p0 = 0; p0 < ctx; p0 += kAttnChunk) {
-      const int n = ctx - p0 < kAttnChunk ? ctx - p0 : kAttnChunk, p1 = p0 + n;
-      prefetch_kv(kv, sq.block_table, kv_head, p1, p1 + kAttnChunk < ctx ? p1 + kAttnChunk : ctx);
-      if (kv_order) attend_chunk(rows, R, kv, sq.block_table, kv_head, p0, n, scale, sc);
-      else attend_chunk_any(rows, R, kv, sq.block_table, kv_head, p0, n, scale, sc);
+    if (!kv_order) {
+      for (int p0 = 0; p0 < ctx; p0 += kAttnChunk)
+        attend_chunk_any(rows, R, kv, sq.block_table, kv_head, p0, ctx - p0 < kAttnChunk ? ctx - p0 : kAttnChunk,
+                         scale, sc);
+    } else {
+      size_t offs[2][kAttnChunk + 3];
+      int n = chunk_rows(kv, sq.block_table, kv_head, 0, ctx, offs[0]);
+      for (int p0 = 0, c = 0; n > 0; c ^= 1) {
+        const int n_next = chunk_rows(kv, sq.block_table, kv_head, p0 + n, ctx, offs[c ^ 1]);
+        attend_chunk(rows, R, kv, offs[c], n_next ? offs[c ^ 1] : nullptr, p0, n, scale, sc);
+        p0 += n;
+        n = n_next;
+      }
     }
     for (int r = 0; r < R; ++r) {
       const int t = ts + r / group, g = r % group;
