@@ -386,9 +386,14 @@ struct RowTiles {
   int rows(int t) const { return base + (t < extra ? 1 : 0); }
 };
 
-// Each thread owns a contiguous stripe of panels (one sequential stream of W) and sweeps every
-// row tile of x over each panel while it is hot. x is interleaved per tile once per call
-// (M = 1 needs no copy).
+// Below this many rows a matmul is memory-bound: each thread owns a contiguous stripe of panels
+// (one sequential stream of W). From it on, the work is compute and panels go out in small
+// groups on demand, so a thread the shared host slows down does not hold the other at the
+// barrier (batch-16 matmuls -11 % time, bench/NOTES.md).
+constexpr int kDynamicMinRows = 8;
+
+// Every row tile of x is swept over each panel while it is hot. x is interleaved per tile once
+// per call (M = 1 needs no copy).
 template <class L>
 static void matmul_packed_with(const float* x, int M, const WeightView& w, const float* bias, float* y) {
   const int N = w.rows, panels = (N + kPanelRows - 1) / kPanelRows;
@@ -413,17 +418,26 @@ static void matmul_packed_with(const float* x, int M, const WeightView& w, const
     }
     const float* xs = M > 1 ? xp : x;
     const int nt = omp_get_num_threads(), t = omp_get_thread_num();
-    const int p0 = int(int64_t(panels) * t / nt), p1 = int(int64_t(panels) * (t + 1) / nt);
+    // Up to 16 panels per dynamically scheduled group, at least 16 groups per thread.
+    const int group = std::clamp(panels / (nt * 16), 1, 16), groups = (panels + group - 1) / group;
     for (int tb = 0; tb < tiles.count; tb += tiles_per_block) {
       const int te = tb + tiles_per_block < tiles.count ? tb + tiles_per_block : tiles.count;
-      for (int p = p0; p < p1; ++p) {
-        const int n0 = p * kPanelRows, nr = N - n0 < kPanelRows ? N - n0 : kPanelRows;
-        const uint8_t* wp = base + size_t(p) * panel_bytes;
-        for (int i = tb; i < te; ++i) {
-          const int m0 = tiles.start(i);
-          packed_rows<L>(xs + size_t(m0) * K, K, wp, nr, bias ? bias + n0 : nullptr,
-                         y + size_t(m0) * N + n0, size_t(N), tiles.rows(i));
+      auto sweep = [&](int p0, int p1) {
+        for (int p = p0; p < p1; ++p) {
+          const int n0 = p * kPanelRows, nr = N - n0 < kPanelRows ? N - n0 : kPanelRows;
+          const uint8_t* wp = base + size_t(p) * panel_bytes;
+          for (int i = tb; i < te; ++i) {
+            const int m0 = tiles.start(i);
+            packed_rows<L>(xs + size_t(m0) * K, K, wp, nr, bias ? bias + n0 : nullptr,
+                           y + size_t(m0) * N + n0, size_t(N), tiles.rows(i));
+          }
         }
+      };
+      if (M >= kDynamicMinRows) {
+#pragma omp for schedule(dynamic) nowait
+        for (int g = 0; g < groups; ++g) sweep(g * group, std::min(panels, (g + 1) * group));
+      } else {
+        sweep(int(int64_t(panels) * t / nt), int(int64_t(panels) * (t + 1) / nt));
       }
     }
   }
