@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Draws decode throughput against batch size from bench/out/e2e.jsonl (written by bench/run.sh).
 
-Usage: python3 bench/plot.py bench/out/e2e.jsonl bench/decode_throughput.png
-Two llama.cpp series: measured on this machine by bench/llama_cpp_baseline.sh (2026-11-25, AMD
-EPYC, AVX2; batch 1 is llama-bench tg128, the others llama-batched-bench S_TG), and the table
-of the performance issue (means of its two runs), measured on an AVX-512 BF16 CPU.
+Usage: python3 bench/plot.py bench/out/e2e.jsonl[,more.jsonl] bench/decode_throughput.png [llama_cpp.txt]
+(several runs, comma-separated, are averaged)
+Two llama.cpp series: measured on this machine by bench/llama_cpp_baseline.sh (batch 1 is
+llama-bench tg128, the others llama-batched-bench S_TG; read from its output when given, else
+the means recorded in bench/RESULTS.md), and the table of the performance issue (means of its
+two runs), measured on an AVX-512 BF16 CPU.
 """
 import json
+import re
 import sys
 
 import matplotlib
@@ -14,22 +17,39 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-LLAMA_CPP_HERE = {1: 19.7, 4: 37.8, 16: 54.9, 64: 62.6}
+# Means of the two same-CPU runs beside ours in bench/RESULTS.md (2026-11-25, runs 3 and 4).
+LLAMA_CPP_HERE = {1: 19.2, 4: 36.0, 16: 58.3, 64: 63.8}
 LLAMA_CPP_ISSUE = {1: (29.0 + 29.9) / 2, 4: (47.0 + 46.3) / 2, 16: (87.0 + 86.1) / 2, 64: (103 + 108) / 2}
 
 
-def main(src, dst):
-    ours = {}
-    with open(src) as f:
+def parse_llama_cpp(path):
+    """Decode tok/s by batch from bench/llama_cpp_baseline.sh's output."""
+    out = {}
+    with open(path) as f:
         for line in f:
-            row = json.loads(line)
-            if row["name"].startswith("decode_b"):
-                ours[row["num_seqs"]] = row["decode_tok_s"]
-    batches = sorted(set(ours) | set(LLAMA_CPP_HERE))
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) >= 7 and cells[-2] == "tg128":
+                out[1] = float(re.match(r"[0-9.]+", cells[-1]).group())
+            elif len(cells) == 10 and cells[0].isdigit():
+                out[int(cells[2])] = float(cells[7])  # B, S_TG t/s
+    return out
+
+
+def main(src, dst, llama=None):
+    here = parse_llama_cpp(llama) if llama else LLAMA_CPP_HERE
+    runs = {}  # batch -> decode tok/s of each run; src may name several runs, comma-separated
+    for path in src.split(","):
+        with open(path) as f:
+            for line in f:
+                row = json.loads(line)
+                if row["name"].startswith("decode_b"):
+                    runs.setdefault(row["num_seqs"], []).append(row["decode_tok_s"])
+    ours = {b: sum(v) / len(v) for b, v in runs.items()}
+    batches = sorted(set(ours) | set(here))
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot([b for b in batches if b in ours], [ours[b] for b in batches if b in ours], "o-",
             label="nano-vllm-cpp")
-    ax.plot(list(LLAMA_CPP_HERE), list(LLAMA_CPP_HERE.values()), "s-", label="llama.cpp, same CPU (AVX2)")
+    ax.plot(sorted(here), [here[b] for b in sorted(here)], "s-", label="llama.cpp, same CPU (AVX2)")
     ax.plot(list(LLAMA_CPP_ISSUE), list(LLAMA_CPP_ISSUE.values()), "^:", color="gray",
             label="llama.cpp, issue table (AVX-512 BF16 CPU)")
     ax.set_xscale("log", base=2)
@@ -47,4 +67,4 @@ def main(src, dst):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:4])

@@ -45,5 +45,8 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv" && "$venv/bin/pip" install -q matplotlib || echo "(no matplotlib: plot skipped)"
 fi
 if "$venv/bin/python" -c "import matplotlib" 2>/dev/null; then
-  "$venv/bin/python" bench/plot.py "$e2e" bench/decode_throughput.png
+  # The same-CPU llama.cpp series from bench/llama_cpp_baseline.sh's output when it exists.
+  llama=()
+  [ -f "$OUT/llama_cpp.txt" ] && llama=("$OUT/llama_cpp.txt")
+  "$venv/bin/python" bench/plot.py "$e2e" bench/decode_throughput.png "${llama[@]}"
 fi
