@@ -418,8 +418,6 @@ static void matmul_packed_with(const float* x, int M, const WeightView& w, const
     }
     const float* xs = M > 1 ? xp : x;
     const int nt = omp_get_num_threads(), t = omp_get_thread_num();
-    // Up to 16 panels per dynamically scheduled group, at least 16 groups per thread.
-    const int group = std::clamp(panels / (nt * 16), 1, 16), groups = (panels + group - 1) / group;
     for (int tb = 0; tb < tiles.count; tb += tiles_per_block) {
       const int te = tb + tiles_per_block < tiles.count ? tb + tiles_per_block : tiles.count;
       auto sweep = [&](int p0, int p1) {
@@ -434,6 +432,8 @@ static void matmul_packed_with(const float* x, int M, const WeightView& w, const
         }
       };
       if (M >= kDynamicMinRows) {
+        // Up to 16 panels per group, at least 16 groups per thread.
+        const int group = std::clamp(panels / (nt * 16), 1, 16), groups = (panels + group - 1) / group;
 #pragma omp for schedule(dynamic) nowait
         for (int g = 0; g < groups; ++g) sweep(g * group, std::min(panels, (g + 1) * group));
       } else {
@@ -830,8 +830,9 @@ static void attend_chunk(RowState* rows, int R, const KVLayer& kv, const size_t*
     const size_t* pf = r == 0 ? next : nullptr;  // the first pair streams the next chunk's K in
     for (int j = 0; j < n; j += 4) {
       __m128 s[2];
-      if (r + 1 < R) dot4<2>(q, kv.k, kv.dtype, offs + j, hd, s, pf ? pf + j : nullptr);
-      else dot4<1>(q, kv.k, kv.dtype, offs + j, hd, s, pf ? pf + j : nullptr);
+      const size_t* pfj = pf ? pf + j : nullptr;
+      if (r + 1 < R) dot4<2>(q, kv.k, kv.dtype, offs + j, hd, s, pfj);
+      else dot4<1>(q, kv.k, kv.dtype, offs + j, hd, s, pfj);
       for (int i = 0; i < 2 && r + i < R; ++i) store_scores(sc + (r + i) * kAttnChunk + j, _mm_mul_ps(s[i], sv), n - j);
     }
   }
