@@ -60,13 +60,17 @@ void set_rates(benchmark::State& state, double flops, double bytes, double peak)
 // layers of a real model do.
 constexpr size_t kWeightPoolBytes = size_t(256) << 20;
 
-// Args: dtype (0 F32, 1 BF16, 2 F16), layout (0 rows as stored, 1 repacked panels), M, N, K.
+// Args: dtype (0 F32, 1 BF16, 2 F16, 3 I8), layout (0 rows as stored, 1 repacked panels), M, N, K.
 void BM_Matmul(benchmark::State& state) {
   const auto dt = nk::DType(state.range(0));
   const auto layout = state.range(1) ? nk::Layout::kPanels : nk::Layout::kRows;
   const int M = int(state.range(2)), N = int(state.range(3)), K = int(state.range(4));
-  const auto w = random_bytes_of(dt, size_t(N) * K, 1);
-  const nk::WeightView rows{w.data(), dt, N, K};
+  const bool int8 = dt == nk::DType::I8;
+  const auto stored = random_bytes_of(int8 ? nk::DType::BF16 : dt, size_t(N) * K, 1);
+  std::vector<uint8_t> w = stored;
+  std::vector<float> scales(static_cast<size_t>(N));
+  nk::WeightView rows{stored.data(), int8 ? nk::DType::BF16 : dt, N, K};
+  if (int8) rows = nk::quantize_int8(rows, reinterpret_cast<int8_t*>(w.data()), scales.data());
   const size_t bytes = nk::layout_bytes(rows, layout);
   const size_t copies = std::max<size_t>(1, kWeightPoolBytes / bytes);
   nanovllm::AlignedBuffer pool(copies * bytes);  // huge pages, as the engine's weights
@@ -82,7 +86,7 @@ void BM_Matmul(benchmark::State& state) {
   }
   const auto& lim = machine_limits();
   const double peak = dt == nk::DType::BF16 ? lim.bf16_matmul_peak() : lim.fma_flops_per_s;
-  set_rates(state, 2.0 * M * N * K, double(w.size()), peak);
+  set_rates(state, 2.0 * M * N * K, double(size_t(N) * K * nk::dtype_size(rows.dtype)), peak);
   state.SetLabel(std::string(nk::dtype_name(dt)) + (state.range(1) ? " panels " : " rows ") +
                  nk::isa_name());
 }
@@ -96,6 +100,7 @@ void matmul_args(benchmark::internal::Benchmark* b) {
       for (auto& s : shapes) b->Args({1, layout, M, s[0], s[1]});
   for (int dt : {0, 2})
     for (int M : {1, 64}) b->Args({dt, 1, M, 6144, 1024});
+  for (int M : {1, 4, 16, 64}) b->Args({3, 1, M, 6144, 1024});
 }
 BENCHMARK(BM_Matmul)->Apply(matmul_args)->UseRealTime()->MinTime(0.3);
 

@@ -6,7 +6,9 @@
 #
 # Usage: bench/llama_cpp_baseline.sh [model dir]   (default: bench/out/qwen3-0.6b-bf16, made by
 #        `make bench`). WORK (default /tmp/nanovllm-llama-cpp) holds the sources, build and venv.
-#        About 15 minutes on 2 cores for the build, 7 for the runs.
+#        About 15 minutes on 2 cores for the build, 7 for the runs. OUTTYPE=q8_0 converts to
+#        llama.cpp's Q8_0 instead (the column for `--quantization int8`), written to
+#        bench/out/llama_cpp_q8_0.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=$(realpath "${1:-bench/out/qwen3-0.6b-bf16}")
@@ -14,7 +16,8 @@ WORK=${WORK:-/tmp/nanovllm-llama-cpp}
 THREADS=${THREADS:-2}
 VERSION=${LLAMA_CPP_PYTHON_VERSION:-0.3.36}
 SHARED=$(realpath "${SHARED:-../shared}")
-OUT=$(realpath bench/out)/llama_cpp.txt
+OUTTYPE=${OUTTYPE:-bf16}
+OUT=$(realpath bench/out)/llama_cpp$([ "$OUTTYPE" = bf16 ] || echo "_$OUTTYPE").txt
 mkdir -p "$WORK"
 
 # PYTHON: an interpreter that already has torch and transformers (else a venv is made here).
@@ -40,18 +43,18 @@ if [ ! -x "$src/build/bin/llama-batched-bench" ]; then
 fi
 
 # The converter wants the tokenizer beside the weights; the random checkpoint has none.
-gguf="$WORK/$(basename "$MODEL")-bf16.gguf"
+gguf="$WORK/$(basename "$MODEL")-$OUTTYPE.gguf"
 if [ ! -f "$gguf" ]; then
   staged="$WORK/hf-$(basename "$MODEL")"
   mkdir -p "$staged"
   ln -sf "$MODEL"/* "$staged"/
   cp -n "$SHARED"/tokenizers/qwen3/* "$staged"/
   PYTHONPATH="$src/gguf-py" "$PYTHON" "$src/convert_hf_to_gguf.py" "$staged" \
-    --outtype bf16 --outfile "$gguf"
+    --outtype "$OUTTYPE" --outfile "$gguf"
 fi
 
 {
-  echo "# llama.cpp vendored in llama-cpp-python $VERSION (its build line below names the commit), $THREADS threads, $(date -u +%F)"
+  echo "# llama.cpp vendored in llama-cpp-python $VERSION (its build line below names the commit), $OUTTYPE, $THREADS threads, $(date -u +%F)"
   "$src/build/bin/llama-bench" -m "$gguf" -t "$THREADS" -p 512 -n 128 -r 3
   "$src/build/bin/llama-batched-bench" -m "$gguf" -t "$THREADS" -c 16384 -npp 128 -ntg 128 \
     -npl 4,16,64 2>/dev/null

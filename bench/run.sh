@@ -38,6 +38,10 @@ run decode_b1 --batch 1 --input-len 16 --output-len 128
 for b in 4 16 64; do
   run "decode_b$b" --batch "$b" --input-len 128 --output-len 128
 done
+# The same weights rounded to int8 at load time (the column of llama.cpp's Q8_0).
+run int8_prefill_512 --batch 1 --input-len 512 --output-len 1 --quantization int8
+run int8_decode_b1 --batch 1 --input-len 16 --output-len 128 --quantization int8
+run int8_decode_b16 --batch 16 --input-len 128 --output-len 128 --quantization int8
 
 # The plot needs matplotlib: a small venv beside the build, made once.
 venv="$BUILD/venv-plot"

@@ -17,6 +17,7 @@ std::unique_ptr<ModelRunner> make_runner(const std::string& model_dir, const Con
     opts.kv_cache_dtype = config.kv_cache_dtype;
     opts.threads = config.threads;
     opts.prefault_kv_cache = config.kv_cache_prefault;
+    opts.quantization = config.quantization;
     return make_native_runner(model_dir, opts);
   }
   throw Error("unknown backend '" + config.backend + "' (this build has: native)");

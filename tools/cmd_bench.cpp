@@ -105,7 +105,8 @@ void report(const BenchArgs& a, const Timeline& t) {
       {"itl_ms_p50", percentile(t.itl_ms, 0.5)},
       {"itl_ms_p99", percentile(t.itl_ms, 0.99)},
       {"peak_rss_mb", peak_rss_mb()},
-      {"threads", a.config.threads}};
+      {"threads", a.config.threads},
+      {"quantization", a.config.quantization.empty() ? "none" : a.config.quantization}};
   if (a.json) {
     std::cout << j.dump() << "\n";
     return;

@@ -28,6 +28,8 @@ void add_engine_options(CLI::App* cmd, Config& c) {
                 "Touch the whole KV cache at start-up (committed memory, no page faults in steps)");
   cmd->add_option("--kv-cache-dtype", c.kv_cache_dtype, "KV-cache element type: bf16 or f32")
       ->capture_default_str();
+  cmd->add_option("--quantization", c.quantization,
+                  "Round the weights at load time: int8 (one scale per output row; default: as stored)");
   cmd->add_flag_function(
       "--no-prefix-caching", [&c](int64_t) { c.enable_prefix_caching = false; },
       "Do not reuse the KV of shared prompt prefixes");

@@ -19,6 +19,9 @@ struct Config {
   // Touch the whole KV cache at start-up, as vLLM and llama.cpp do with theirs: the memory is
   // committed and no step pays first-touch page faults (in a VM ~20 us per fresh 4 KiB page).
   bool kv_cache_prefault = false;
+  // "int8": matmul weights rounded to int8 per output row at load time (as vLLM's
+  // quantization="fp8" does to a bf16 checkpoint); "" keeps the checkpoint's dtype.
+  std::string quantization;
   bool enable_prefix_caching = true;
   int threads = 0;                    // 0 = all cores
   std::string backend = "native";

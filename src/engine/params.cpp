@@ -58,6 +58,7 @@ void Config::validate() const {
   require(num_kv_blocks >= 0, "num_kv_blocks", ">= 0", num_kv_blocks);
   require(threads >= 0, "threads", ">= 0 (0 = all cores)", threads);
   if (kv_cache_dtype != "bf16" && kv_cache_dtype != "f32") bad("kv_cache_dtype", "bf16 or f32", kv_cache_dtype);
+  if (!quantization.empty() && quantization != "int8") bad("quantization", "int8 or empty", quantization);
 }
 
 void RequestOutput::append(const StepOutput& d) {

@@ -1,5 +1,7 @@
 // Public kernel entry points: argument checks, then one call through the table chosen for this CPU.
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -67,6 +69,7 @@ const KernelTable& ops() { return *active().load(std::memory_order_acquire); }
 void check_weight(const WeightView& w) {
   NV_KCHECK(w.rows >= 0 && w.cols >= 0, "weight shape must be non-negative");
   NV_KCHECK(w.data != nullptr || size_t(w.rows) * size_t(w.cols) == 0, "weight data is null");
+  NV_KCHECK(w.dtype != DType::I8 || w.scales != nullptr || w.rows == 0, "int8 weights need their scales");
 }
 
 void check_kv(const KVLayer& kv) {
@@ -77,20 +80,56 @@ void check_kv(const KVLayer& kv) {
 
 }  // namespace
 
-size_t dtype_size(DType t) { return t == DType::F32 ? 4 : 2; }
+size_t dtype_size(DType t) { return t == DType::F32 ? 4 : t == DType::I8 ? 1 : 2; }
 
 const char* dtype_name(DType t) {
   switch (t) {
     case DType::F32: return "F32";
     case DType::BF16: return "BF16";
     case DType::F16: return "F16";
+    case DType::I8: return "I8";
   }
   return "?";
 }
 
 // By name: taking avx2_table() would run its AVX2-compiled initialiser on CPUs without AVX2.
-Layout preferred_layout() {
-  return std::strcmp(ops().name, "avx2") == 0 ? Layout::kPanels : Layout::kRows;
+// AVX-512 reads 16-bit and f32 weights row by row (vdpbf16ps), int8 through the AVX2 panels.
+Layout preferred_layout(DType dtype) {
+  const char* isa = ops().name;
+  if (std::strcmp(isa, "avx2") == 0) return Layout::kPanels;
+  if (std::strcmp(isa, "avx512bf16") == 0 && dtype == DType::I8) return Layout::kPanels;
+  return Layout::kRows;
+}
+
+WeightView quantize_int8(const WeightView& src, int8_t* q, float* scales) {
+  check_weight(src);
+  NV_KCHECK(src.layout == Layout::kRows && src.dtype != DType::I8,
+            "quantize_int8: the source must be row-major f32, bf16 or f16");
+  const size_t K = size_t(src.cols);
+  // A non-finite weight has no int8 value: refused (after the loop; a throw may not leave an
+  // OpenMP region). A zero row gets scale 0 and q 0.
+  int non_finite = 0;
+#pragma omp parallel for schedule(static) reduction(| : non_finite)
+  for (int n = 0; n < src.rows; ++n) {
+    float amax = 0.f;
+    for (size_t k = 0; k < K; ++k) {
+      const float v = load_as_f32(src.data, src.dtype, size_t(n) * K + k);
+      non_finite |= !std::isfinite(v);
+      amax = std::max(amax, std::fabs(v));
+    }
+    const float inv = amax > 0.f ? 127.f / amax : 0.f;
+    scales[n] = amax / 127.f;
+    for (size_t k = 0; k < K; ++k) {
+      const float v = load_as_f32(src.data, src.dtype, size_t(n) * K + k) * inv;
+      q[size_t(n) * K + k] = int8_t(std::clamp(std::nearbyint(v), -127.f, 127.f));
+    }
+  }
+  NV_KCHECK(!non_finite, "quantize_int8: the weights hold an inf or NaN");
+  WeightView out = src;
+  out.data = q;
+  out.dtype = DType::I8;
+  out.scales = scales;
+  return out;
 }
 
 size_t layout_bytes(const WeightView& w, Layout layout) {

@@ -8,7 +8,9 @@
 
 namespace nanovllm::kernels {
 
-enum class DType : uint8_t { F32, BF16, F16 };
+// I8: symmetric int8 weights with one f32 scale per row (WeightView::scales), W[n][k] =
+// scales[n] * q[n][k]; made from a checkpoint's weights by quantize_int8, never read from one.
+enum class DType : uint8_t { F32, BF16, F16, I8 };
 
 size_t dtype_size(DType t);
 const char* dtype_name(DType t);
@@ -30,16 +32,22 @@ struct WeightView {
   int rows = 0;  // output features (N)
   int cols = 0;  // input features (K)
   Layout layout = Layout::kRows;
+  const float* scales = nullptr;  // I8 only: one per row
 };
 
-// The layout this CPU's matmul reads fastest; weights are repacked to it once, at load time.
-Layout preferred_layout();
+// The layout this CPU's matmul reads fastest for `dtype`; weights are repacked to it once, at
+// load time.
+Layout preferred_layout(DType dtype);
+
+// Rounds a kRows matrix to int8 per row: scale = max |W[n][:]| / 127, q = round(W / scale).
+// q holds rows * cols bytes and scales rows floats; returns the I8 view of them (kRows).
+WeightView quantize_int8(const WeightView& src, int8_t* q, float* scales);
 
 // Bytes that `w` takes in `layout` (panels pad rows to a multiple of 16).
 size_t layout_bytes(const WeightView& w, Layout layout);
 
 // Copies a kRows matrix into dst (layout_bytes(src, layout) bytes) in `layout`; returns the
-// view of dst.
+// view of dst (an I8 view keeps pointing at the source's scales).
 WeightView repack(const WeightView& src, Layout layout, void* dst);
 
 // y[M, N] = x[M, K] · W[N, K]^T (+ bias[N] when bias != nullptr).

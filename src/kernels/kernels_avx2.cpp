@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <type_traits>
 
 #include "kernels/kernels_internal.h"
 
@@ -296,6 +297,18 @@ struct PanelF32 {
   }
 };
 
+// int8 rows: each half sign-extended to 32 bits and converted; the row scales are applied to
+// the finished sums (packed_tile's epilogue).
+struct PanelI8 {
+  static constexpr size_t kBytes = 1;
+  static inline void load(const uint8_t* p, size_t k, __m256& lo, __m256& hi) {
+    // Two 8-byte loads, which vpmovsxbd takes as its memory operand: no extra shuffle.
+    const uint8_t* c = p + k * 16;
+    lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(c))));
+    hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(c + 8))));
+  }
+};
+
 struct PanelF16 {
   static constexpr size_t kBytes = 2;
   static inline void load(const uint8_t* p, size_t k, __m256& lo, __m256& hi) {
@@ -304,12 +317,21 @@ struct PanelF16 {
   }
 };
 
-// y[i][0, nr) = x[i] . W[n0 + j] (+ bias) for MR rows of x against one panel; xt holds the
+// Column k of an int8 panel, widened to lo / hi, stored as PanelBF16 reads it: exact, since
+// |q| <= 127 needs 7 significant bits.
+static inline void store_bf16_column(uint8_t* out, size_t k, __m256 lo, __m256 hi) {
+  const __m256i even = _mm256_srli_epi32(_mm256_castps_si256(lo), 16);
+  const __m256i col = _mm256_blend_epi16(even, _mm256_castps_si256(hi), 0xAA);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(out + k * 32), col);
+}
+
+// y[i][0, nr) = x[i] . W[n0 + j] (* scale, + bias) for MR rows of x against one panel; xt holds the
 // MR rows interleaved, [K][MR], so the broadcasts read one contiguous stream (rows of x
 // K floats apart would map to the same L1 sets whenever K is a multiple of 1024).
-template <class L, int MR, int U>
-static void packed_tile(const float* xt, size_t K, const uint8_t* panel, int nr, const float* bias,
-                        float* y, size_t N) {
+// kCopy (int8 panels): also writes the panel as BF16 into copy, for the next row tiles.
+template <class L, int MR, int U, bool kCopy = false>
+static void packed_tile(const float* xt, size_t K, const uint8_t* panel, int nr, const float* scale,
+                        const float* bias, float* y, size_t N, uint8_t* copy = nullptr) {
   constexpr size_t kColBytes = kPanelRows * L::kBytes;
   __m256 lo[U][MR], hi[U][MR];
 #pragma GCC unroll 8
@@ -326,6 +348,7 @@ static void packed_tile(const float* xt, size_t K, const uint8_t* panel, int nr,
     for (int u = 0; u < U; ++u) {
       __m256 w0, w1;
       L::load(panel, k + u, w0, w1);
+      if constexpr (kCopy) store_bf16_column(copy, k + u, w0, w1);
 #pragma GCC unroll 8
       for (int i = 0; i < MR; ++i) {
         const __m256 a = _mm256_broadcast_ss(xt + (k + u) * MR + i);
@@ -337,6 +360,7 @@ static void packed_tile(const float* xt, size_t K, const uint8_t* panel, int nr,
   for (; k < K; ++k) {
     __m256 w0, w1;
     L::load(panel, k, w0, w1);
+    if constexpr (kCopy) store_bf16_column(copy, k, w0, w1);
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       const __m256 a = _mm256_broadcast_ss(xt + k * MR + i);
@@ -349,6 +373,9 @@ static void packed_tile(const float* xt, size_t K, const uint8_t* panel, int nr,
   const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr - 8), lane);
   const __m256 b0 = bias ? _mm256_maskload_ps(bias, m0) : _mm256_setzero_ps();
   const __m256 b1 = bias ? _mm256_maskload_ps(bias + 8, m1) : _mm256_setzero_ps();
+  const __m256 one = _mm256_set1_ps(1.f);
+  const __m256 c0 = scale ? _mm256_maskload_ps(scale, m0) : one;
+  const __m256 c1 = scale ? _mm256_maskload_ps(scale + 8, m1) : one;
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) {
     __m256 s0 = lo[0][i], s1 = hi[0][i];
@@ -357,21 +384,21 @@ static void packed_tile(const float* xt, size_t K, const uint8_t* panel, int nr,
       s0 = _mm256_add_ps(s0, lo[u][i]);
       s1 = _mm256_add_ps(s1, hi[u][i]);
     }
-    _mm256_maskstore_ps(y + i * N, m0, _mm256_add_ps(s0, b0));
-    _mm256_maskstore_ps(y + i * N + 8, m1, _mm256_add_ps(s1, b1));
+    _mm256_maskstore_ps(y + i * N, m0, _mm256_fmadd_ps(s0, c0, b0));
+    _mm256_maskstore_ps(y + i * N + 8, m1, _mm256_fmadd_ps(s1, c1, b1));
   }
 }
 
-template <class L>
-static void packed_rows(const float* x, size_t K, const uint8_t* panel, int nr, const float* bias,
-                        float* y, size_t N, int mr) {
+template <class L, bool kCopy = false>
+static void packed_rows(const float* x, size_t K, const uint8_t* panel, int nr, const float* scale,
+                        const float* bias, float* y, size_t N, int mr, uint8_t* copy = nullptr) {
   switch (mr) {
-    case 1: return packed_tile<L, 1, 4>(x, K, panel, nr, bias, y, N);
-    case 2: return packed_tile<L, 2, 2>(x, K, panel, nr, bias, y, N);
-    case 3: return packed_tile<L, 3, 2>(x, K, panel, nr, bias, y, N);
-    case 4: return packed_tile<L, 4, 1>(x, K, panel, nr, bias, y, N);
-    case 5: return packed_tile<L, 5, 1>(x, K, panel, nr, bias, y, N);
-    default: return packed_tile<L, 6, 1>(x, K, panel, nr, bias, y, N);
+    case 1: return packed_tile<L, 1, 4, kCopy>(x, K, panel, nr, scale, bias, y, N, copy);
+    case 2: return packed_tile<L, 2, 2, kCopy>(x, K, panel, nr, scale, bias, y, N, copy);
+    case 3: return packed_tile<L, 3, 2, kCopy>(x, K, panel, nr, scale, bias, y, N, copy);
+    case 4: return packed_tile<L, 4, 1, kCopy>(x, K, panel, nr, scale, bias, y, N, copy);
+    case 5: return packed_tile<L, 5, 1, kCopy>(x, K, panel, nr, scale, bias, y, N, copy);
+    default: return packed_tile<L, 6, 1, kCopy>(x, K, panel, nr, scale, bias, y, N, copy);
   }
 }
 
@@ -424,10 +451,20 @@ static void matmul_packed_with(const float* x, int M, const WeightView& w, const
         for (int p = p0; p < p1; ++p) {
           const int n0 = p * kPanelRows, nr = N - n0 < kPanelRows ? N - n0 : kPanelRows;
           const uint8_t* wp = base + size_t(p) * panel_bytes;
+          const float* scale = w.scales ? w.scales + n0 : nullptr;
+          const float* b = bias ? bias + n0 : nullptr;
+          // Several row tiles on an int8 panel: the first converts it and leaves a BF16 copy
+          // (32 KiB at K = 1024, in L2) that the others widen with a shift and a mask instead
+          // of two conversions per 8 weights, which cost as much as the FMAs they feed.
+          uint8_t* copy = std::is_same_v<L, PanelI8> && te - tb > 1
+                              ? static_cast<uint8_t*>(thread_scratch(K * kPanelRows * 2, 1)) : nullptr;
           for (int i = tb; i < te; ++i) {
-            const int m0 = tiles.start(i);
-            packed_rows<L>(xs + size_t(m0) * K, K, wp, nr, bias ? bias + n0 : nullptr,
-                           y + size_t(m0) * N + n0, size_t(N), tiles.rows(i));
+            const int m0 = tiles.start(i), mr = tiles.rows(i);
+            const float* xi = xs + size_t(m0) * K;
+            float* yi = y + size_t(m0) * N + n0;
+            if (!copy) packed_rows<L>(xi, K, wp, nr, scale, b, yi, size_t(N), mr);
+            else if (i == tb) packed_rows<L, true>(xi, K, wp, nr, scale, b, yi, size_t(N), mr, copy);
+            else packed_rows<PanelBF16>(xi, K, copy, nr, scale, b, yi, size_t(N), mr);
           }
         }
       };
@@ -448,6 +485,7 @@ void matmul_packed_avx2(const float* x, int M, const WeightView& w, const float*
     case DType::BF16: return matmul_packed_with<PanelBF16>(x, M, w, bias, y);
     case DType::F32: return matmul_packed_with<PanelF32>(x, M, w, bias, y);
     case DType::F16: return matmul_packed_with<PanelF16>(x, M, w, bias, y);
+    case DType::I8: return matmul_packed_with<PanelI8>(x, M, w, bias, y);
   }
 }
 
@@ -457,11 +495,14 @@ constexpr int kPanelMinRows = 8;
 
 void matmul_avx2(const float* x, int M, const WeightView& w, const float* bias, float* y) {
   if (w.layout == Layout::kPanels) return matmul_packed_avx2(x, M, w, bias, y);
+  // int8 weights are always repacked (preferred_layout); row-major ones only meet the reference.
+  if (w.dtype == DType::I8) return scalar_table().matmul(x, M, w, bias, y);
   if (M >= kPanelMinRows) return matmul_panels(x, M, w, bias, y);
   switch (w.dtype) {
     case DType::BF16: return matmul_with<Avx2Matmul<LoadBF16, true>>(x, M, w, bias, y);
     case DType::F32: return matmul_with<Avx2Matmul<LoadF32, false>>(x, M, w, bias, y);
     case DType::F16: return matmul_with<Avx2Matmul<LoadF16, false>>(x, M, w, bias, y);
+    case DType::I8: break;  // handled above
   }
 }
 

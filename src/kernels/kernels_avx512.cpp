@@ -130,13 +130,14 @@ struct FmaMatmul {
 };
 
 void matmul_avx512(const float* x, int M, const WeightView& w, const float* bias, float* y) {
-  // Panels are the AVX2 layout (preferred_layout() is kRows here); they appear only when the
-  // ISA was switched after the weights were repacked.
+  // Panels are the AVX2 layout: int8 weights use it here too (preferred_layout), 16-bit and f32
+  // ones only when the ISA was switched after the weights were repacked.
   if (w.layout == Layout::kPanels) return avx2_table().matmul(x, M, w, bias, y);
   switch (w.dtype) {
     case DType::BF16: return matmul_with<Bf16DotMatmul>(x, M, w, bias, y);
     case DType::F32: return matmul_with<FmaMatmul<LoadF32x16>>(x, M, w, bias, y);
     case DType::F16: return matmul_with<FmaMatmul<LoadF16x16>>(x, M, w, bias, y);
+    case DType::I8: return scalar_table().matmul(x, M, w, bias, y);  // row-major int8: reference only
   }
 }
 

@@ -78,14 +78,20 @@ static inline float f16_to_f32(uint16_t h) {
   return f;
 }
 
-// Element i of a row-major matrix in any stored dtype, as f32.
+// Element i of a matrix in any stored dtype, as f32; for I8 the integer before its row's scale.
 static inline float load_as_f32(const void* data, DType t, size_t i) {
   switch (t) {
     case DType::F32: return static_cast<const float*>(data)[i];
     case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(data)[i]);
     case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(data)[i]);
+    case DType::I8: return float(static_cast<const int8_t*>(data)[i]);
   }
   return 0.f;
+}
+
+// What row n of w is multiplied by after its dot product: its int8 scale, else 1.
+static inline float row_scale(const WeightView& w, size_t n) {
+  return w.dtype == DType::I8 ? w.scales[n] : 1.f;
 }
 
 // The position of element (n, k) of w in its data, for either layout (see Layout).

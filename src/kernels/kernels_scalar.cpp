@@ -23,7 +23,7 @@ void matmul_scalar(const float* x, int M, const WeightView& w, const float* bias
         const float* xr = x + size_t(m) * K;
         float acc = 0.f;
         for (int k = 0; k < K; ++k) acc += xr[k] * wrow[k];
-        y[size_t(m) * N + n] = acc + (bias ? bias[n] : 0.f);
+        y[size_t(m) * N + n] = acc * row_scale(w, n) + (bias ? bias[n] : 0.f);
       }
     }
   }
@@ -126,9 +126,11 @@ void paged_attention_scalar(const float* q, const AttnSeq* seqs, int n_seqs, int
 
 void embed_scalar(const WeightView& table, const int* ids, int n, float* out) {
   const size_t K = size_t(table.cols);
-  for (int i = 0; i < n; ++i)
+  for (int i = 0; i < n; ++i) {
+    const float s = row_scale(table, size_t(ids[i]));
     for (size_t k = 0; k < K; ++k)
-      out[size_t(i) * K + k] = load_as_f32(table.data, table.dtype, weight_index(table, ids[i], k));
+      out[size_t(i) * K + k] = load_as_f32(table.data, table.dtype, weight_index(table, ids[i], k)) * s;
+  }
 }
 
 }  // namespace

@@ -18,6 +18,12 @@ kernels::DType parse_kv_dtype(const std::string& s) {
   throw Error("kv cache dtype '" + s + "' is not supported (bf16 or f32)");
 }
 
+WeightOptions weight_options(const NativeRunnerOptions& o) {
+  if (!o.quantization.empty() && o.quantization != "int8")
+    throw Error("quantization '" + o.quantization + "' is not supported (int8, or none)");
+  return WeightOptions{.int8 = o.quantization == "int8"};
+}
+
 class NativeRunner final : public ModelRunner {
  public:
   NativeRunner(const std::string& dir, const NativeRunnerOptions& opts)
@@ -25,7 +31,7 @@ class NativeRunner final : public ModelRunner {
         prefault_kv_(opts.prefault_kv_cache),
         cfg_(load_model_config(dir)),
         ckpt_(dir),
-        weights_(load_weights(ckpt_, cfg_)),
+        weights_(load_weights(ckpt_, cfg_, weight_options(opts))),
         transformer_(cfg_, weights_) {
     // The OpenMP team size is process-wide: set it either way, so 0 undoes an earlier runner's limit.
     omp_set_num_threads(opts.threads > 0 ? opts.threads : omp_get_num_procs());

@@ -12,6 +12,7 @@ struct NativeRunnerOptions {
   std::string kv_cache_dtype = "bf16";  // "bf16" or "f32"
   int threads = 0;                      // OpenMP threads; 0 = all cores
   bool prefault_kv_cache = false;       // Config::kv_cache_prefault
+  std::string quantization = "";        // Config::quantization: "" or "int8"
 };
 
 // Loads config, generation config and weights (mmapped) from model_dir; throws nanovllm::Error

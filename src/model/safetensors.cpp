@@ -56,6 +56,7 @@ const char* safetensors_dtype_name(kernels::DType t) {
     case kernels::DType::F32: return "F32";
     case kernels::DType::BF16: return "BF16";
     case kernels::DType::F16: return "F16";
+    case kernels::DType::I8: return "I8";
   }
   return "?";
 }

@@ -107,22 +107,34 @@ void release_pages(const TensorInfo& t) {
   if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
-// The matrix in the layout this CPU's matmul prefers: a view of the mapping when that is the
-// stored row-major one, else a repacked copy (and the mapped pages are dropped).
-WeightView in_preferred_layout(const WeightView& v, const TensorInfo* source,
-                               std::vector<AlignedBuffer>* owned) {
-  const kernels::Layout layout = kernels::preferred_layout();
-  if (layout == v.layout) return v;
-  AlignedBuffer buf(kernels::layout_bytes(v, layout));
-  const WeightView packed = kernels::repack(v, layout, buf.data());
-  owned->push_back(std::move(buf));
-  if (source) release_pages(*source);
-  return packed;
+// The matrix as the matmul will read it: rounded to int8 when asked, in the layout this CPU
+// prefers for its dtype. A view of the mapping when neither changes it, else an owned copy
+// (and the mapped pages are dropped).
+WeightView prepare(const WeightView& v, const TensorInfo* source, const WeightOptions& opts,
+                   std::vector<AlignedBuffer>* owned) {
+  WeightView m = v;
+  AlignedBuffer int8_rows;
+  if (opts.int8) {
+    AlignedBuffer scales(static_cast<size_t>(v.rows) * sizeof(float));
+    int8_rows = AlignedBuffer(static_cast<size_t>(v.rows) * static_cast<size_t>(v.cols));
+    m = kernels::quantize_int8(v, static_cast<int8_t*>(int8_rows.data()), static_cast<float*>(scales.data()));
+    owned->push_back(std::move(scales));
+  }
+  const kernels::Layout layout = kernels::preferred_layout(m.dtype);
+  if (layout != m.layout) {
+    AlignedBuffer buf(kernels::layout_bytes(m, layout));
+    m = kernels::repack(m, layout, buf.data());
+    owned->push_back(std::move(buf));
+  } else if (opts.int8) {
+    owned->push_back(std::move(int8_rows));
+  }
+  if (source && m.data != v.data) release_pages(*source);
+  return m;
 }
 
-// Stacks matrices of equal cols and dtype row-wise into one owned matrix, in the stored dtype
-// and the preferred layout.
-WeightView merge_rows(const std::vector<const TensorInfo*>& parts, std::vector<AlignedBuffer>* owned) {
+// Stacks matrices of equal cols and dtype row-wise into one matrix, then prepares it.
+WeightView merge_rows(const std::vector<const TensorInfo*>& parts, const WeightOptions& opts,
+                      std::vector<AlignedBuffer>* owned) {
   const TensorInfo& first = *parts[0];
   int64_t rows = 0;
   for (const TensorInfo* p : parts) {
@@ -138,15 +150,15 @@ WeightView merge_rows(const std::vector<const TensorInfo*>& parts, std::vector<A
     dst += p->nbytes;
     release_pages(*p);
   }
-  WeightView v{buf.data(), first.dtype, static_cast<int>(rows), static_cast<int>(first.shape[1])};
-  if (kernels::preferred_layout() != v.layout) return in_preferred_layout(v, nullptr, owned);
-  owned->push_back(std::move(buf));
-  return v;
+  const WeightView v{buf.data(), first.dtype, static_cast<int>(rows), static_cast<int>(first.shape[1])};
+  const WeightView m = prepare(v, nullptr, opts, owned);
+  if (m.data == v.data) owned->push_back(std::move(buf));
+  return m;
 }
 
-// A single checkpoint matrix in the preferred layout.
-WeightView matrix(const TensorInfo& t, std::vector<AlignedBuffer>* owned) {
-  return in_preferred_layout(view_of(t), &t, owned);
+// A single checkpoint matrix, prepared.
+WeightView matrix(const TensorInfo& t, const WeightOptions& opts, std::vector<AlignedBuffer>* owned) {
+  return prepare(view_of(t), &t, opts, owned);
 }
 
 std::vector<float> concat_f32(const std::vector<const TensorInfo*>& parts) {
@@ -158,7 +170,7 @@ std::vector<float> concat_f32(const std::vector<const TensorInfo*>& parts) {
   return out;
 }
 
-LayerWeights load_layer(const Checkpoint& ck, const ModelConfig& c, int i,
+LayerWeights load_layer(const Checkpoint& ck, const ModelConfig& c, int i, const WeightOptions& opts,
                         std::vector<AlignedBuffer>* owned) {
   const std::string p = "model.layers." + std::to_string(i) + ".";
   const int64_t h = c.hidden_size, q = c.q_dim(), kv = c.kv_dim(), inter = c.intermediate_size;
@@ -167,11 +179,11 @@ LayerWeights load_layer(const Checkpoint& ck, const ModelConfig& c, int i,
   L.mlp_norm = to_f32(ck.get(p + "post_attention_layernorm.weight", {h}));
   const std::string a = p + "self_attn.", m = p + "mlp.";
   L.qkv = merge_rows({&ck.get(a + "q_proj.weight", {q, h}), &ck.get(a + "k_proj.weight", {kv, h}),
-                      &ck.get(a + "v_proj.weight", {kv, h})}, owned);
-  L.o = matrix(ck.get(a + "o_proj.weight", {h, q}), owned);
+                      &ck.get(a + "v_proj.weight", {kv, h})}, opts, owned);
+  L.o = matrix(ck.get(a + "o_proj.weight", {h, q}), opts, owned);
   L.gate_up = merge_rows({&ck.get(m + "gate_proj.weight", {inter, h}),
-                          &ck.get(m + "up_proj.weight", {inter, h})}, owned);
-  L.down = matrix(ck.get(m + "down_proj.weight", {h, inter}), owned);
+                          &ck.get(m + "up_proj.weight", {inter, h})}, opts, owned);
+  L.down = matrix(ck.get(m + "down_proj.weight", {h, inter}), opts, owned);
   if (c.qkv_bias)
     L.qkv_bias = concat_f32({&ck.get(a + "q_proj.bias", {q}), &ck.get(a + "k_proj.bias", {kv}),
                              &ck.get(a + "v_proj.bias", {kv})});
@@ -188,19 +200,20 @@ LayerWeights load_layer(const Checkpoint& ck, const ModelConfig& c, int i,
 }
 
 // Tied checkpoints may store the matrix under either name (or both, aliased in the metadata).
-// The lm_head is a matmul weight (preferred layout); an untied embedding table stays mapped,
+// The lm_head is a matmul weight (prepared; a tied embedding reads the same int8 rows, as
+// llama.cpp's Q8_0 files store token_embd); an untied embedding table stays mapped as stored,
 // since a step reads only its rows of the step's tokens.
-void load_embeddings(const Checkpoint& ck, const ModelConfig& c, ModelWeights* w) {
+void load_embeddings(const Checkpoint& ck, const ModelConfig& c, const WeightOptions& opts, ModelWeights* w) {
   const std::vector<int64_t> shape{c.vocab_size, c.hidden_size};
   const char* embed = "model.embed_tokens.weight";
   const char* head = "lm_head.weight";
   if (c.tie_word_embeddings) {  // Hugging Face reads the embedding for both when tied
-    w->lm_head = matrix(ck.get(!ck.find(embed) && ck.find(head) ? head : embed, shape), &w->owned);
+    w->lm_head = matrix(ck.get(!ck.find(embed) && ck.find(head) ? head : embed, shape), opts, &w->owned);
     w->embed = w->lm_head;
     return;
   }
   w->embed = view_of(ck.get(embed, shape));
-  w->lm_head = matrix(ck.get(head, shape), &w->owned);
+  w->lm_head = matrix(ck.get(head, shape), opts, &w->owned);
 }
 
 }  // namespace
@@ -238,12 +251,12 @@ std::vector<TensorSpec> hf_tensor_specs(const ModelConfig& c, DType dtype) {
   return specs;
 }
 
-ModelWeights load_weights(const Checkpoint& ckpt, const ModelConfig& cfg) {
+ModelWeights load_weights(const Checkpoint& ckpt, const ModelConfig& cfg, const WeightOptions& opts) {
   ModelWeights w;
-  load_embeddings(ckpt, cfg, &w);
+  load_embeddings(ckpt, cfg, opts, &w);
   w.final_norm = to_f32(ckpt.get("model.norm.weight", {cfg.hidden_size}));
-  w.owned.reserve(2 * static_cast<size_t>(cfg.num_layers));
-  for (int i = 0; i < cfg.num_layers; ++i) w.layers.push_back(load_layer(ckpt, cfg, i, &w.owned));
+  w.owned.reserve(4 * static_cast<size_t>(cfg.num_layers));
+  for (int i = 0; i < cfg.num_layers; ++i) w.layers.push_back(load_layer(ckpt, cfg, i, opts, &w.owned));
   return w;
 }
 

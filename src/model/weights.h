@@ -48,7 +48,13 @@ struct ModelWeights {
   kernels::WeightView embed, lm_head;
   std::vector<float> final_norm;
   std::vector<LayerWeights> layers;
-  std::vector<AlignedBuffer> owned;  // storage of the merged and repacked matrices
+  std::vector<AlignedBuffer> owned;  // storage of the merged, quantized and repacked matrices
+};
+
+struct WeightOptions {
+  // Round every matmul weight (and a tied embedding) to int8 with a scale per output row at
+  // load time: half the bytes of bf16 to stream per token. Norms and biases stay f32.
+  bool int8 = false;
 };
 
 // The tensors (Hugging Face names and shapes) a checkpoint of this config holds, in the order
@@ -56,6 +62,6 @@ struct ModelWeights {
 std::vector<TensorSpec> hf_tensor_specs(const ModelConfig& cfg, kernels::DType dtype);
 
 // Checks every tensor's presence and shape against cfg and builds the views.
-ModelWeights load_weights(const Checkpoint& ckpt, const ModelConfig& cfg);
+ModelWeights load_weights(const Checkpoint& ckpt, const ModelConfig& cfg, const WeightOptions& opts = {});
 
 }  // namespace nanovllm

@@ -60,7 +60,7 @@ const char* layout_name(Layout l) { return l == Layout::kRows ? "rows" : "panels
 TEST_P(KernelsTest, MatmulMatchesDoubleLoops) {
   std::mt19937 rng(7);
   for (Layout layout : {Layout::kRows, Layout::kPanels})
-  for (DType dt : {DType::F32, DType::BF16, DType::F16})
+  for (DType dt : {DType::F32, DType::BF16, DType::F16, DType::I8})
     for (int M : {1, 2, 3, 5, 8, 17, 64, 65})
       for (int N : {1, 3, 17, 31, 64, 130})
         for (int K : {0, 1, 3, 17, 31, 64, 65, 130}) {
@@ -87,7 +87,7 @@ TEST_P(KernelsTest, MatmulMatchesDoubleLoops) {
 TEST_P(KernelsTest, MatmulLongRowsMatchDoubleLoops) {
   std::mt19937 rng(9);
   for (Layout layout : {Layout::kRows, Layout::kPanels})
-  for (DType dt : {DType::BF16, DType::F32})
+  for (DType dt : {DType::BF16, DType::F32, DType::I8})
     for (int M : {1, 3, 9})
       for (int K : {4096 + 37, 8192 + 16}) {
         SCOPED_TRACE(testing::Message() << layout_name(layout) << " " << dtype_name(dt)
@@ -179,7 +179,7 @@ TEST_P(KernelsTest, SiluMulMatchesDoubleLoops) {
 TEST_P(KernelsTest, EmbedConvertsRowsOfEveryDtype) {
   std::mt19937 rng(13);
   for (Layout layout : {Layout::kRows, Layout::kPanels})
-  for (DType dt : {DType::F32, DType::BF16, DType::F16})
+  for (DType dt : {DType::F32, DType::BF16, DType::F16, DType::I8})
     for (int K : {1, 7, 16, 33, 64}) {
       SCOPED_TRACE(testing::Message() << layout_name(layout) << " " << dtype_name(dt) << " K=" << K);
       Matrix t = test::random_matrix(dt, 21, K, rng);
@@ -190,6 +190,49 @@ TEST_P(KernelsTest, EmbedConvertsRowsOfEveryDtype) {
       for (size_t i = 0; i < ids.size(); ++i)
         for (int k = 0; k < K; ++k) ASSERT_EQ(out[1 + i * K + k], float(t.value(ids[i], k)));
     }
+}
+
+// Each row's largest |w| becomes +-127 and every element lands within half a step of its value.
+TEST(KernelsQuantize, Int8RowsRoundToTheirScale) {
+  std::mt19937 rng(17);
+  for (DType dt : {DType::F32, DType::BF16}) {
+    Matrix w = test::random_matrix(dt, 9, 70, rng);
+    for (int k = 0; k < w.cols; ++k) {  // row 4 all zero
+      const size_t i = size_t(4) * w.cols + k;
+      std::memset(&w.bytes[i * dtype_size(dt)], 0, dtype_size(dt));
+      w.values[i] = 0;
+    }
+    std::vector<int8_t> q(size_t(w.rows) * w.cols);
+    std::vector<float> scales(size_t(w.rows), NAN);
+    const WeightView v = quantize_int8(w.view(), q.data(), scales.data());
+    EXPECT_EQ(v.dtype, DType::I8);
+    EXPECT_EQ(v.scales, scales.data());
+    for (int n = 0; n < w.rows; ++n) {
+      double amax = 0;
+      int qmax = 0;
+      for (int k = 0; k < w.cols; ++k) {
+        amax = std::max(amax, std::fabs(w.value(n, k)));
+        qmax = std::max(qmax, std::abs(int(q[size_t(n) * w.cols + k])));
+      }
+      ASSERT_NEAR(scales[n], amax / 127, 1e-6 * amax) << "row " << n;
+      EXPECT_EQ(qmax, n == 4 ? 0 : 127) << "row " << n;
+      for (int k = 0; k < w.cols; ++k)
+        ASSERT_LE(std::fabs(q[size_t(n) * w.cols + k] * double(scales[n]) - w.value(n, k)), 0.5001 * scales[n])
+            << "row " << n << " col " << k;
+    }
+  }
+}
+
+TEST(KernelsQuantize, NonFiniteWeightsAndInt8SourcesAreRefused) {
+  const float w[4] = {1.f, NAN, 2.f, 3.f};
+  int8_t q[4];
+  float scales[2];
+  EXPECT_THROW(quantize_int8(WeightView{w, DType::F32, 2, 2}, q, scales), std::logic_error);
+  const int8_t i8[4] = {1, 2, 3, 4};
+  EXPECT_THROW(quantize_int8(WeightView{i8, DType::I8, 2, 2, Layout::kRows, scales}, q, scales), std::logic_error);
+  // int8 weights without their scales are rejected before any kernel reads them.
+  float x[2] = {1.f, 1.f}, y[2];
+  EXPECT_THROW(matmul(x, 1, WeightView{i8, DType::I8, 2, 2}, nullptr, y), std::logic_error);
 }
 
 TEST(KernelsConversion, HalfPrecisionSpecialValuesDecodeExactly) {
@@ -210,6 +253,8 @@ TEST(KernelsConversion, HalfPrecisionSpecialValuesDecodeExactly) {
 TEST(KernelsDispatch, NamesAndForcing) {
   EXPECT_EQ(dtype_size(DType::F32), 4u);
   EXPECT_EQ(dtype_size(DType::BF16), 2u);
+  EXPECT_EQ(dtype_size(DType::I8), 1u);
+  EXPECT_STREQ(dtype_name(DType::I8), "I8");
   EXPECT_STREQ(dtype_name(DType::F16), "F16");
   EXPECT_FALSE(force_isa("neon"));
   EXPECT_TRUE(force_isa("scalar"));

@@ -32,18 +32,31 @@ struct Matrix {
   int rows = 0, cols = 0;
   std::vector<uint8_t> bytes;
   std::vector<double> values;
+  std::vector<float> scales;  // I8: one per row
   double value(int r, int c) const { return values[size_t(r) * cols + c]; }
-  WeightView view() const { return WeightView{bytes.data(), dtype, rows, cols}; }
+  WeightView view() const {
+    return WeightView{bytes.data(), dtype, rows, cols, Layout::kRows, dtype == DType::I8 ? scales.data() : nullptr};
+  }
 };
 
 inline Matrix random_matrix(DType dt, int rows, int cols, std::mt19937& rng) {
-  Matrix m{dt, rows, cols, {}, {}};
+  Matrix m{dt, rows, cols, {}, {}, {}};
   const size_t n = size_t(rows) * cols;
+  std::uniform_int_distribution<uint32_t> bits;
+  if (dt == DType::I8) {  // scales of 11 significant bits: q * scale is exact in f32
+    for (int r = 0; r < rows; ++r)
+      m.scales.push_back(float(std::ldexp(1.0 + bits(rng) % 1024 / 1024.0, -int(bits(rng) % 8) - 6)));
+  }
   m.bytes.resize(n * dtype_size(dt) + 1);
   m.values.resize(n);
-  std::uniform_int_distribution<uint32_t> bits;
   for (size_t i = 0; i < n; ++i) {
     const uint32_t r = bits(rng);
+    if (dt == DType::I8) {
+      const int8_t q = int8_t(int(r % 255) - 127);
+      std::memcpy(&m.bytes[i], &q, 1);
+      m.values[i] = double(q) * m.scales[i / size_t(cols)];
+      continue;
+    }
     const int sign = (r & 1) ? -1 : 1;
     const int exp = -int((r >> 1) % 8);   // magnitudes in [2^-8, 2)
     const uint32_t man = (r >> 8) & 0x3ff;  // 10 mantissa bits: exact in f16, f32; 7 kept for bf16

@@ -14,6 +14,7 @@ struct GoldenCase {
   const char* name;     // tests/data/model/<name>/ and <name>.golden.json
   const char* kv_dtype;
   double rel_tol;       // max |ours - golden| / (max - min of the golden row)
+  const char* quantization = "";
 };
 
 // f32 KV cache: only summation order differs from transformers, far below 1e-4 of the range.
@@ -26,6 +27,11 @@ const GoldenCase kCases[] = {
     {"llama-f32", "f32", 1e-4},  {"mistral-f32", "f32", 1e-4}, {"qwen2-f32", "f32", 1e-4},
     {"qwen3-f32", "f32", 1e-4},  {"qwen3-bf16", "f32", 1e-4},  {"llama-f16", "f32", 1e-4},
     {"llama-f32", "bf16", 1e-2}, {"qwen2-f32", "bf16", 1e-2},  {"qwen3-bf16", "bf16", 1e-2},
+    // int8 weights, rounded per row to amax / 254 at most: these random models' logits move by
+    // 1.3-2.2 % of their range (measured); 4e-2 leaves twice that, while a wrong scale or row
+    // moves them by tens of percent.
+    {"llama-f32", "f32", 4e-2, "int8"}, {"mistral-f32", "f32", 4e-2, "int8"},
+    {"qwen2-f32", "f32", 4e-2, "int8"}, {"qwen3-bf16", "f32", 4e-2, "int8"},
 };
 
 class GoldenTest : public ::testing::TestWithParam<GoldenCase> {};
@@ -48,7 +54,7 @@ TEST_P(GoldenTest, PromptLogitsMatchTransformers) {
     std::vector<int> prompt = p["prompt_ids"].get<std::vector<int>>();
     const auto& logits = p["logits"];
     // Chunks of one token give the logits of every position, each through the cached path.
-    RunnerSetup s{.block_size = 4, .num_blocks = 32, .kv_dtype = c.kv_dtype};
+    RunnerSetup s{.block_size = 4, .num_blocks = 32, .kv_dtype = c.kv_dtype, .quantization = c.quantization};
     auto r = open_runner(data_dir() + "/" + c.name, s);
     TestSeq one_by_one(prompt, 0, 64, s.block_size);
     auto rows = prefill(*r, s.block_size, one_by_one, 1);
@@ -74,7 +80,7 @@ TEST_P(GoldenTest, GreedyIdsMatchTransformers) {
     std::vector<double> margins = p["greedy_margins"].get<std::vector<double>>();
     size_t decided = 0;
     while (decided < want.size() && (c.rel_tol <= 1e-4 || margins[decided] > 2 * c.rel_tol)) ++decided;
-    RunnerSetup s{.block_size = 16, .num_blocks = 8, .kv_dtype = c.kv_dtype};
+    RunnerSetup s{.block_size = 16, .num_blocks = 8, .kv_dtype = c.kv_dtype, .quantization = c.quantization};
     std::vector<int> got = greedy_from(data_dir() + "/" + c.name, prompt, static_cast<int>(want.size()), 0, s);
     want.resize(decided);
     got.resize(decided);
@@ -85,6 +91,7 @@ TEST_P(GoldenTest, GreedyIdsMatchTransformers) {
 INSTANTIATE_TEST_SUITE_P(Checkpoints, GoldenTest, ::testing::ValuesIn(kCases),
                          [](const auto& info) {
                            std::string n = std::string(info.param.name) + "_kv_" + info.param.kv_dtype;
+                           if (*info.param.quantization) n += std::string("_") + info.param.quantization;
                            std::replace(n.begin(), n.end(), '-', '_');
                            return n;
                          });

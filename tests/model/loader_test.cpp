@@ -134,6 +134,11 @@ TEST(Loader, BadKvCacheDtype) {
             std::string::npos);
 }
 
+TEST(Loader, BadQuantization) {
+  EXPECT_NE(error_of([] { make_native_runner(data_dir() + "/llama-f32", {.quantization = "int4"}); }).find("int4"),
+            std::string::npos);
+}
+
 // Two shards and an index, as save_pretrained writes big models: same outputs as one file.
 TEST(Loader, ShardedCheckpoint) {
   const std::string src = data_dir() + "/llama-f32", dst = tmp_dir("sharded");

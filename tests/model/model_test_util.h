@@ -76,6 +76,7 @@ struct RunnerSetup {
   std::string kv_dtype = "f32";
   int threads = 0;
   bool prefault = false;
+  std::string quantization = "";
 };
 
 inline std::unique_ptr<ModelRunner> open_runner(const std::string& dir, const RunnerSetup& s) {
@@ -83,6 +84,7 @@ inline std::unique_ptr<ModelRunner> open_runner(const std::string& dir, const Ru
   o.kv_cache_dtype = s.kv_dtype;
   o.threads = s.threads;
   o.prefault_kv_cache = s.prefault;
+  o.quantization = s.quantization;
   auto r = make_native_runner(dir, o);
   r->allocate_kv_cache(s.num_blocks, s.block_size);
   return r;

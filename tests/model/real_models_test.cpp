@@ -42,6 +42,17 @@ TEST(TinyStories, Bf16KVCacheTellsTheStory) {
   EXPECT_EQ(greedy_from(kTinyStories, ids_of(run["prompt_ids"]), n, 0, s), want);
 }
 
+// With its weights rounded to int8 at load time (--quantization int8) the trained model still
+// tells the README's sentence token for token.
+TEST(TinyStories, Int8WeightsTellTheStory) {
+  nlohmann::json run = read_json(data_dir() + "/tinystories-656k.golden.json")["runs"][0];
+  const int n = run["story_tokens"].get<int>();
+  std::vector<int> want = ids_of(run["greedy_ids"]);
+  want.resize(n);
+  RunnerSetup s{.block_size = 16, .num_blocks = 16, .kv_dtype = "f32", .quantization = "int8"};
+  EXPECT_EQ(greedy_from(kTinyStories, ids_of(run["prompt_ids"]), n, 0, s), want);
+}
+
 TEST(TinyStories, ModelInfo) {
   auto r = make_native_runner(kTinyStories);
   const ModelInfo& info = r->info();

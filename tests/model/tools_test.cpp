@@ -79,5 +79,18 @@ TEST(ConvertTool, Stories260KTellsTheStory) {
   EXPECT_EQ(tok->encode("Once upon a time"), (std::vector<int>{1, 403, 407, 261, 378}));
 }
 
+// `generate --quantization int8` rounds the trained model's weights at load time and still
+// tells its story; an unknown scheme is refused with the allowed one named.
+TEST(GenerateTool, Int8WeightsTellTheStory) {
+  if (tool().empty()) GTEST_SKIP() << "NANOVLLM_BIN not set";
+  const std::string out = out_dir("int8") + ".txt", model = shared_dir() + "/models/tinystories-656k";
+  ASSERT_EQ(std::system((tool() + " generate --model " + model + " --quantization int8 --temperature 0 "
+                         "--max-tokens 40 --prompt '' -q > " + out).c_str()), 0);
+  EXPECT_EQ(bytes_of(out).rfind("Once upon a time, there was a little girl named Lily. She had a toy car "
+                                "that she loved very much. One day, she went to the park", 0), 0u)
+      << bytes_of(out);
+  EXPECT_NE(run("generate --model " + model + " --quantization int4 --prompt '' -q 2>/dev/null"), 0);
+}
+
 }  // namespace
 }  // namespace nanovllm::test
