@@ -7,6 +7,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "kernels/kernels_internal.h"
 
@@ -101,6 +102,18 @@ Layout preferred_layout(DType dtype) {
   return Layout::kRows;
 }
 
+// Row n of a row-major f32 / bf16 / f16 matrix as f32: one dtype switch per row.
+static void row_as_f32(const WeightView& w, int n, float* out) {
+  const size_t K = size_t(w.cols), first = size_t(n) * K;
+  const auto* h = static_cast<const uint16_t*>(w.data) + first;
+  switch (w.dtype) {
+    case DType::F32: std::memcpy(out, static_cast<const float*>(w.data) + first, K * sizeof(float)); return;
+    case DType::BF16: for (size_t k = 0; k < K; ++k) out[k] = bf16_to_f32(h[k]); return;
+    case DType::F16: for (size_t k = 0; k < K; ++k) out[k] = f16_to_f32(h[k]); return;
+    case DType::I8: break;  // refused by the caller
+  }
+}
+
 WeightView quantize_int8(const WeightView& src, int8_t* q, float* scales) {
   check_weight(src);
   NV_KCHECK(src.layout == Layout::kRows && src.dtype != DType::I8,
@@ -109,19 +122,25 @@ WeightView quantize_int8(const WeightView& src, int8_t* q, float* scales) {
   // A non-finite weight has no int8 value: refused (after the loop; a throw may not leave an
   // OpenMP region). A zero row gets scale 0 and q 0.
   int non_finite = 0;
-#pragma omp parallel for schedule(static) reduction(| : non_finite)
-  for (int n = 0; n < src.rows; ++n) {
-    float amax = 0.f;
-    for (size_t k = 0; k < K; ++k) {
-      const float v = load_as_f32(src.data, src.dtype, size_t(n) * K + k);
-      non_finite |= !std::isfinite(v);
-      amax = std::max(amax, std::fabs(v));
-    }
-    const float inv = amax > 0.f ? 127.f / amax : 0.f;
-    scales[n] = amax / 127.f;
-    for (size_t k = 0; k < K; ++k) {
-      const float v = load_as_f32(src.data, src.dtype, size_t(n) * K + k) * inv;
-      q[size_t(n) * K + k] = int8_t(std::clamp(std::nearbyint(v), -127.f, 127.f));
+#pragma omp parallel reduction(| : non_finite)
+  {
+    std::vector<float> row(K);
+#pragma omp for schedule(static)
+    for (int n = 0; n < src.rows; ++n) {
+      row_as_f32(src, n, row.data());
+      float amax = 0.f;
+      for (size_t k = 0; k < K; ++k) {
+        non_finite |= !std::isfinite(row[k]);
+        amax = std::max(amax, std::fabs(row[k]));
+      }
+      const float inv = amax > 0.f ? 127.f / amax : 0.f;
+      scales[n] = amax / 127.f;
+      for (size_t k = 0; k < K; ++k) {
+        // Half away from zero, as llama.cpp's roundf; |v| <= 127 (+ rounding), so the cast is
+        // safe and, unlike a libm call per weight, cheap at load time.
+        const float v = row[k] * inv;
+        q[size_t(n) * K + k] = int8_t(std::clamp(int(v + (v < 0.f ? -0.5f : 0.5f)), -127, 127));
+      }
     }
   }
   NV_KCHECK(!non_finite, "quantize_int8: the weights hold an inf or NaN");
