@@ -129,17 +129,20 @@ WeightView quantize_int8(const WeightView& src, int8_t* q, float* scales) {
     for (int n = 0; n < src.rows; ++n) {
       row_as_f32(src, n, row.data());
       float amax = 0.f;
+      bool finite = true;
       for (size_t k = 0; k < K; ++k) {
-        non_finite |= !std::isfinite(row[k]);
+        finite &= std::isfinite(row[k]);
         amax = std::max(amax, std::fabs(row[k]));
       }
-      const float inv = amax > 0.f ? 127.f / amax : 0.f;
+      non_finite |= !finite;
+      // In double: 127 / amax overflows f32 for amax below ~3.7e-37 (possible in bf16).
+      const double inv = finite && amax > 0.f ? 127.0 / amax : 0.0;
       scales[n] = amax / 127.f;
       for (size_t k = 0; k < K; ++k) {
-        // Half away from zero, as llama.cpp's roundf; |v| <= 127 (+ rounding), so the cast is
-        // safe and, unlike a libm call per weight, cheap at load time.
-        const float v = row[k] * inv;
-        q[size_t(n) * K + k] = int8_t(std::clamp(int(v + (v < 0.f ? -0.5f : 0.5f)), -127, 127));
+        // Half away from zero (roundf's rule) with a cast, not a libm call per weight: cheap at
+        // load time, and |v| <= 127 keeps the cast defined.
+        const double v = row[k] * inv;
+        q[size_t(n) * K + k] = int8_t(std::clamp(int(v + (v < 0 ? -0.5 : 0.5)), -127, 127));
       }
     }
   }

@@ -495,7 +495,8 @@ constexpr int kPanelMinRows = 8;
 
 void matmul_avx2(const float* x, int M, const WeightView& w, const float* bias, float* y) {
   if (w.layout == Layout::kPanels) return matmul_packed_avx2(x, M, w, bias, y);
-  // int8 weights are always repacked (preferred_layout); row-major ones only meet the reference.
+  // int8 weights are repacked into panels on SIMD ISAs (preferred_layout); row-major ones
+  // (loaded under the scalar ISA, or passed by a caller) take the reference kernel.
   if (w.dtype == DType::I8) return scalar_table().matmul(x, M, w, bias, y);
   if (M >= kPanelMinRows) return matmul_panels(x, M, w, bias, y);
   switch (w.dtype) {

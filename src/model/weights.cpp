@@ -255,7 +255,7 @@ ModelWeights load_weights(const Checkpoint& ckpt, const ModelConfig& cfg, const 
   ModelWeights w;
   load_embeddings(ckpt, cfg, opts, &w);
   w.final_norm = to_f32(ckpt.get("model.norm.weight", {cfg.hidden_size}));
-  w.owned.reserve(4 * static_cast<size_t>(cfg.num_layers));
+  w.owned.reserve((opts.int8 ? 8 : 4) * static_cast<size_t>(cfg.num_layers) + 2);
   for (int i = 0; i < cfg.num_layers; ++i) w.layers.push_back(load_layer(ckpt, cfg, i, opts, &w.owned));
   return w;
 }

@@ -230,6 +230,11 @@ TEST(KernelsQuantize, NonFiniteWeightsAndInt8SourcesAreRefused) {
   EXPECT_THROW(quantize_int8(WeightView{w, DType::F32, 2, 2}, q, scales), std::logic_error);
   const int8_t i8[4] = {1, 2, 3, 4};
   EXPECT_THROW(quantize_int8(WeightView{i8, DType::I8, 2, 2, Layout::kRows, scales}, q, scales), std::logic_error);
+  // A row so small that 127 / max overflows f32 still rounds by its own scale.
+  const float tiny[2] = {5e-38f, -2e-37f};
+  ASSERT_NO_THROW(quantize_int8(WeightView{tiny, DType::F32, 1, 2}, q, scales));
+  EXPECT_EQ(q[0], 32);
+  EXPECT_EQ(q[1], -127);
   // int8 weights without their scales are rejected before any kernel reads them.
   float x[2] = {1.f, 1.f}, y[2];
   EXPECT_THROW(matmul(x, 1, WeightView{i8, DType::I8, 2, 2}, nullptr, y), std::logic_error);

@@ -74,6 +74,7 @@ TEST_P(GoldenTest, PromptLogitsMatchTransformers) {
 TEST_P(GoldenTest, GreedyIdsMatchTransformers) {
   const GoldenCase& c = GetParam();
   nlohmann::json golden = read_json(data_dir() + "/" + c.name + ".golden.json");
+  size_t compared = 0;
   for (const auto& p : golden["prompts"]) {
     std::vector<int> prompt = p["prompt_ids"].get<std::vector<int>>();
     std::vector<int> want = p["greedy_ids"].get<std::vector<int>>();
@@ -85,7 +86,10 @@ TEST_P(GoldenTest, GreedyIdsMatchTransformers) {
     want.resize(decided);
     got.resize(decided);
     EXPECT_EQ(got, want) << c.name << " kv " << c.kv_dtype << ", first " << decided << " ids";
+    compared += decided;
   }
+  // A pass that compared nothing would say nothing: shown as skipped instead.
+  if (compared == 0) GTEST_SKIP() << "no golden margin above 2 x " << c.rel_tol << ": nothing to compare";
 }
 
 INSTANTIATE_TEST_SUITE_P(Checkpoints, GoldenTest, ::testing::ValuesIn(kCases),
