@@ -165,6 +165,10 @@ httplib::Server::HandlerResponse Server::authorize(const httplib::Request& req, 
   if (req.get_header_value("Authorization") == "Bearer " + opts_.api_key) {
     return httplib::Server::HandlerResponse::Unhandled;
   }
+  // The body was not read: closing the connection drops it. On a kept-alive connection httplib
+  // would take it for the next request line and wait the 30 s read timeout, holding a thread
+  // and the server's shutdown.
+  res.set_header("Connection", "close");
   send_error(res, 401, "missing or wrong API key: send 'Authorization: Bearer <key>'");
   return httplib::Server::HandlerResponse::Handled;
 }

@@ -30,8 +30,9 @@ def complete(server, prompt, **kw):
     return r.json()
 
 
-def stream_sse(server, path, body):
-    """Sends a streaming request; returns the parsed data chunks (ending at [DONE])."""
+def stream_sse(server, path, body, started=None):
+    """Sends a streaming request; returns the parsed data chunks (ending at [DONE]). `started`, a
+    threading.Event, is set once the first chunk has arrived."""
     chunks = []
     with requests.post(server.url + path, json={**body, "stream": True}, stream=True, timeout=60) as r:
         assert r.status_code == 200, r.text
@@ -43,6 +44,8 @@ def stream_sse(server, path, body):
             if line == b"data: [DONE]":
                 return chunks
             chunks.append(json.loads(line[6:]))
+            if started is not None:
+                started.set()
     raise AssertionError("stream ended without [DONE]")
 
 
@@ -270,7 +273,8 @@ def test_metrics_histograms(story_server):
 def test_overload_answers_503():
     server = Server(STORIES, "--max-num-seqs", "1", "--max-waiting", "1")
     try:
-        body = {"model": server.name, "prompt": "Once", "max_tokens": 200, "ignore_eos": True}
+        # Long enough (the model's context is 512) that the six requests overlap on a slow host.
+        body = {"model": server.name, "prompt": "Once", "max_tokens": 480, "ignore_eos": True}
         with cf.ThreadPoolExecutor(6) as pool:
             codes = list(pool.map(lambda _: server.post("/v1/completions", body).status_code, range(6)))
         assert 503 in codes and 200 in codes, codes
@@ -291,22 +295,30 @@ def test_api_key():
         out = client(server, api_key="sekret").completions.create(model=server.name, prompt="Hi", max_tokens=2)
         assert out.usage.completion_tokens <= 2
         assert requests.get(server.url + "/health").status_code == 200  # health needs no key
+        # A refused request's body is never read, so its connection must close: kept alive, the
+        # body was parsed as the next request and a thread (and the shutdown) waited 30 s.
+        wrong = client(server, api_key="wrong")
+        with pytest.raises(openai.AuthenticationError):
+            wrong.completions.create(model=server.name, prompt="Hi", max_tokens=2)
+        assert server.post("/v1/completions", body).headers.get("Connection") == "close"
     finally:
-        assert server.stop() == 0
+        assert server.stop(timeout=10) == 0
 
 
 def test_sigterm_drains_in_flight_stream():
     server = Server(STORIES, "--drain-seconds", "2")
     body = {"prompt": "Once", "max_tokens": 300, "ignore_eos": True, "stream": True}
     result = {}
+    started = threading.Event()
 
     def run():
-        chunks = stream_sse(server, "/v1/completions", body)
+        chunks = stream_sse(server, "/v1/completions", body, started)
         result["finish"] = chunks[-1]["choices"][0]["finish_reason"]
 
     t = threading.Thread(target=run)
     t.start()
-    time.sleep(0.3)
+    # SIGTERM once the stream is under way (a fixed sleep raced the request on a loaded host).
+    assert started.wait(timeout=20)
     assert server.stop(timeout=20) == 0
     t.join(timeout=20)
     assert result.get("finish") in ("length", "abort"), result
