@@ -102,18 +102,6 @@ Layout preferred_layout(DType dtype) {
   return Layout::kRows;
 }
 
-// Row n of a row-major f32 / bf16 / f16 matrix as f32: one dtype switch per row.
-static void row_as_f32(const WeightView& w, int n, float* out) {
-  const size_t K = size_t(w.cols), first = size_t(n) * K;
-  const auto* h = static_cast<const uint16_t*>(w.data) + first;
-  switch (w.dtype) {
-    case DType::F32: std::memcpy(out, static_cast<const float*>(w.data) + first, K * sizeof(float)); return;
-    case DType::BF16: for (size_t k = 0; k < K; ++k) out[k] = bf16_to_f32(h[k]); return;
-    case DType::F16: for (size_t k = 0; k < K; ++k) out[k] = f16_to_f32(h[k]); return;
-    case DType::I8: break;  // refused by the caller
-  }
-}
-
 WeightView quantize_int8(const WeightView& src, int8_t* q, float* scales) {
   check_weight(src);
   NV_KCHECK(src.layout == Layout::kRows && src.dtype != DType::I8,
@@ -127,7 +115,7 @@ WeightView quantize_int8(const WeightView& src, int8_t* q, float* scales) {
     std::vector<float> row(K);
 #pragma omp for schedule(static)
     for (int n = 0; n < src.rows; ++n) {
-      row_as_f32(src, n, row.data());
+      row_as_f32(src, size_t(n), row.data());
       float amax = 0.f;
       bool finite = true;
       for (size_t k = 0; k < K; ++k) {

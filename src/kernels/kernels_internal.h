@@ -89,6 +89,21 @@ static inline float load_as_f32(const void* data, DType t, size_t i) {
   return 0.f;
 }
 
+// Row n of a row-major matrix as f32 (for I8 the integers before the row's scale), with one
+// dtype switch per row.
+static inline void row_as_f32(const WeightView& w, size_t n, float* out) {
+  const size_t K = size_t(w.cols), first = n * K;
+  const auto* h = static_cast<const uint16_t*>(w.data) + first;
+  switch (w.dtype) {
+    case DType::F32: std::memcpy(out, static_cast<const float*>(w.data) + first, K * sizeof(float)); return;
+    case DType::BF16: for (size_t k = 0; k < K; ++k) out[k] = bf16_to_f32(h[k]); return;
+    case DType::F16: for (size_t k = 0; k < K; ++k) out[k] = f16_to_f32(h[k]); return;
+    case DType::I8:
+      for (size_t k = 0; k < K; ++k) out[k] = float(static_cast<const int8_t*>(w.data)[first + k]);
+      return;
+  }
+}
+
 // What row n of w is multiplied by after its dot product: its int8 scale, else 1.
 static inline float row_scale(const WeightView& w, size_t n) {
   return w.dtype == DType::I8 ? w.scales[n] : 1.f;

@@ -127,9 +127,14 @@ void paged_attention_scalar(const float* q, const AttnSeq* seqs, int n_seqs, int
 void embed_scalar(const WeightView& table, const int* ids, int n, float* out) {
   const size_t K = size_t(table.cols);
   for (int i = 0; i < n; ++i) {
-    const float s = row_scale(table, size_t(ids[i]));
-    for (size_t k = 0; k < K; ++k)
-      out[size_t(i) * K + k] = load_as_f32(table.data, table.dtype, weight_index(table, ids[i], k)) * s;
+    float* o = out + size_t(i) * K;
+    if (table.layout == Layout::kRows) {
+      row_as_f32(table, size_t(ids[i]), o);
+    } else {
+      for (size_t k = 0; k < K; ++k) o[k] = load_as_f32(table.data, table.dtype, weight_index(table, ids[i], k));
+    }
+    if (table.dtype == DType::I8)
+      for (size_t k = 0; k < K; ++k) o[k] *= table.scales[ids[i]];
   }
 }
 
