@@ -447,17 +447,17 @@ static void matmul_packed_with(const float* x, int M, const WeightView& w, const
     const int nt = omp_get_num_threads(), t = omp_get_thread_num();
     for (int tb = 0; tb < tiles.count; tb += tiles_per_block) {
       const int te = tb + tiles_per_block < tiles.count ? tb + tiles_per_block : tiles.count;
+      // Several row tiles on an int8 panel: the first converts it and leaves a BF16 copy (32 KiB
+      // at K = 1024, in L2) that the others widen with a shift and a mask instead of two
+      // conversions per 8 weights, which cost as much as the FMAs they feed.
       auto sweep = [&](int p0, int p1) {
+        uint8_t* copy = std::is_same_v<L, PanelI8> && te - tb > 1
+                            ? static_cast<uint8_t*>(thread_scratch(K * kPanelRows * 2, 1)) : nullptr;
         for (int p = p0; p < p1; ++p) {
           const int n0 = p * kPanelRows, nr = N - n0 < kPanelRows ? N - n0 : kPanelRows;
           const uint8_t* wp = base + size_t(p) * panel_bytes;
           const float* scale = w.scales ? w.scales + n0 : nullptr;
           const float* b = bias ? bias + n0 : nullptr;
-          // Several row tiles on an int8 panel: the first converts it and leaves a BF16 copy
-          // (32 KiB at K = 1024, in L2) that the others widen with a shift and a mask instead
-          // of two conversions per 8 weights, which cost as much as the FMAs they feed.
-          uint8_t* copy = std::is_same_v<L, PanelI8> && te - tb > 1
-                              ? static_cast<uint8_t*>(thread_scratch(K * kPanelRows * 2, 1)) : nullptr;
           for (int i = tb; i < te; ++i) {
             const int m0 = tiles.start(i), mr = tiles.rows(i);
             const float* xi = xs + size_t(m0) * K;

@@ -134,7 +134,7 @@ void embed_scalar(const WeightView& table, const int* ids, int n, float* out) {
       for (size_t k = 0; k < K; ++k) o[k] = load_as_f32(table.data, table.dtype, weight_index(table, ids[i], k));
     }
     if (table.dtype == DType::I8)
-      for (size_t k = 0; k < K; ++k) o[k] *= table.scales[ids[i]];
+      for (size_t k = 0; k < K; ++k) o[k] *= row_scale(table, size_t(ids[i]));
   }
 }
 
