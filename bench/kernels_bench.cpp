@@ -104,27 +104,33 @@ void matmul_args(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_Matmul)->Apply(matmul_args)->UseRealTime()->MinTime(0.3);
 
-// Args: kv dtype (0 F32, 1 BF16), sequences, context length, new tokens per sequence.
+// Args: kv dtype (0 F32, 1 BF16), sequences, context length, new tokens per sequence, layers.
+// Calls cycle through the layers' caches, so that several layers of a small batch leave L3 as
+// the engine's 28 layers do.
 void BM_PagedAttention(benchmark::State& state) {
   const auto dt = nk::DType(state.range(0));
   const int S = int(state.range(1)), L = int(state.range(2)), n_new = int(state.range(3));
+  const int layers = int(state.range(4));
   const int H = 16, KVH = 8, hd = 128, bs = 16, blocks_per = (L + bs - 1) / bs;
-  const size_t cache = size_t(S) * blocks_per * bs * KVH * hd;
+  const size_t cache = size_t(layers) * S * blocks_per * bs * KVH * hd;
   // The engine's KV cache lives on huge pages (AlignedBuffer); so does this one.
   const std::vector<uint8_t> k0 = random_bytes_of(dt, cache, 3), v0 = random_bytes_of(dt, cache, 4);
   nanovllm::AlignedBuffer kc(k0.size()), vc(v0.size());
   std::memcpy(kc.data(), k0.data(), k0.size());
   std::memcpy(vc.data(), v0.data(), v0.size());
   nk::KVLayer kv{kc.data(), vc.data(), dt, bs, KVH, hd};
-  std::vector<int> tables(size_t(S) * blocks_per);
+  std::vector<int> tables(size_t(layers) * S * blocks_per);
   for (size_t i = 0; i < tables.size(); ++i) tables[i] = int((i * 7919) % tables.size());  // scattered
   std::vector<nk::AttnSeq> seqs(S);
   for (int s = 0; s < S; ++s) seqs[s] = {s * n_new, n_new, L - n_new, tables.data() + size_t(s) * blocks_per};
   const auto q = random_floats(size_t(S) * n_new * H * hd, 5);
   std::vector<float> out(q.size());
+  int layer = 0;
   for (auto _ : state) {
+    for (int s = 0; s < S; ++s) seqs[s].block_table = tables.data() + (size_t(layer) * S + s) * blocks_per;
     nk::paged_attention(q.data(), seqs.data(), S, H, kv, 0.088f, out.data());
     benchmark::DoNotOptimize(out.data());
+    layer = (layer + 1) % layers;
   }
   // Per query: QK and PV over its visible positions, 2 flops per multiply-add.
   double visible = 0;
@@ -135,9 +141,9 @@ void BM_PagedAttention(benchmark::State& state) {
   state.SetLabel(std::string(nk::dtype_name(dt)) + " KV " + nk::isa_name());
 }
 BENCHMARK(BM_PagedAttention)
-    ->ArgNames({"kv", "seqs", "ctx", "new"})
-    ->Args({1, 1, 512, 1})->Args({1, 16, 256, 1})->Args({1, 64, 256, 1})->Args({0, 64, 256, 1})
-    ->Args({1, 1, 512, 512})->Args({0, 1, 512, 512})
+    ->ArgNames({"kv", "seqs", "ctx", "new", "layers"})
+    ->Args({1, 1, 512, 1, 1})->Args({1, 16, 256, 1, 1})->Args({1, 16, 256, 1, 8})->Args({1, 4, 256, 1, 28})
+    ->Args({1, 64, 256, 1, 1})->Args({0, 64, 256, 1, 1})->Args({1, 1, 512, 512, 1})->Args({0, 1, 512, 512, 1})
     ->UseRealTime()->MinTime(0.3);
 
 // Small kernels at a 64-token step of Qwen3-0.6B; rates are bytes in + out.

@@ -910,69 +910,120 @@ static void attend_chunk_any(RowState* rows, int R, const KVLayer& kv, const int
     }
 }
 
-// Tokens [t0, t1) of one sequence for the query heads of one KV head, in tiles of tq tokens
-// whose group x tq rows share every K/V load. work: kMaxAttnRows x (kAttnChunk + 2 hd) floats.
+// Rows of a head run: the KV head after `h` reads the same positions one run further on
+// (kv_offset: a block is [n_kv_heads, block_size, head_dim]).
+static void next_head_rows(const KVLayer& kv, const size_t* offs, size_t* out) {
+  const size_t run = size_t(kv.block_size) * size_t(kv.head_dim);
+  for (int j = 0; j < kAttnChunk + 3; ++j) out[j] = offs[j] + run;
+}
+
+// Tokens [t0, t1) of one sequence for the query heads of KV heads [kv0, kv1), in tiles of tq
+// tokens whose group x tq rows per KV head share every K/V load. The heads walk the context
+// together, chunk by chunk, so a block's K (and V) is read as one run of (kv1 - kv0) x 4 KiB
+// (bf16, 16 x 128) that the hardware prefetchers follow, instead of 4 KiB pieces of blocks
+// scattered over the cache. work: kMaxAttnRows x (kAttnChunk + 2 hd) floats; every tile has at
+// most kMaxAttnRows rows over its heads (attn_heads_per_item).
 static void attend_tokens(const float* q, const AttnSeq& sq, int t0, int t1, int n_heads, int group,
-                          int kv_head, const KVLayer& kv, float scale, float* work, float* out) {
-  const int hd = kv.head_dim, tq = attn_tile_tokens(group);
+                          int kv0, int kv1, const KVLayer& kv, float scale, float* work, float* out) {
+  const int hd = kv.head_dim, tq = attn_tile_tokens(group), nh = kv1 - kv0;
   const bool kv_order = hd % 16 == 0;
   float* sc = work;
   float* accs = sc + size_t(kMaxAttnRows) * kAttnChunk;
   float* qk = accs + size_t(kMaxAttnRows) * hd;
   RowState rows[kMaxAttnRows];
   for (int ts = t0; ts < t1; ts += tq) {
-    const int te = ts + tq < t1 ? ts + tq : t1;
-    int R = 0;
-    for (int t = ts; t < te; ++t)
-      for (int g = 0; g < group; ++g, ++R) {
-        const float* qr = q + (size_t(sq.q_offset + t) * n_heads + size_t(kv_head * group + g)) * hd;
-        float* qo = qk + size_t(R) * hd;
+    const int te = ts + tq < t1 ? ts + tq : t1, R = (te - ts) * group;  // rows per KV head
+    for (int h = 0; h < nh; ++h)
+      for (int r = 0; r < R; ++r) {
+        const int t = ts + r / group, head = (kv0 + h) * group + r % group, i = h * R + r;
+        const float* qr = q + (size_t(sq.q_offset + t) * n_heads + size_t(head)) * hd;
+        float* qo = qk + size_t(i) * hd;
         if (kv_order) to_kv_order(qr, hd, kv.dtype, qo);
         else std::memcpy(qo, qr, size_t(hd) * sizeof(float));
-        rows[R] = RowState{-INFINITY, 0.f, accs + size_t(R) * hd, qo, sq.num_cached + t + 1};
-        std::memset(rows[R].acc, 0, size_t(hd) * sizeof(float));
+        rows[i] = RowState{-INFINITY, 0.f, accs + size_t(i) * hd, qo, sq.num_cached + t + 1};
+        std::memset(rows[i].acc, 0, size_t(hd) * sizeof(float));
       }
     const int ctx = sq.num_cached + te;  // the last token's limit
     if (!kv_order) {
-      for (int p0 = 0; p0 < ctx; p0 += kAttnChunk)
-        attend_chunk_any(rows, R, kv, sq.block_table, kv_head, p0, ctx - p0 < kAttnChunk ? ctx - p0 : kAttnChunk,
-                         scale, sc);
+      for (int h = 0; h < nh; ++h)
+        for (int p0 = 0; p0 < ctx; p0 += kAttnChunk)
+          attend_chunk_any(rows + h * R, R, kv, sq.block_table, kv0 + h, p0,
+                           ctx - p0 < kAttnChunk ? ctx - p0 : kAttnChunk, scale, sc);
     } else {
-      size_t offs[2][kAttnChunk + 3];
-      int n = chunk_rows(kv, sq.block_table, kv_head, 0, ctx, offs[0]);
+      // offs: head kv0's rows of this chunk and the next; heads: the rows of heads kv0 + h
+      // and kv0 + h + 1 of this chunk. Each head call prefetches what the next one reads.
+      size_t offs[2][kAttnChunk + 3], heads[2][kAttnChunk + 3];
+      int n = chunk_rows(kv, sq.block_table, kv0, 0, ctx, offs[0]);
       for (int p0 = 0, c = 0; n > 0; c ^= 1) {
-        const int n_next = chunk_rows(kv, sq.block_table, kv_head, p0 + n, ctx, offs[c ^ 1]);
-        attend_chunk(rows, R, kv, offs[c], n_next ? offs[c ^ 1] : nullptr, p0, n, scale, sc);
+        const int n_next = chunk_rows(kv, sq.block_table, kv0, p0 + n, ctx, offs[c ^ 1]);
+        const size_t* cur = offs[c];
+        for (int h = 0; h < nh; ++h) {
+          const size_t* next = n_next ? offs[c ^ 1] : nullptr;
+          if (h + 1 < nh) {
+            next_head_rows(kv, cur, heads[h & 1]);
+            next = heads[h & 1];
+          }
+          attend_chunk(rows + h * R, R, kv, cur, next, p0, n, scale, sc);
+          cur = next;
+        }
         p0 += n;
         n = n_next;
       }
     }
-    for (int r = 0; r < R; ++r) {
-      const int t = ts + r / group, g = r % group;
-      float* o = out + (size_t(sq.q_offset + t) * n_heads + size_t(kv_head * group + g)) * hd;
-      const float inv = 1.f / rows[r].l;
-      if (kv_order) from_kv_order(rows[r].acc, hd, kv.dtype, inv, o);
-      else
-        for (int d = 0; d < hd; ++d) o[d] = rows[r].acc[d] * inv;
-    }
+    for (int h = 0; h < nh; ++h)
+      for (int r = 0; r < R; ++r) {
+        const int t = ts + r / group, head = (kv0 + h) * group + r % group;
+        const RowState& st = rows[h * R + r];
+        float* o = out + (size_t(sq.q_offset + t) * n_heads + size_t(head)) * hd;
+        const float inv = 1.f / st.l;
+        if (kv_order) from_kv_order(st.acc, hd, kv.dtype, inv, o);
+        else
+          for (int d = 0; d < hd; ++d) o[d] = st.acc[d] * inv;
+      }
   }
 }
 
-// Work items are (sequence, KV head, block of new tokens): decode batches give many items,
-// a long prefill is split by tokens; later (longer) blocks go first under dynamic scheduling.
+// KV heads per work item of a sequence whose new tokens fit one tile (decode): as many as keep
+// the tile's rows within kMaxAttnRows and leave at least kAttnItemsPerThread items per thread
+// (a decode batch of 1 still splits over its heads), in ranges of near-equal size. A sequence
+// with more tokens keeps one head per item: its tiles re-read that head's context from L2.
+constexpr int kAttnItemsPerThread = 8;
+static int attn_heads_per_item(int kvh, int group, int head_items, int threads) {
+  const int rows = attn_tile_tokens(group) * group;
+  int per = 1;
+  while (per < kvh && (per + 1) * rows <= kMaxAttnRows &&
+         head_items / (per + 1) >= kAttnItemsPerThread * threads)
+    ++per;
+  const int ranges = (kvh + per - 1) / per;
+  return (kvh + ranges - 1) / ranges;
+}
+
+// Work items are (sequence, range of KV heads, block of new tokens): decode batches give many
+// items, a long prefill is split by tokens; later (longer) blocks go first under dynamic
+// scheduling.
 void paged_attention_avx2(const float* q, const AttnSeq* seqs, int n_seqs, int n_heads,
                           const KVLayer& kv, float scale, float* out) {
-  const int kvh = kv.n_kv_heads, group = n_heads / kvh;
+  const int kvh = kv.n_kv_heads, group = n_heads / kvh, tq = attn_tile_tokens(group);
   NV_KCHECK(group <= kMaxAttnRows, "paged_attention: more than 64 query heads per KV head");
-  int* first = static_cast<int*>(std::malloc(sizeof(int) * size_t(n_seqs + 1)));
-  first[0] = 0;
+  auto token_blocks = [](const AttnSeq& sq) { return (sq.n_new + kAttnTokenBlock - 1) / kAttnTokenBlock; };
+  int head_items = 0;
   double flops = 0;
   for (int s = 0; s < n_seqs; ++s) {
-    first[s + 1] = first[s] + kvh * ((seqs[s].n_new + kAttnTokenBlock - 1) / kAttnTokenBlock);
+    head_items += kvh * token_blocks(seqs[s]);
     flops += 4.0 * n_heads * kv.head_dim * seqs[s].n_new * (seqs[s].num_cached + seqs[s].n_new);
   }
+  const bool parallel = flops > kMinParallelFlops;
+  const int decode_per = attn_heads_per_item(kvh, group, head_items, parallel ? omp_get_max_threads() : 1);
+  // first[s]: sequence s's first item; per[s]: its KV heads per item.
+  int* first = static_cast<int*>(std::malloc(sizeof(int) * size_t(2 * n_seqs + 1)));
+  int* per = first + n_seqs + 1;
+  first[0] = 0;
+  for (int s = 0; s < n_seqs; ++s) {
+    per[s] = seqs[s].n_new <= tq ? decode_per : 1;
+    first[s + 1] = first[s] + (kvh + per[s] - 1) / per[s] * token_blocks(seqs[s]);
+  }
   const int items = first[n_seqs];
-#pragma omp parallel if (flops > kMinParallelFlops)
+#pragma omp parallel if (parallel)
   {
     float* work = static_cast<float*>(
         thread_scratch(sizeof(float) * size_t(kMaxAttnRows) * (kAttnChunk + 2 * size_t(kv.head_dim))));
@@ -980,10 +1031,11 @@ void paged_attention_avx2(const float* q, const AttnSeq* seqs, int n_seqs, int n
     for (int it = 0; it < items; ++it) {
       int s = 0;
       while (first[s + 1] <= it) ++s;
-      const int local = it - first[s], blocks = (first[s + 1] - first[s]) / kvh;
-      const int kv_head = local / blocks, b = blocks - 1 - local % blocks;
+      const int local = it - first[s], blocks = token_blocks(seqs[s]);
+      const int kv0 = local / blocks * per[s], kv1 = kv0 + per[s] < kvh ? kv0 + per[s] : kvh;
+      const int b = blocks - 1 - local % blocks;
       const int t0 = b * kAttnTokenBlock, t1 = t0 + kAttnTokenBlock < seqs[s].n_new ? t0 + kAttnTokenBlock : seqs[s].n_new;
-      attend_tokens(q, seqs[s], t0, t1, n_heads, group, kv_head, kv, scale, work, out);
+      attend_tokens(q, seqs[s], t0, t1, n_heads, group, kv0, kv1, kv, scale, work, out);
     }
   }
   std::free(first);

@@ -1,5 +1,6 @@
 // kv_store + paged_attention under every ISA against a dense causal softmax in doubles.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -128,6 +129,29 @@ TEST_P(AttentionTest, OddBlockSizesAndSingleHead) {
       check_attention(Shape{1, 1, 32, bs, dt, {{40, 3}, {0, 33}}}, seed++);
       check_attention(Shape{8, 1, 48, bs, dt, {{7, 0}, {2, 2}}}, seed++);  // n_new = 0 too
     }
+}
+
+// Decode batches large enough that one work item covers several KV heads (the heads then walk
+// each block together), with head counts that do not divide evenly into items, under several
+// thread counts (which change how many heads an item takes).
+TEST_P(AttentionTest, DecodeBatchesSpanningSeveralKvHeads) {
+  uint32_t seed = 200;
+  struct Case { int kv_heads, group, hd, n_seqs; };
+  for (const Case c : {Case{8, 2, 128, 16}, Case{8, 2, 128, 12}, Case{4, 4, 64, 20}, Case{2, 7, 64, 40},
+                       Case{8, 1, 16, 33}, Case{3, 2, 30, 24}})
+    for (DType dt : {DType::F32, DType::BF16})
+      for (int threads : {1, 2, 3}) {
+        SCOPED_TRACE(testing::Message() << dtype_name(dt) << " kv_heads=" << c.kv_heads << " group=" << c.group
+                                        << " hd=" << c.hd << " seqs=" << c.n_seqs << " threads=" << threads);
+        Shape s{c.kv_heads * c.group, c.kv_heads, c.hd, 16, dt, {}};
+        // Mostly one new token; every fifth sequence three (one tile when the group is small).
+        for (int i = 0; i < c.n_seqs; ++i) s.seqs.push_back({(i * 37) % 90, i % 5 ? 1 : 3});
+        s.seqs.push_back({20, 9});  // a prefill chunk in the same call
+        const int before = omp_get_max_threads();
+        omp_set_num_threads(threads);
+        check_attention(s, seed++);
+        omp_set_num_threads(before);
+      }
 }
 
 TEST_P(AttentionTest, NegativeSlotsAreSkipped) {
