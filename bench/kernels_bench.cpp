@@ -146,6 +146,29 @@ BENCHMARK(BM_PagedAttention)
     ->Args({1, 64, 256, 1, 1})->Args({0, 64, 256, 1, 1})->Args({1, 1, 512, 512, 1})->Args({0, 1, 512, 512, 1})
     ->UseRealTime()->MinTime(0.3);
 
+// One decode step's K/V rows of S sequences into a bf16 cache of 28 layers (each call the next
+// layer, as the engine's steps go), one new position per sequence: the rows land in blocks
+// that are not in cache. Rate: bytes written to the cache.
+void BM_KvStore(benchmark::State& state) {
+  const int S = int(state.range(0)), layers = 28, KVH = 8, hd = 128, bs = 16, blocks_per = 16;
+  const size_t layer_elems = size_t(S) * blocks_per * bs * KVH * hd;
+  nanovllm::AlignedBuffer kc(layers * layer_elems * 2), vc(layers * layer_elems * 2);
+  std::memset(kc.data(), 0, kc.size());
+  std::memset(vc.data(), 0, vc.size());
+  const auto k = random_floats(size_t(S) * KVH * hd, 11), v = random_floats(k.size(), 12);
+  std::vector<int> slots(S);
+  int layer = 0, pos = 0;
+  for (auto _ : state) {
+    auto* kb = static_cast<uint16_t*>(kc.data()) + size_t(layer) * layer_elems;
+    auto* vb = static_cast<uint16_t*>(vc.data()) + size_t(layer) * layer_elems;
+    for (int s = 0; s < S; ++s) slots[s] = (s * blocks_per + pos / bs) * bs + pos % bs;
+    nk::kv_store({kb, vb, nk::DType::BF16, bs, KVH, hd}, k.data(), v.data(), S, slots.data());
+    if (++layer == layers) layer = 0, pos = (pos + 1) % (blocks_per * bs);
+  }
+  set_rates(state, 0, 4.0 * S * KVH * hd, machine_limits().fma_flops_per_s);
+}
+BENCHMARK(BM_KvStore)->Arg(16)->Arg(64)->UseRealTime();
+
 // Small kernels at a 64-token step of Qwen3-0.6B; rates are bytes in + out.
 void BM_Rmsnorm(benchmark::State& state) {
   const int rows = int(state.range(0)), n = 1024;

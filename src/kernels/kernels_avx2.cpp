@@ -620,10 +620,26 @@ static inline __m128i f32x8_to_bf16(__m256 f) {
   return _mm256_castsi256_si128(p);
 }
 
+// The cache lines token i writes (K and V, every head): a decode step's tokens land in blocks
+// that are seldom in cache, and each store would otherwise wait for its line's read in turn.
+static void prefetch_kv_rows(const KVLayer& kv, int slot) {
+  if (slot < 0) return;
+  const size_t es = dtype_size(kv.dtype), row = size_t(kv.head_dim) * es;
+  for (int h = 0; h < kv.n_kv_heads; ++h) {
+    const size_t at = kv_offset(kv, size_t(slot), h) * es;
+    for (size_t b = 0; b < row; b += 64) {
+      _mm_prefetch(static_cast<const char*>(kv.k) + at + b, _MM_HINT_T0);
+      _mm_prefetch(static_cast<const char*>(kv.v) + at + b, _MM_HINT_T0);
+    }
+  }
+}
+
 void kv_store_avx2(const KVLayer& kv, const float* k, const float* v, int n, const int* slots) {
   const size_t row = size_t(kv.n_kv_heads) * kv.head_dim;
-#pragma omp parallel for schedule(static) if (double(n) * row > 1 << 17)
+  // Threads from a few tokens on: the stores are bound by how many lines are in flight.
+#pragma omp parallel for schedule(static) if (double(n) * row > 1 << 13)
   for (int i = 0; i < n; ++i) {
+    if (i + 1 < n) prefetch_kv_rows(kv, slots[i + 1]);
     if (slots[i] < 0) continue;  // padding token: nothing to cache
     for (int h = 0; h < kv.n_kv_heads; ++h) {
       const size_t dst = kv_offset(kv, size_t(slots[i]), h), hd = size_t(kv.head_dim);
