@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <random>
 #include <set>
 
 #include "engine/sequence.h"
@@ -173,6 +174,36 @@ TEST(Sampler, NanLogitsAreNeverChosen) {
     std::vector<float> l = {nan, 1.0f, 3.0f, nan};
     const int t = sample_token(l, s, {}, nullptr);
     EXPECT_TRUE(t == 1 || t == 2) << t;
+  }
+}
+
+// Vocabulary-sized rows against a plain first-maximum loop: ties, NaN, -inf, the maximum in
+// every lane of the eight-way pass and in the tail, all-NaN rows.
+TEST(Sampler, GreedyMatchesAFirstMaximumLoopOnLargeRows) {
+  const float nan = std::nanf(""), inf = std::numeric_limits<float>::infinity();
+  auto first_max = [](const std::vector<float>& v) {
+    int best = -1;
+    for (int t = 0; t < static_cast<int>(v.size()); ++t)
+      if (!std::isnan(v[t]) && (best < 0 || v[t] > v[best])) best = t;
+    return best < 0 ? static_cast<int>(v.size()) - 1 : best;
+  };
+  std::mt19937 rng(7);
+  std::normal_distribution<float> d(0.f, 3.f);
+  Sequence g = seq_with(greedy());
+  for (int n : {1, 7, 8, 9, 151936, 151939}) {
+    for (int trial = 0; trial < 12; ++trial) {
+      std::vector<float> v(n);
+      for (float& x : v) x = d(rng);
+      std::uniform_int_distribution<int> at(0, n - 1);
+      for (int k = 0; k < n / 50; ++k) v[at(rng)] = nan;
+      if (trial % 3 == 1) v[at(rng)] = v[at(rng)] = 100.f;  // a tie: the first one wins
+      if (trial % 3 == 2) v[n - 1] = 50.f;                  // in the tail past the 8-way pass
+      if (trial == 4) std::fill(v.begin(), v.end(), -inf);
+      if (trial == 5) std::fill(v.begin(), v.end(), nan);
+      if (trial == 6) v.assign(n, nan), v[n / 2] = -inf;
+      std::vector<float> logits = v;
+      EXPECT_EQ(sample_token(logits, g, {}, nullptr), first_max(v)) << "n " << n << " trial " << trial;
+    }
   }
 }
 
