@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Draws decode throughput against batch size from bench/out/e2e.jsonl (written by bench/run.sh).
 
-Usage: python3 bench/plot.py bench/out/e2e.jsonl[,more.jsonl] bench/decode_throughput.png [llama_cpp.txt]
-(several runs, comma-separated, are averaged)
+Usage: python3 bench/plot.py bench/out/e2e.jsonl[,more.jsonl] bench/decode_throughput.png [llama_cpp.txt[,more.txt]]
+(several runs of either, comma-separated, are averaged)
 Two llama.cpp series: measured on this machine by bench/llama_cpp_baseline.sh (batch 1 is
 llama-bench tg128, the others llama-batched-bench S_TG; read from its output when given, else
 the means recorded in bench/RESULTS.md), and the table of the performance issue (means of its
@@ -17,8 +17,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-# Means of the two same-CPU runs beside ours in bench/RESULTS.md (2026-11-25, runs 3 and 4).
-LLAMA_CPP_HERE = {1: 19.2, 4: 36.0, 16: 58.3, 64: 63.8}
+# Means of the three same-CPU runs beside ours in bench/RESULTS.md (2026-12-01).
+LLAMA_CPP_HERE = {1: 16.2, 4: 32.5, 16: 49.9, 64: 56.9}
 LLAMA_CPP_ISSUE = {1: (29.0 + 29.9) / 2, 4: (47.0 + 46.3) / 2, 16: (87.0 + 86.1) / 2, 64: (103 + 108) / 2}
 
 
@@ -35,8 +35,13 @@ def parse_llama_cpp(path):
     return out
 
 
+def mean_by_batch(tables):
+    batches = set().union(*tables)
+    return {b: sum(t[b] for t in tables if b in t) / sum(b in t for t in tables) for b in batches}
+
+
 def main(src, dst, llama=None):
-    here = parse_llama_cpp(llama) if llama else LLAMA_CPP_HERE
+    here = mean_by_batch([parse_llama_cpp(p) for p in llama.split(",")]) if llama else LLAMA_CPP_HERE
     runs = {}  # batch -> decode tok/s of each run; src may name several runs, comma-separated
     for path in src.split(","):
         with open(path) as f:

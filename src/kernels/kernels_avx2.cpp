@@ -1002,7 +1002,7 @@ static void attend_tokens(const float* q, const AttnSeq& sq, int t0, int t1, int
 // KV heads per work item of a sequence whose new tokens fit one tile (decode): as many as keep
 // the tile's rows within kMaxAttnRows and leave at least kAttnItemsPerThread items per thread,
 // in ranges of near-equal size. Longer runs read from memory faster than more items balance
-// (batch 4 x 256 positions from DRAM: 2 items per thread 0.28-0.30 ms, 8 items 0.37). A
+// (batch 4 x 256 positions from DRAM: 2 items per thread 0.28-0.33 ms, 8 items 0.37). A
 // sequence with more tokens keeps one head per item: its tiles re-read that head's context
 // from L2.
 constexpr int kAttnItemsPerThread = 2;
