@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 # Means of the three same-CPU runs beside ours in bench/RESULTS.md (2026-12-01).
-LLAMA_CPP_HERE = {1: 16.2, 4: 32.5, 16: 49.9, 64: 56.9}
+LLAMA_CPP_HERE = {1: 16.2, 4: 32.6, 16: 49.9, 64: 56.9}
 LLAMA_CPP_ISSUE = {1: (29.0 + 29.9) / 2, 4: (47.0 + 46.3) / 2, 16: (87.0 + 86.1) / 2, 64: (103 + 108) / 2}
 
 

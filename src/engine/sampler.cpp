@@ -51,7 +51,7 @@ void mask_stop_tokens(std::span<float> logits, const Sequence& seq, std::span<co
 // The first maximum, skipping NaN (std::max_element would get stuck on a leading NaN); the
 // last index when every logit is NaN. Two passes: the maximum over eight independent running
 // maxima, then the first position holding it. A single running index is one long chain of
-// dependent compares, ~0.14 ms for a 152k vocabulary: 1-2 % of a batch-16 decode step.
+// dependent compares: ~0.14 ms per row of a 152k vocabulary, ~2 ms (1.3 %) of a batch-16 step.
 int argmax(std::span<const float> logits) {
   constexpr int kLanes = 8;
   const size_t n = logits.size();

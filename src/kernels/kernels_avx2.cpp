@@ -666,9 +666,9 @@ void kv_store_avx2(const KVLayer& kv, const float* k, const float* v, int n, con
 }
 
 // ---- attention -----------------------------------------------------------------------------
-// Work items are (sequence, KV head, block of up to 16 new tokens). Inside one, the query rows
-// that share the KV head (the GQA group, for a tile of up to 4 consecutive tokens) walk the
-// context in chunks of 32 positions: every K and V row is loaded and widened once per pair of
+// Work items are (sequence, range of KV heads, block of up to 16 new tokens). Inside one, the
+// query rows that share a KV head (the GQA group, for a tile of up to 4 consecutive tokens) walk
+// the context in chunks of 32 positions, the range's heads one after another in each chunk: every K and V row is loaded and widened once per pair of
 // query rows, scores get one online-softmax update per chunk, and rows of a tile whose causal
 // limit falls inside a chunk are masked there.
 
@@ -926,8 +926,8 @@ static void attend_chunk_any(RowState* rows, int R, const KVLayer& kv, const int
     }
 }
 
-// Rows of a head run: the KV head after `h` reads the same positions one run further on
-// (kv_offset: a block is [n_kv_heads, block_size, head_dim]).
+// The rows of the next KV head for the same positions as offs: one head's run further on in
+// each block (kv_offset: a block is [n_kv_heads, block_size, head_dim]).
 static void next_head_rows(const KVLayer& kv, const size_t* offs, size_t* out) {
   const size_t run = size_t(kv.block_size) * size_t(kv.head_dim);
   for (int j = 0; j < kAttnChunk + 3; ++j) out[j] = offs[j] + run;
@@ -935,9 +935,9 @@ static void next_head_rows(const KVLayer& kv, const size_t* offs, size_t* out) {
 
 // Tokens [t0, t1) of one sequence for the query heads of KV heads [kv0, kv1), in tiles of tq
 // tokens whose group x tq rows per KV head share every K/V load. The heads walk the context
-// together, chunk by chunk, so a block's K (and V) is read as one run of (kv1 - kv0) x 4 KiB
-// (bf16, 16 x 128) that the hardware prefetchers follow, instead of 4 KiB pieces of blocks
-// scattered over the cache. work: kMaxAttnRows x (kAttnChunk + 2 hd) floats; every tile has at
+// together, chunk by chunk, so each block's K (and V) is read as one run of (kv1 - kv0) x 4 KiB
+// (bf16, 16 x 128; a chunk's two blocks give two such streams) that the hardware prefetchers
+// follow, instead of 4 KiB pieces of blocks scattered over the cache. work: kMaxAttnRows x (kAttnChunk + 2 hd) floats; every tile has at
 // most kMaxAttnRows rows over its heads (attn_heads_per_item).
 static void attend_tokens(const float* q, const AttnSeq& sq, int t0, int t1, int n_heads, int group,
                           int kv0, int kv1, const KVLayer& kv, float scale, float* work, float* out) {

@@ -177,8 +177,8 @@ TEST(Sampler, NanLogitsAreNeverChosen) {
   }
 }
 
-// Vocabulary-sized rows against a plain first-maximum loop: ties, NaN, -inf, the maximum in
-// every lane of the eight-way pass and in the tail, all-NaN rows.
+// Vocabulary-sized rows against a plain first-maximum loop: random positions of the maximum,
+// ties, NaN, -inf, the maximum in the tail past the eight-way pass, all-NaN rows.
 TEST(Sampler, GreedyMatchesAFirstMaximumLoopOnLargeRows) {
   const float nan = std::nanf(""), inf = std::numeric_limits<float>::infinity();
   auto first_max = [](const std::vector<float>& v) {

@@ -132,13 +132,14 @@ TEST_P(AttentionTest, OddBlockSizesAndSingleHead) {
 }
 
 // Decode batches large enough that one work item covers several KV heads (the heads then walk
-// each block together), with head counts that do not divide evenly into items, under several
-// thread counts (which change how many heads an item takes).
+// each block together), with head counts that do not divide evenly into items (5 heads over 2
+// threads: ranges of 2, 2 and 1; 3 heads with hd 30: 2 and 1), under several thread counts
+// (which change how many heads an item takes).
 TEST_P(AttentionTest, DecodeBatchesSpanningSeveralKvHeads) {
   uint32_t seed = 200;
   struct Case { int kv_heads, group, hd, n_seqs; };
   for (const Case c : {Case{8, 2, 128, 16}, Case{8, 2, 128, 3}, Case{4, 4, 64, 20}, Case{2, 7, 64, 40},
-                       Case{8, 1, 16, 33}, Case{3, 2, 30, 24}, Case{3, 2, 30, 2}})
+                       Case{8, 1, 16, 33}, Case{3, 2, 30, 24}, Case{3, 2, 30, 2}, Case{5, 2, 64, 1}})
     for (DType dt : {DType::F32, DType::BF16})
       for (int threads : {1, 2, 3}) {
         SCOPED_TRACE(testing::Message() << dtype_name(dt) << " kv_heads=" << c.kv_heads << " group=" << c.group

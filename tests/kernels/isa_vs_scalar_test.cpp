@@ -132,7 +132,7 @@ TEST_P(IsaVsScalar, KvStoreBitIdentical) {
       for (size_t i = 0; i < k.size(); i += 7) std::memcpy(&k[i], &specials[(i / 7) % 10], 4);
       std::vector<int> slots(n);
       for (int i = 0; i < n; ++i) slots[i] = (i * 5 + 1) % int(blocks * bs);
-      slots[0] = slots[n / 2] = -1;  // padding tokens, first and (prefetched ahead) inside
+      slots[0] = slots[n / 2] = -1;  // padding tokens, first and inside (whose prefetch is skipped)
       std::vector<uint8_t> a(blocks * bs * row * 4, 0xab), b = a, c = a, d = a;
       kv_store(KVLayer{a.data(), c.data(), dt, int(bs), heads, hd}, k.data(), v.data(), n, slots.data());
       force_isa("scalar");
