@@ -620,17 +620,25 @@ static inline __m128i f32x8_to_bf16(__m256 f) {
   return _mm256_castsi256_si128(p);
 }
 
+// Rows offs[0, n) of a K or V cache into L1, a little ahead of their use: a head's rows are
+// contiguous only within a block and blocks are scattered, which the hardware prefetchers do
+// not follow. Attention issues them a few lines at a time between the math: a burst of a whole
+// chunk's lines fills the miss buffers and stalls the core until they drain.
+static inline void prefetch_rows(const void* base, DType t, const size_t* offs, int n, int hd) {
+  const size_t es = dtype_size(t), row = size_t(hd) * es;
+  for (int j = 0; j < n; ++j)
+    for (size_t b = 0; b < row; b += 64)
+      _mm_prefetch(static_cast<const char*>(base) + offs[j] * es + b, _MM_HINT_T0);
+}
+
 // The cache lines token i writes (K and V, every head): a decode step's tokens land in blocks
 // that are seldom in cache, and each store would otherwise wait for its line's read in turn.
 static void prefetch_kv_rows(const KVLayer& kv, int slot) {
   if (slot < 0) return;
-  const size_t es = dtype_size(kv.dtype), row = size_t(kv.head_dim) * es;
   for (int h = 0; h < kv.n_kv_heads; ++h) {
-    const size_t at = kv_offset(kv, size_t(slot), h) * es;
-    for (size_t b = 0; b < row; b += 64) {
-      _mm_prefetch(static_cast<const char*>(kv.k) + at + b, _MM_HINT_T0);
-      _mm_prefetch(static_cast<const char*>(kv.v) + at + b, _MM_HINT_T0);
-    }
+    const size_t at = kv_offset(kv, size_t(slot), h);
+    prefetch_rows(kv.k, kv.dtype, &at, 1, kv.head_dim);
+    prefetch_rows(kv.v, kv.dtype, &at, 1, kv.head_dim);
   }
 }
 
@@ -668,9 +676,10 @@ void kv_store_avx2(const KVLayer& kv, const float* k, const float* v, int n, con
 // ---- attention -----------------------------------------------------------------------------
 // Work items are (sequence, range of KV heads, block of up to 16 new tokens). Inside one, the
 // query rows that share a KV head (the GQA group, for a tile of up to 4 consecutive tokens) walk
-// the context in chunks of 32 positions, the range's heads one after another in each chunk: every K and V row is loaded and widened once per pair of
-// query rows, scores get one online-softmax update per chunk, and rows of a tile whose causal
-// limit falls inside a chunk are masked there.
+// the context in chunks of 32 positions, the range's heads one after another in each chunk:
+// every K and V row is loaded and widened once per pair of query rows, scores get one
+// online-softmax update per chunk, and rows of a tile whose causal limit falls inside a chunk
+// are masked there.
 
 constexpr int kAttnChunk = 32;       // positions scored before one softmax rescale
 constexpr int kAttnTokenBlock = 16;  // new tokens of one sequence per work item
@@ -722,17 +731,6 @@ struct RowState {
   const float* q;
   int limit;
 };
-
-// Rows offs[0, n) of a K or V cache into L1, a little ahead of their use: a head's rows are
-// contiguous only within a block and blocks are scattered, which the hardware prefetchers do
-// not follow. Issued a few lines at a time between the math: a burst of a whole chunk's lines
-// fills the miss buffers and stalls the core until they drain.
-static inline void prefetch_rows(const void* base, DType t, const size_t* offs, int n, int hd) {
-  const size_t es = dtype_size(t), row = size_t(hd) * es;
-  for (int j = 0; j < n; ++j)
-    for (size_t b = 0; b < row; b += 64)
-      _mm_prefetch(static_cast<const char*>(base) + offs[j] * es + b, _MM_HINT_T0);
-}
 
 // Scores of NR query rows (1 or 2) against four K rows: each K row is widened once for all.
 template <int NR>
@@ -937,8 +935,9 @@ static void next_head_rows(const KVLayer& kv, const size_t* offs, size_t* out) {
 // tokens whose group x tq rows per KV head share every K/V load. The heads walk the context
 // together, chunk by chunk, so each block's K (and V) is read as one run of (kv1 - kv0) x 4 KiB
 // (bf16, 16 x 128; a chunk's two blocks give two such streams) that the hardware prefetchers
-// follow, instead of 4 KiB pieces of blocks scattered over the cache. work: kMaxAttnRows x (kAttnChunk + 2 hd) floats; every tile has at
-// most kMaxAttnRows rows over its heads (attn_heads_per_item).
+// follow, instead of 4 KiB pieces of blocks scattered over the cache. work: kMaxAttnRows x
+// (kAttnChunk + 2 hd) floats; every tile has at most kMaxAttnRows rows over its heads
+// (attn_heads_per_item).
 static void attend_tokens(const float* q, const AttnSeq& sq, int t0, int t1, int n_heads, int group,
                           int kv0, int kv1, const KVLayer& kv, float scale, float* work, float* out) {
   const int hd = kv.head_dim, tq = attn_tile_tokens(group), nh = kv1 - kv0;
@@ -949,14 +948,19 @@ static void attend_tokens(const float* q, const AttnSeq& sq, int t0, int t1, int
   RowState rows[kMaxAttnRows];
   for (int ts = t0; ts < t1; ts += tq) {
     const int te = ts + tq < t1 ? ts + tq : t1, R = (te - ts) * group;  // rows per KV head
+    // Row r of KV head kv0 + h: token ts + r / group, query head (kv0 + h) * group + r % group;
+    // where it sits in q and out.
+    auto at = [&](int h, int r) {
+      return (size_t(sq.q_offset + ts + r / group) * n_heads + size_t((kv0 + h) * group + r % group)) * hd;
+    };
     for (int h = 0; h < nh; ++h)
       for (int r = 0; r < R; ++r) {
-        const int t = ts + r / group, head = (kv0 + h) * group + r % group, i = h * R + r;
-        const float* qr = q + (size_t(sq.q_offset + t) * n_heads + size_t(head)) * hd;
+        const int i = h * R + r;
+        const float* qr = q + at(h, r);
         float* qo = qk + size_t(i) * hd;
         if (kv_order) to_kv_order(qr, hd, kv.dtype, qo);
         else std::memcpy(qo, qr, size_t(hd) * sizeof(float));
-        rows[i] = RowState{-INFINITY, 0.f, accs + size_t(i) * hd, qo, sq.num_cached + t + 1};
+        rows[i] = RowState{-INFINITY, 0.f, accs + size_t(i) * hd, qo, sq.num_cached + ts + r / group + 1};
         std::memset(rows[i].acc, 0, size_t(hd) * sizeof(float));
       }
     const int ctx = sq.num_cached + te;  // the last token's limit
@@ -988,9 +992,8 @@ static void attend_tokens(const float* q, const AttnSeq& sq, int t0, int t1, int
     }
     for (int h = 0; h < nh; ++h)
       for (int r = 0; r < R; ++r) {
-        const int t = ts + r / group, head = (kv0 + h) * group + r % group;
         const RowState& st = rows[h * R + r];
-        float* o = out + (size_t(sq.q_offset + t) * n_heads + size_t(head)) * hd;
+        float* o = out + at(h, r);
         const float inv = 1.f / st.l;
         if (kv_order) from_kv_order(st.acc, hd, kv.dtype, inv, o);
         else
@@ -1032,13 +1035,12 @@ void paged_attention_avx2(const float* q, const AttnSeq* seqs, int n_seqs, int n
   }
   const bool parallel = flops > kMinParallelFlops;
   const int decode_per = attn_heads_per_item(kvh, group, head_items, parallel ? omp_get_max_threads() : 1);
-  // first[s]: sequence s's first item; per[s]: its KV heads per item.
-  int* first = static_cast<int*>(std::malloc(sizeof(int) * size_t(2 * n_seqs + 1)));
-  int* per = first + n_seqs + 1;
+  auto heads_per_item = [&](const AttnSeq& sq) { return sq.n_new <= tq ? decode_per : 1; };
+  int* first = static_cast<int*>(std::malloc(sizeof(int) * size_t(n_seqs + 1)));  // each sequence's first item
   first[0] = 0;
   for (int s = 0; s < n_seqs; ++s) {
-    per[s] = seqs[s].n_new <= tq ? decode_per : 1;
-    first[s + 1] = first[s] + (kvh + per[s] - 1) / per[s] * token_blocks(seqs[s]);
+    const int per = heads_per_item(seqs[s]);
+    first[s + 1] = first[s] + (kvh + per - 1) / per * token_blocks(seqs[s]);
   }
   const int items = first[n_seqs];
 #pragma omp parallel if (parallel)
@@ -1049,8 +1051,8 @@ void paged_attention_avx2(const float* q, const AttnSeq* seqs, int n_seqs, int n
     for (int it = 0; it < items; ++it) {
       int s = 0;
       while (first[s + 1] <= it) ++s;
-      const int local = it - first[s], blocks = token_blocks(seqs[s]);
-      const int kv0 = local / blocks * per[s], kv1 = kv0 + per[s] < kvh ? kv0 + per[s] : kvh;
+      const int local = it - first[s], blocks = token_blocks(seqs[s]), per = heads_per_item(seqs[s]);
+      const int kv0 = local / blocks * per, kv1 = kv0 + per < kvh ? kv0 + per : kvh;
       const int b = blocks - 1 - local % blocks;
       const int t0 = b * kAttnTokenBlock, t1 = t0 + kAttnTokenBlock < seqs[s].n_new ? t0 + kAttnTokenBlock : seqs[s].n_new;
       attend_tokens(q, seqs[s], t0, t1, n_heads, group, kv0, kv1, kv, scale, work, out);
