@@ -3,7 +3,7 @@
 
 #include <filesystem>
 
-#include "engine/check.h"
+#include "nanovllm/error.h"
 #include "engine/llm_engine.h"
 #include "model/native_runner.h"
 #include "tokenizer/hf_tokenizer.h"

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "commands.h"
-#include "engine/check.h"
+#include "nanovllm/error.h"
 #include "engine/llm_engine.h"
 #include "engine_options.h"
 #include "nanovllm/llm.h"

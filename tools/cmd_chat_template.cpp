@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "commands.h"
-#include "engine/check.h"
+#include "nanovllm/error.h"
 #include "tokenizer/chat_template.h"
 
 namespace nanovllm::tools {

@@ -11,7 +11,7 @@
 #include <tuple>
 
 #include "commands.h"
-#include "engine/check.h"
+#include "nanovllm/error.h"
 #include "model/llama2c.h"
 
 namespace nanovllm::tools {

@@ -10,7 +10,7 @@
 #include <fstream>
 
 #include "commands.h"
-#include "engine/check.h"
+#include "nanovllm/error.h"
 #include "model/model_config.h"
 #include "model/safetensors.h"
 #include "model/weights.h"

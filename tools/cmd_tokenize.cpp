@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "commands.h"
-#include "engine/check.h"
+#include "nanovllm/error.h"
 #include "tokenizer/hf_tokenizer.h"
 
 namespace nanovllm::tools {

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <string>
 
-#include "engine/check.h"
+#include "nanovllm/error.h"
 #include "engine/sequence.h"
 
 namespace nanovllm {

@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "engine/check.h"
+#include "nanovllm/error.h"
 #include "engine/detokenizer.h"
 #include "engine/progress.h"
 #include "engine/sampler.h"

@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "engine/check.h"
+#include "nanovllm/error.h"
 
 namespace nanovllm {
 namespace {

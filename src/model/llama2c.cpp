@@ -7,7 +7,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "engine/check.h"
+#include "nanovllm/error.h"
 #include "model/safetensors.h"
 #include "model/weights.h"
 

@@ -7,7 +7,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "engine/check.h"
+#include "nanovllm/error.h"
 
 namespace nanovllm {
 

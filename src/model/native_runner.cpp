@@ -3,7 +3,7 @@
 
 #include <omp.h>
 
-#include "engine/check.h"
+#include "nanovllm/error.h"
 #include "model/transformer.h"
 #include "model/model_config.h"
 #include "model/weights.h"

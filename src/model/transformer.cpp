@@ -5,7 +5,7 @@
 #include <cstring>
 #include <string>
 
-#include "engine/check.h"
+#include "nanovllm/error.h"
 
 namespace nanovllm {
 

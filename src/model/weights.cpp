@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "engine/check.h"
+#include "nanovllm/error.h"
 
 namespace nanovllm {
 

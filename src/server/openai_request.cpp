@@ -5,7 +5,7 @@
 #include <limits>
 #include <stdexcept>
 
-#include "engine/check.h"
+#include "nanovllm/error.h"
 #include "server/api_error.h"
 #include "tokenizer/chat_template.h"
 

@@ -11,7 +11,7 @@
 #include <ctime>
 #include <thread>
 
-#include "engine/check.h"
+#include "nanovllm/error.h"
 #include "engine/llm_engine.h"
 #include "nanovllm/llm.h"
 #include "server/api_error.h"

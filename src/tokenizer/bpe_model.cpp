@@ -6,7 +6,7 @@
 
 #include <algorithm>
 
-#include "engine/check.h"
+#include "nanovllm/error.h"
 #include "tokenizer/unicode.h"
 
 namespace nanovllm {

@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/check.h"
+#include "nanovllm/error.h"
 #include "tokenizer/jinja.h"
 
 namespace nanovllm {

@@ -5,7 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/check.h"
+#include "nanovllm/error.h"
 #include "tokenizer/bpe_model.h"
 #include "tokenizer/unicode.h"
 

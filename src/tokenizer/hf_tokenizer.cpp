@@ -10,7 +10,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "engine/check.h"
+#include "nanovllm/error.h"
 #include "tokenizer/added_tokens.h"
 #include "tokenizer/bpe_model.h"
 #include "tokenizer/decoders.h"

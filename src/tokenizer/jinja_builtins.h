@@ -4,7 +4,7 @@
 #include <string>
 #include <string_view>
 
-#include "engine/check.h"
+#include "nanovllm/error.h"
 #include "tokenizer/jinja_value.h"
 
 namespace nanovllm::jinja {

@@ -4,7 +4,7 @@
 #include <cctype>
 #include <cstring>
 
-#include "engine/check.h"
+#include "nanovllm/error.h"
 #include "tokenizer/jinja_text.h"
 
 namespace nanovllm::jinja {

@@ -5,7 +5,7 @@
 #include <initializer_list>
 #include <string_view>
 
-#include "engine/check.h"
+#include "nanovllm/error.h"
 #include "tokenizer/jinja_builtins.h"
 
 namespace nanovllm::jinja {

@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/check.h"
+#include "nanovllm/error.h"
 #include "tokenizer/jinja_text.h"
 
 namespace nanovllm::jinja {

@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "engine/check.h"
+#include "nanovllm/error.h"
 #include "tokenizer/regex.h"
 #include "tokenizer/unicode.h"
 

@@ -3,7 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/check.h"
+#include "nanovllm/error.h"
 #include "tokenizer/regex.h"
 #include "tokenizer/unicode.h"
 

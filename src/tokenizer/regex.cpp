@@ -5,7 +5,7 @@
 
 #include <pcre2.h>
 
-#include "engine/check.h"
+#include "nanovllm/error.h"
 #include "tokenizer/unicode.h"
 
 namespace nanovllm {

@@ -5,7 +5,7 @@
 #include <unicode/uchar.h>
 #include <unicode/bytestream.h>
 
-#include "engine/check.h"
+#include "nanovllm/error.h"
 
 namespace nanovllm::unicode {
 

@@ -5,7 +5,7 @@
 
 #include <algorithm>
 
-#include "engine/check.h"
+#include "nanovllm/error.h"
 #include "fakes.h"
 
 namespace nanovllm {

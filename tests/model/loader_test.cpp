@@ -6,7 +6,7 @@
 #include <fstream>
 #include <functional>
 
-#include "engine/check.h"
+#include "nanovllm/error.h"
 #include "model/llama2c.h"
 #include "model/model_config.h"
 #include "model/safetensors.h"

@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
-#include "engine/check.h"
+#include "nanovllm/error.h"
 #include "tokenizer/chat_template.h"
 
 namespace nanovllm {

@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "engine/check.h"
+#include "nanovllm/error.h"
 #include "tokenizer/hf_tokenizer.h"
 
 namespace nanovllm {

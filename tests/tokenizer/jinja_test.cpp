@@ -5,7 +5,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "engine/check.h"
+#include "nanovllm/error.h"
 #include "tokenizer/jinja.h"
 #include "tokenizer/jinja_value.h"
 

@@ -1,4 +1,5 @@
-// Invariant checks that stay on in release builds, and the error type for recoverable failures.
+// Errors of the whole library: Error for bad input, NV_CHECK for broken invariants. Kept apart
+// from the engine so that the tokenizer, the model loaders and embedders need only this header.
 #pragma once
 
 #include <stdexcept>

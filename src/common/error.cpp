@@ -1,5 +1,5 @@
 // Out-of-line failure path of NV_CHECK, kept cold so the checks cost a compare on the hot path.
-#include "engine/check.h"
+#include "nanovllm/error.h"
 
 namespace nanovllm {
 
