@@ -7,7 +7,7 @@ PROMPT   ?= Once upon a time
 CMAKE_FLAGS ?=
 NANOVLLM := $(BUILD)/bin/nanovllm
 
-.PHONY: all deps configure build test demo bench clean format
+.PHONY: all deps configure build test demo bench clean format deps-fuzz fuzz fuzz-run test-sanitize
 
 all: build
 
@@ -24,6 +24,33 @@ build: deps configure
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+# ASan+UBSan build of everything in its own folder, whole test suite (server e2e included: it
+# runs the sanitized binary). Leaks count; UBSan findings fail (-fno-sanitize-recover).
+SANITIZE_BUILD ?= build-sanitize
+test-sanitize: deps
+	cmake -S . -B $(SANITIZE_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNANOVLLM_SANITIZE=ON \
+	  -DNANOVLLM_SHARED_DIR=$(SHARED) $(CMAKE_FLAGS)
+	cmake --build $(SANITIZE_BUILD) -j $(JOBS)
+	cd $(SANITIZE_BUILD) && ASAN_OPTIONS=$(SANITIZE_ASAN_OPTIONS) UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j $(JOBS) --timeout 1800
+SANITIZE_ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1
+
+# libFuzzer targets of tests/fuzz (clang, ASan+UBSan) in their own folder; clang is a separate
+# dependency so that `make deps` / `make test` stay lean.
+FUZZ_BUILD ?= build-fuzz
+SECONDS ?= 600
+deps-fuzz: deps
+	@bash scripts/install-deps.sh --fuzz
+
+fuzz: deps-fuzz
+	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNANOVLLM_FUZZ=ON \
+	  -DCMAKE_CXX_COMPILER=clang++-19 -DNANOVLLM_SHARED_DIR=$(SHARED) $(CMAKE_FLAGS)
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz
+
+# Each target for SECONDS (FUZZ_JOBS at a time); see scripts/fuzz-run.sh for where findings go.
+fuzz-run: fuzz
+	bash scripts/fuzz-run.sh $(FUZZ_BUILD) $(SECONDS)
 
 demo: build
 	@if [ ! -f "$(MODEL)/config.json" ]; then \

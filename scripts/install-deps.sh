@@ -14,6 +14,13 @@ packages=(
   libcpp-httplib-dev              # the OpenAI-compatible server
 )
 
+# --fuzz: clang with libFuzzer and its OpenMP runtime, for `make fuzz` only. Debian 12's
+# clang 19 (bookworm updates): clang 14 cannot build the tree (C++20 lambda captures of
+# structured bindings, __builtin_cpu_supports("f16c")).
+if [ "${1:-}" = "--fuzz" ]; then
+  packages=(clang-19 libclang-rt-19-dev libomp-19-dev)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
