@@ -17,12 +17,14 @@ if [ ${#targets[@]} -eq 0 ]; then
   for f in "$root"/tests/fuzz/*_fuzz.cpp; do targets+=("$(basename "$f" _fuzz.cpp)"); done
 fi
 
-# Inputs larger than a real file of the kind only slow the search down.
+# Inputs larger than a real file of the kind only slow the search down; templates and request
+# bodies may use the whole 64 KB cap, where 20k-deep nesting fits.
 max_len() {
   case "$1" in
     hf_tokenizer) echo 131072 ;;
     model_config) echo 8192 ;;
-    *) echo 16384 ;;
+    safetensors) echo 16384 ;;
+    *) echo 65536 ;;
   esac
 }
 
