@@ -7,6 +7,8 @@
 #include <memory>
 #include <stdexcept>
 
+#include <unistd.h>
+
 #include "commands.h"
 #include "engine_options.h"
 #include "nanovllm/llm.h"
@@ -21,7 +23,14 @@ namespace {
 #ifdef NANOVLLM_HAVE_SERVER
 std::atomic<bool> g_stop{false};
 
-extern "C" void on_stop_signal(int) { g_stop = true; }
+// The first SIGINT/SIGTERM asks the server to drain; a second one means "now".
+extern "C" void on_stop_signal(int sig) {
+  if (g_stop.exchange(true)) {
+    static const char msg[] = "nanovllm serve: second signal, exiting without draining\n";
+    (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
+    _exit(128 + sig);
+  }
+}
 
 // SIGINT/SIGTERM ask the server to drain and stop; SIGPIPE (a client gone) must not kill us.
 void install_signal_handlers() {
@@ -61,7 +70,12 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--max-waiting", s.max_waiting, "Answer 503 when more requests than this wait (0 = no limit)")
       ->capture_default_str();
   cmd->add_option("--max-body-bytes", s.max_body_bytes, "Larger request bodies get 413")->capture_default_str();
-  cmd->add_option("--http-threads", s.http_threads, "Connections served at once")->capture_default_str();
+  cmd->add_option("--max-connections", s.max_connections, "Open connections at most (more get 503)")->capture_default_str();
+  cmd->add_option("--max-connections-per-client", s.max_connections_per_client,
+                  "Open connections from one IP address at most (more get 429)")->capture_default_str();
+  cmd->add_option("--header-timeout", s.header_timeout, "Seconds a request's head may take to arrive")->capture_default_str();
+  cmd->add_option("--keep-alive-timeout", s.keep_alive_timeout, "Seconds an idle kept-alive connection stays open")
+      ->capture_default_str();
   cmd->add_option("--drain-seconds", s.drain_seconds, "On SIGINT/SIGTERM, time in-flight requests get to finish")
       ->capture_default_str();
   cmd->callback([args] { run_serve(*args); });
