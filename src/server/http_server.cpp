@@ -18,6 +18,7 @@
 #include <deque>
 #include <future>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 
@@ -368,25 +369,34 @@ void Connection::dispatch() {
     std::shared_ptr<Connection> c_;
   };
 
-  {
-    std::lock_guard lock(server_->mu);
-    ++server_->handlers;
-  }
-  std::thread([self = shared_from_this(), req = std::move(req)] {
-    HttpServer::Impl& s = *self->server_;
-    Exchange ex(self);
-    try {
-      s.routes.handle(req, ex);
-    } catch (const std::exception& e) {
-      ex.respond(s.routes.error(500, std::string("internal error: ") + e.what()));
-    }
-    ex.finish(s);
+  HttpServer::Impl& s = *server_;
+  auto handler_done = [&s] {
     {
       std::lock_guard lock(s.mu);
       --s.handlers;
     }
     s.handlers_done.notify_all();
-  }).detach();
+  };
+  {
+    std::lock_guard lock(s.mu);
+    ++s.handlers;
+  }
+  try {
+    std::thread([self = shared_from_this(), req = std::move(req), handler_done] {
+      HttpServer::Impl& s = *self->server_;
+      Exchange ex(self);
+      try {
+        s.routes.handle(req, ex);
+      } catch (const std::exception& e) {
+        ex.respond(s.routes.error(500, std::string("internal error: ") + e.what()));
+      }
+      ex.finish(s);
+      handler_done();
+    }).detach();
+  } catch (const std::system_error&) {  // out of threads: refuse this one, keep serving
+    handler_done();
+    reject(503, "the server is out of threads; retry later");
+  }
 }
 
 // Reads ahead while the request is answered: EOF or a reset tells that the client left.
@@ -462,6 +472,8 @@ void Connection::write_next() {
       return self->close();
     }
     if (o.done) o.done->set_value(true);
+    // The write deadline covers a write in progress only: a stream may wait minutes for tokens.
+    if (self->out_.empty() && self->phase_ == kBusy) self->disarm();
     if (o.last) self->response_finished(o.close_after);
     self->write_next();
   });
