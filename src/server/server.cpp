@@ -2,7 +2,6 @@
 // thread (EngineWorker), handlers only parse, submit, and stream what comes back.
 #include "server/server.h"
 
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
