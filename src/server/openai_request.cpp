@@ -5,6 +5,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "common/json.h"
 #include "nanovllm/error.h"
 #include "server/api_error.h"
 #include "tokenizer/chat_template.h"
@@ -178,20 +179,57 @@ std::vector<std::vector<int>> read_prompts(const json& body, const ServingContex
   return out;
 }
 
-// A message's content as the templates expect it: a string (text parts joined), or null.
+// A message's content as vLLM hands it to a template: a string, text parts joined by "\n";
+// null or absent is "" (an assistant turn that only calls tools has "content": null).
 json message_content(const json& content) {
-  if (content.is_null() || content.is_string()) return content;
+  if (content.is_null()) return "";
+  if (content.is_string()) return content;
   if (!content.is_array()) bad("messages", "message 'content' must be a string or a list of text parts");
   std::string text;
+  bool first = true;
   for (const json& part : content) {
     const json* type = part.is_object() ? field(part, "type") : nullptr;
     const json* t = part.is_object() ? field(part, "text") : nullptr;
     if (!type || *type != "text" || !t || !t->is_string()) {
       bad("messages", "only text content parts ({\"type\": \"text\", \"text\": ...}) are supported");
     }
+    if (!first) text += '\n';
+    first = false;
     text += t->get<std::string>();
   }
   return text;
+}
+
+// A tool call's function.arguments, a JSON string in OpenAI's format, becomes the object that
+// templates iterate over (Qwen's "arguments | tojson", Llama's "arguments.items()"), as vLLM
+// does for every template: a string that is not JSON, null or another type becomes {}.
+json tool_arguments(const json& arguments) {
+  if (arguments.is_object() || arguments.is_array()) return arguments;
+  if (!arguments.is_string()) return json::object();
+  try {
+    return parse_json<json>(arguments.get<std::string>(), "arguments");
+  } catch (const Error&) {
+    return json::object();
+  }
+}
+
+// An assistant message's tool_calls with their arguments parsed; an empty list is dropped, so
+// that templates take the plain assistant path (vLLM's rule).
+void normalize_tool_calls(json& msg) {
+  auto it = msg.find("tool_calls");
+  if (it == msg.end() || it->is_null()) return;
+  if (!it->is_array()) bad("messages", "an assistant message's 'tool_calls' must be a list");
+  if (it->empty()) {
+    msg.erase(it);
+    return;
+  }
+  for (json& call : *it) {
+    if (!call.is_object()) bad("messages", "each tool call must be an object");
+    auto fn = call.find("function");
+    if (fn == call.end()) continue;  // not OpenAI's shape; the template sees it as given
+    if (!fn->is_object()) bad("messages", "a tool call's 'function' must be an object");
+    (*fn)["arguments"] = tool_arguments(fn->contains("arguments") ? (*fn)["arguments"] : json());
+  }
 }
 
 json read_messages(const json& body) {
@@ -204,6 +242,7 @@ json read_messages(const json& body) {
     if (!role || !role->is_string()) bad("messages", "each message needs a string 'role'");
     json msg = m;
     msg["content"] = message_content(m.contains("content") ? m["content"] : json());
+    if (*role == "assistant") normalize_tool_calls(msg);
     out.push_back(std::move(msg));
   }
   return out;

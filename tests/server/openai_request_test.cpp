@@ -2,12 +2,15 @@
 // forms, per-choice seeds, usage sums and the Prometheus exposition.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "server/api_error.h"
 #include "server/metrics.h"
 #include "server/openai_request.h"
 #include "server/openai_response.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer/hf_tokenizer.h"
 
 namespace nanovllm::server {
@@ -71,6 +74,58 @@ TEST_F(OpenAiRequestTest, BadFieldsAre400) {
     EXPECT_EQ(status_of(body), 400) << body;
   }
   EXPECT_EQ(status_of(R"({"prompt": "a", "max_tokens": 5.0})"), 200);
+}
+
+// Conversations as OpenAI clients send them (a tool-call turn with "content": null and
+// JSON-string arguments, text parts) give the prompt that transformers renders from the
+// messages as vLLM normalizes them (tests/data/chat_template/openai_messages.json, made by
+// scripts/gen_chat_template_goldens.py).
+TEST_F(OpenAiRequestTest, OpenAiMessagesRenderAsVllmGivesThemToTheTemplate) {
+  std::ifstream in(std::string(NANOVLLM_SOURCE_DIR) + "/tests/data/chat_template/openai_messages.json");
+  ASSERT_TRUE(in.good());
+  const json data = json::parse(in);
+  ASSERT_GE(data["cases"].size(), 24u);
+  int checked = 0;
+  for (const json& c : data["cases"]) {
+    const std::string where = c["model"].get<std::string>() + " " + c["name"].get<std::string>();
+    const std::string dir = std::string(NANOVLLM_SHARED_DIR) + "/" + c["model_dir"].get<std::string>();
+    ASSERT_TRUE(std::filesystem::exists(dir)) << dir;
+    std::vector<std::pair<std::string, std::string>> specials;
+    if (c.contains("template")) {
+      for (const auto& [k, v] : c["special_tokens"].items()) specials.emplace_back(k, v.get<std::string>());
+    }
+    const ChatTemplate tpl = c.contains("template") ? ChatTemplate(c["template"].get<std::string>(), specials)
+                                                    : ChatTemplate::from_tokenizer_config(dir);
+    ServingContext ctx = ctx_;
+    ctx.chat_template = &tpl;
+    json body = {{"messages", c["messages"]}};
+    if (!c["tools"].is_null()) body["tools"] = c["tools"];
+    ASSERT_TRUE(c.contains("expected")) << where;
+    try {
+      EXPECT_EQ(render_chat(body, ctx), c["expected"].get<std::string>()) << where;
+      ++checked;
+    } catch (const ApiError& e) {
+      ADD_FAILURE() << where << ": " << e.status() << " " << e.what();
+    }
+  }
+  EXPECT_EQ(checked, static_cast<int>(data["cases"].size()));
+}
+
+TEST_F(OpenAiRequestTest, MalformedToolCallsAre400) {
+  const ChatTemplate tpl = ChatTemplate::from_tokenizer_config(std::string(NANOVLLM_SHARED_DIR) + "/tokenizers/qwen3");
+  ServingContext ctx = ctx_;
+  ctx.chat_template = &tpl;
+  for (const char* calls : {R"("x")", R"({"a": 1})", R"([1])", R"([{"function": "f"}])"}) {
+    const json body = json::parse(std::string(R"({"messages": [{"role": "user", "content": "hi"},
+        {"role": "assistant", "content": null, "tool_calls": )") + calls + "}]}");
+    try {
+      render_chat(body, ctx);
+      ADD_FAILURE() << calls;
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.status(), 400);
+      EXPECT_EQ(e.param(), "messages");
+    }
+  }
 }
 
 TEST_F(OpenAiRequestTest, UnknownModelIs404) {

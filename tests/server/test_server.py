@@ -14,7 +14,7 @@ import openai
 import pytest
 import requests
 
-from conftest import STORIES, Server
+from conftest import ROOT, STORIES, Server
 
 STORY = "Once upon a time, there was a little girl named Lily. She had a toy car that she loved very much."
 
@@ -162,6 +162,27 @@ def test_sampling_fields_accepted(story_server):
                    presence_penalty=0.5, frequency_penalty=0.5, repetition_penalty=1.2, stop_token_ids=[2],
                    ignore_eos=False, max_completion_tokens=8)
     assert out["usage"]["completion_tokens"] <= 8
+
+
+def test_tool_call_history_with_the_openai_client(chat_server):
+    # The turn the openai client sends back after a tool call: "content": None next to tool_calls
+    # whose arguments are a JSON string, then the tool's answer. The prompt must be the one
+    # transformers renders from the messages as vLLM normalizes them (the committed golden).
+    golden = json.loads((ROOT / "tests" / "data" / "chat_template" / "openai_messages.json").read_text())
+    case = next(c for c in golden["cases"] if c["model"] == "qwen3" and c["name"] == "tool_call_history/tools")
+    c = client(chat_server)
+    out = c.chat.completions.create(model="qwen3-tiny", messages=case["messages"], tools=case["tools"],
+                                    max_tokens=4, temperature=0, extra_body={"ignore_eos": True})
+    assert out.choices[0].finish_reason == "length"
+    expected = chat_server.post("/tokenize", {"prompt": case["expected"], "add_special_tokens": False}).json()
+    assert out.usage.prompt_tokens == expected["count"]
+    # The same history built from the client's own types, streamed.
+    call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": json.dumps({"city": "Oslo"})}}
+    history = [{"role": "user", "content": "Weather in Oslo?"}, {"role": "assistant", "content": None, "tool_calls": [call]},
+               {"role": "tool", "tool_call_id": "call_1", "content": "cold"}]
+    chunks = list(c.chat.completions.create(model="qwen3-tiny", messages=history, tools=case["tools"], max_tokens=4,
+                                            temperature=0, stream=True, extra_body={"ignore_eos": True}))
+    assert chunks[-1].choices[0].finish_reason == "length"
 
 
 def test_tokenize_detokenize(story_server):
