@@ -5,9 +5,10 @@ SHARED   ?= $(abspath ../shared)
 MODEL    ?= $(SHARED)/models/tinystories-656k
 PROMPT   ?= Once upon a time
 CMAKE_FLAGS ?=
+PREFIX   ?= /usr/local
 NANOVLLM := $(BUILD)/bin/nanovllm
 
-.PHONY: all deps configure build test demo bench clean format
+.PHONY: all deps configure build test demo bench install clean format
 
 all: build
 
@@ -37,6 +38,11 @@ demo: build
 
 bench: deps
 	bash bench/run.sh
+
+# Headers, static libraries, the CMake package (find_package(nanovllm)), nanovllm.pc and the
+# nanovllm command under PREFIX; DESTDIR=... stages it (packaging).
+install: build
+	cmake --install $(BUILD) --prefix "$(PREFIX)"
 
 clean:
 	rm -rf $(BUILD)

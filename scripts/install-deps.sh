@@ -12,6 +12,7 @@ packages=(
   libicu-dev                      # tokenizer NFC normalization and Unicode character classes
   libsentencepiece-dev            # reading tokenizer.model when converting llama2.c checkpoints
   libcpp-httplib-dev              # the OpenAI-compatible server
+  libedit-dev                     # line editing and history in `nanovllm chat` (BSD license)
 )
 
 missing=()

@@ -20,6 +20,7 @@ struct ServerOptions {
   size_t max_body_bytes = 8u << 20;      // larger bodies get 413
   int http_threads = 128;                // connections served at once (streams hold one each)
   double drain_seconds = 30;             // on stop, in-flight requests get this long to finish
+  std::string chat_template_file;        // a Jinja file used instead of the tokenizer's chat template
 };
 
 // Serves llm until should_stop() returns true (polled ten times a second; e.g. set by a
