@@ -27,19 +27,47 @@ size_t edit_distance(const std::string& a, const std::string& b) {
   return row[b.size()];
 }
 
-// The known long option of cmd closest to a mistyped one, or "" when none is close (a third
-// of the spelling or less), so "--temprature" gets "--temperature" and "--foo" gets nothing.
-std::string nearest_option(const CLI::App& cmd, const std::string& typed) {
-  const std::string name = typed.substr(0, typed.find('='));
+// The known spelling closest to a mistyped one, or "" when none is close (a third of the
+// spelling or less), so "--temprature" gets "--temperature" and "--foo" gets nothing.
+std::string nearest(const std::string& typed, const std::vector<std::string>& known) {
   std::string best;
-  size_t best_distance = std::max<size_t>(2, name.size() / 3) + 1;
-  for (const CLI::Option* opt : cmd.get_options()) {
-    for (const std::string& long_name : opt->get_lnames()) {
-      const size_t d = edit_distance(name, "--" + long_name);
-      if (d < best_distance) best_distance = d, best = "--" + long_name;
-    }
+  size_t best_distance = std::max<size_t>(2, typed.size() / 3) + 1;
+  for (const std::string& k : known) {
+    const size_t d = edit_distance(typed, k);
+    if (d < best_distance) best_distance = d, best = k;
   }
   return best;
+}
+
+std::string nearest_option(const CLI::App& cmd, const std::string& typed) {
+  std::vector<std::string> known;
+  for (const CLI::Option* opt : cmd.get_options()) {
+    for (const std::string& long_name : opt->get_lnames()) known.push_back("--" + long_name);
+  }
+  return nearest(typed.substr(0, typed.find('=')), known);
+}
+
+std::string hint(const std::string& suggestion) {
+  return suggestion.empty() ? "" : "; did you mean " + suggestion + "?";
+}
+
+// CLI11 says only "A subcommand is required" when the first word is not a subcommand (or is
+// an unknown option).
+int report_unknown_command(CLI::App& app, const CLI::RequiredError& e) {
+  const std::vector<std::string> left = app.remaining();
+  if (!app.get_subcommands().empty() || left.empty()) return app.exit(e);
+  if (left.front().rfind("-", 0) == 0) {
+    std::fprintf(stderr, "nanovllm: unknown option %s%s\nRun nanovllm --help for the commands.\n",
+                 left.front().c_str(), hint(nearest_option(app, left.front())).c_str());
+    return e.get_exit_code();
+  }
+  std::vector<std::string> known;
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+    known.push_back(sub->get_name());
+  }
+  std::fprintf(stderr, "nanovllm: unknown command %s%s\nRun nanovllm --help for the commands.\n",
+               left.front().c_str(), hint(nearest(left.front(), known)).c_str());
+  return e.get_exit_code();
 }
 
 // CLI11 says "The following arguments were not expected"; name the first unknown option of
@@ -51,9 +79,8 @@ int report_unknown(const CLI::App& app, const CLI::ExtrasError& e) {
   for (const std::string& s : cmd.remaining()) extras.push_back(s);
   for (const std::string& arg : extras) {
     if (arg.size() < 2 || arg[0] != '-') continue;
-    const std::string hint = nearest_option(cmd, arg);
     std::fprintf(stderr, "nanovllm %s: unknown option %s%s\nRun with --help for the options.\n",
-                 cmd.get_name().c_str(), arg.c_str(), hint.empty() ? "" : ("; did you mean " + hint + "?").c_str());
+                 cmd.get_name().c_str(), arg.c_str(), hint(nearest_option(cmd, arg)).c_str());
     return e.get_exit_code();
   }
   std::fprintf(stderr, "nanovllm %s: %s\n", cmd.get_name().c_str(), e.what());
@@ -78,6 +105,8 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ExtrasError& e) {
     return report_unknown(app, e);
+  } catch (const CLI::RequiredError& e) {
+    return report_unknown_command(app, e);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {

@@ -26,8 +26,8 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string tool() {
-  const char* bin = std::getenv("NANOVLLM_BIN");
-  return bin ? bin : "";
+  const char* bin = std::getenv("NANOVLLM_BIN");  // ctest sets it
+  return bin ? bin : std::string(NANOVLLM_BINARY_DIR) + "/bin/nanovllm";
 }
 
 std::string tinystories() { return shared_dir() + "/models/tinystories-656k"; }
@@ -108,7 +108,7 @@ Outcome run_in_pty(const std::string& command, const std::vector<std::string>& i
 class Cli : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_FALSE(tool().empty()) << "NANOVLLM_BIN is not set (ctest sets it)";
+    ASSERT_TRUE(fs::exists(tool())) << "no nanovllm binary at " << tool();
     ASSERT_TRUE(fs::exists(tinystories() + "/config.json")) << "no TinyStories-656K under " << shared_dir();
   }
 };
@@ -232,6 +232,9 @@ TEST_F(Cli, UnknownOptionSuggestsTheNearestOne) {
   EXPECT_NE(far.status, 0);
   EXPECT_NE(far.err.find("unknown option --zzzzzz"), std::string::npos) << far.err;
   EXPECT_EQ(far.err.find("did you mean"), std::string::npos) << far.err;
+  const Outcome command = run_cli("generat " + tinystories());
+  EXPECT_NE(command.status, 0);
+  EXPECT_NE(command.err.find("unknown command generat; did you mean generate?"), std::string::npos) << command.err;
 }
 
 // ---- chat -------------------------------------------------------------------------------
@@ -249,6 +252,46 @@ TEST_F(Cli, ChatTemplateFileForAModelWithoutOne) {
                         "Tell me a story\n/exit\n");
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("> Once upon a time, there was a little girl named Lily"), std::string::npos) << r.out;
+}
+
+// `serve --chat-template FILE`: the server renders chat requests with it (TinyStories again).
+TEST_F(Cli, ServeTakesAChatTemplateFile) {
+  const std::string d = temp_dir("serve-template");
+  write_text(d + "/story.jinja", "{% if messages[-1]['role'] == 'user' %}{{ bos_token }}{% endif %}");
+  int out[2];
+  ASSERT_EQ(pipe(out), 0);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out[1], STDOUT_FILENO);
+    close(out[0]);
+    execl(tool().c_str(), "nanovllm", "serve", tinystories().c_str(), "--port", "0", "--chat-template",
+          (d + "/story.jinja").c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(out[1]);
+  std::string banner;  // "... listening on http://127.0.0.1:PORT"
+  char ch = 0;
+  while (banner.find("listening on http://") == std::string::npos || banner.back() != '\n') {
+    if (read(out[0], &ch, 1) != 1) break;
+    banner += ch;
+  }
+  const size_t at = banner.find("http://");
+  ASSERT_NE(at, std::string::npos) << banner;
+  const std::string url = banner.substr(at, banner.find_first_of(" \n", at) - at);
+  const std::string reply = d + "/reply.json";
+  const std::string curl = "curl -s " + url + "/v1/chat/completions -H 'Content-Type: application/json' -d "
+                           "'{\"messages\": [{\"role\": \"user\", \"content\": \"A story, please\"}], "
+                           "\"max_tokens\": 16, \"temperature\": 0}' > " + reply;
+  const int rc = std::system(curl.c_str());
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  close(out[0]);
+  ASSERT_EQ(rc, 0);
+  const nlohmann::json j = nlohmann::json::parse(read_text(reply), nullptr, false);
+  ASSERT_TRUE(j.contains("choices")) << read_text(reply);
+  EXPECT_EQ(j["choices"][0]["message"]["content"].get<std::string>().rfind(
+                "Once upon a time, there was a little girl named Lily", 0), 0u) << j.dump();
 }
 
 // On a terminal the up arrow brings back the previous line (libedit history); the template
