@@ -12,6 +12,7 @@ packages=(
   libicu-dev                      # tokenizer NFC normalization and Unicode character classes
   libsentencepiece-dev            # reading tokenizer.model when converting llama2.c checkpoints
   libboost-dev zlib1g-dev         # the OpenAI-compatible server's HTTP layer (Beast/Asio; gzip bodies)
+  libedit-dev                     # line editing and history in `nanovllm chat` (BSD license)
 )
 
 missing=()

@@ -66,7 +66,10 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--host", s.host, "Address to listen on")->capture_default_str();
   cmd->add_option("--port", s.port, "Port to listen on (0 = any free port, printed at start-up)")->capture_default_str();
   cmd->add_option("--api-key", s.api_key, "Require 'Authorization: Bearer KEY' on /v1/*");
-  cmd->add_option("--served-model-name", s.served_model_name, "Model name clients send (default: the --model path)");
+  cmd->add_option("--served-model-name,--alias,-a", s.served_model_name,
+                  "Model name clients send (default: the --model path)");
+  cmd->add_option("--chat-template,--chat-template-file", s.chat_template_file,
+                  "Jinja chat template file, for models whose tokenizer has none (or to replace it)");
   cmd->add_option("--max-waiting", s.max_waiting, "Answer 503 when more requests than this wait (0 = no limit)")
       ->capture_default_str();
   cmd->add_option("--max-body-bytes", s.max_body_bytes, "Larger request bodies get 413")->capture_default_str();

@@ -12,7 +12,7 @@
 
 #include "nanovllm/error.h"
 #include "engine/llm_engine.h"
-#include "nanovllm/llm.h"
+#include "llm_internal.h"
 #include "server/api_error.h"
 #include "server/engine_worker.h"
 #include "server/http_server.h"
@@ -155,7 +155,8 @@ class Server {
   std::atomic<int> active_jobs_{0};
 };
 
-std::unique_ptr<ChatTemplate> load_chat_template(const std::string& model_dir) {
+std::unique_ptr<ChatTemplate> load_chat_template(const std::string& model_dir, const std::string& file) {
+  if (!file.empty()) return std::make_unique<ChatTemplate>(ChatTemplate::from_file(file, model_dir));
   try {
     return std::make_unique<ChatTemplate>(ChatTemplate::from_tokenizer_config(model_dir));
   } catch (const std::exception& e) {
@@ -167,16 +168,16 @@ std::unique_ptr<ChatTemplate> load_chat_template(const std::string& model_dir) {
 Server::Server(LLM& llm, const ServerOptions& opts)
     : llm_(llm),
       opts_(opts),
-      chat_template_(llm.tokenizer() ? load_chat_template(llm.engine().config().model) : nullptr),
+      chat_template_(llm.tokenizer() ? load_chat_template(llm.config().model, opts.chat_template_file) : nullptr),
       metrics_(opts.served_model_name),
-      worker_(llm.engine(), opts.max_waiting, metrics_),
+      worker_(internal::engine(llm), opts.max_waiting, metrics_),
       http_(http_limits(opts), HttpRoutes{[this](const HttpRequest& h) { return check(h); },
                                           [this](const HttpRequest& r, HttpExchange& ex) { handle(r, ex); },
                                           [](int status, const std::string& m) { return error_response(status, m); }}) {
   ctx_.tokenizer = llm.tokenizer();
   ctx_.chat_template = chat_template_.get();
-  ctx_.defaults = llm.engine().default_sampling_params();
-  ctx_.max_model_len = llm.engine().max_model_len();
+  ctx_.defaults = llm.default_sampling_params();
+  ctx_.max_model_len = llm.max_model_len();
   ctx_.model_name = opts.served_model_name;
   routes();
 }
@@ -235,7 +236,7 @@ json Server::body_of(const HttpRequest& req) const {
 
 json Server::models() const {
   json card = {{"id", opts_.served_model_name}, {"object", "model"}, {"created", started_},
-               {"owned_by", "nanovllm"}, {"root", llm_.engine().config().model}, {"parent", nullptr},
+               {"owned_by", "nanovllm"}, {"root", llm_.config().model}, {"parent", nullptr},
                {"max_model_len", ctx_.max_model_len}};
   return {{"object", "list"}, {"data", json::array({card})}};
 }

@@ -23,6 +23,7 @@ struct ServerOptions {
   double header_timeout = 10;            // seconds for a request's head to arrive
   double keep_alive_timeout = 5;         // an idle kept-alive connection closes after this
   double drain_seconds = 30;             // on stop, in-flight requests get this long to finish
+  std::string chat_template_file;        // a Jinja file used instead of the tokenizer's chat template
 };
 
 // Serves llm until should_stop() returns true (polled ten times a second; e.g. set by a
