@@ -4,10 +4,13 @@ JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 SHARED   ?= $(abspath ../shared)
 MODEL    ?= $(SHARED)/models/tinystories-656k
 PROMPT   ?= Once upon a time
+# TinyStories writes its end marker as text before its EOS token; the demo stops there.
+DEMO_FLAGS ?= --stop '<|end_story|>'
 CMAKE_FLAGS ?=
+PREFIX   ?= /usr/local
 NANOVLLM := $(BUILD)/bin/nanovllm
 
-.PHONY: all deps configure build test demo bench clean format deps-fuzz fuzz fuzz-run test-sanitize
+.PHONY: all deps configure build test demo bench install clean format deps-fuzz fuzz fuzz-run test-sanitize
 
 all: build
 
@@ -60,10 +63,15 @@ demo: build
 	  echo "then run: make demo MODEL=models/tinystories-656k"; \
 	  exit 1; \
 	fi
-	$(NANOVLLM) generate --model "$(MODEL)" --prompt "$(PROMPT)" --max-tokens 200 --temperature 0
+	$(NANOVLLM) generate --model "$(MODEL)" --prompt "$(PROMPT)" --max-tokens 200 --temperature 0 $(DEMO_FLAGS)
 
 bench: deps
 	bash bench/run.sh
+
+# Headers, static libraries, the CMake package (find_package(nanovllm)), nanovllm.pc and the
+# nanovllm command under PREFIX; DESTDIR=... stages it (packaging).
+install: build
+	cmake --install $(BUILD) --prefix "$(PREFIX)"
 
 clean:
 	rm -rf $(BUILD)
