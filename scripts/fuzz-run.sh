@@ -2,7 +2,7 @@
 # Runs every libFuzzer target of a `make fuzz` build for SECONDS each, FUZZ_JOBS at a time:
 # scripts/fuzz-run.sh [BUILD_DIR] [SECONDS] [TARGET...]. New corpus entries go to
 # BUILD_DIR/corpus/<target> (the repo's tests/fuzz/corpus/<target> is read, never written),
-# crash reproducers to BUILD_DIR/artifacts/<target>/, each run's log to BUILD_DIR/logs/<target>.log.
+# crash reproducers to BUILD_DIR/artifacts/<target>/, each run's log to BUILD_DIR/logs/<target>-<UTC time>.log.
 # Exits non-zero when any target found something; the summary line per target gives its time,
 # executions and corpus size. Minimize a reproducer with BUILD_DIR/bin/<target>_fuzz
 # -minimize_crash=1 -runs=10000 FILE, then save it under tests/fuzz/regressions/<target>/.
@@ -30,7 +30,7 @@ max_len() {
 
 run_one() {
   local t="$1" bin="$build_dir/bin/${1}_fuzz"
-  local corpus="$build_dir/corpus/$t" artifacts="$build_dir/artifacts/$t/" log="$build_dir/logs/$t.log"
+  local corpus="$build_dir/corpus/$t" artifacts="$build_dir/artifacts/$t/" log="$build_dir/logs/$t-$(date -u +%Y%m%dT%H%M%S).log"
   mkdir -p "$corpus" "$artifacts" "$(dirname "$log")"
   local dict=()
   [ -f "$root/tests/fuzz/dict/$t.dict" ] && dict=(-dict="$root/tests/fuzz/dict/$t.dict")
