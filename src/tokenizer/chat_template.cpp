@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "nanovllm/error.h"
-#include "tokenizer/jinja.h"
+#include "jinja/jinja.h"
 
 namespace nanovllm {
 

@@ -5,7 +5,7 @@
 #include <string_view>
 
 #include "nanovllm/error.h"
-#include "tokenizer/jinja_value.h"
+#include "jinja/jinja_value.h"
 
 namespace nanovllm::jinja {
 

@@ -1,5 +1,5 @@
 // Jinja's built-in filters and tests, and Python semantics of attribute, item and slice access.
-#include "tokenizer/jinja_builtins.h"
+#include "jinja/jinja_builtins.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -9,7 +9,7 @@
 #include <initializer_list>
 #include <unordered_map>
 
-#include "tokenizer/jinja_text.h"
+#include "jinja/jinja_text.h"
 
 namespace nanovllm::jinja {
 

@@ -1,5 +1,5 @@
 // Python str semantics on UTF-8 text for the Jinja engine: code points, whitespace, strip, split.
-#include "tokenizer/jinja_text.h"
+#include "jinja/jinja_text.h"
 
 #include <algorithm>
 #include <cstdio>

@@ -1,5 +1,5 @@
 // The dynamic value of the Jinja engine: conversions, Python str()/repr(), equality, json.dumps.
-#include "tokenizer/jinja_value.h"
+#include "jinja/jinja_value.h"
 
 #include <algorithm>
 #include <charconv>
@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "nanovllm/error.h"
-#include "tokenizer/jinja_text.h"
+#include "jinja/jinja_text.h"
 
 namespace nanovllm::jinja {
 

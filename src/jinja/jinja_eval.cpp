@@ -2,10 +2,10 @@
 #include <cmath>
 #include <cstdio>
 
-#include "tokenizer/jinja.h"
-#include "tokenizer/jinja_ast.h"
-#include "tokenizer/jinja_builtins.h"
-#include "tokenizer/jinja_parser.h"
+#include "jinja/jinja.h"
+#include "jinja/jinja_ast.h"
+#include "jinja/jinja_builtins.h"
+#include "jinja/jinja_parser.h"
 
 namespace nanovllm::jinja {
 

@@ -1,12 +1,12 @@
 // Parses Jinja tokens into a statement tree, with Jinja's operator precedence.
-#include "tokenizer/jinja_parser.h"
+#include "jinja/jinja_parser.h"
 
 #include <cstdlib>
 #include <initializer_list>
 #include <string_view>
 
 #include "nanovllm/error.h"
-#include "tokenizer/jinja_builtins.h"
+#include "jinja/jinja_builtins.h"
 
 namespace nanovllm::jinja {
 
