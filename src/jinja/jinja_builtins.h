@@ -9,12 +9,6 @@
 
 namespace nanovllm::jinja {
 
-// A failure inside a builtin, reported without a position; the evaluator adds the template line.
-class BuiltinError : public Error {
- public:
-  using Error::Error;
-};
-
 
 bool has_filter(std::string_view name);
 bool has_test(std::string_view name);
