@@ -93,28 +93,28 @@ const char* dtype_name(DType t) {
   return "?";
 }
 
-// By name: taking avx2_table() would run its AVX2-compiled initialiser on CPUs without AVX2.
-// AVX-512 reads 16-bit and f32 weights row by row (vdpbf16ps), int8 through the AVX2 panels.
-Layout preferred_layout(DType dtype) {
-  const char* isa = ops().name;
-  if (std::strcmp(isa, "avx2") == 0) return Layout::kPanels;
-  if (std::strcmp(isa, "avx512bf16") == 0 && dtype == DType::I8) return Layout::kPanels;
-  return Layout::kRows;
-}
+Layout preferred_layout(DType dtype) { return ops().layout[int(dtype)]; }
+
+Precision matmul_precision(DType dtype) { return ops().precision[int(dtype)]; }
+
+const char* precision_name(Precision p) { return p == Precision::kBF16 ? "bf16" : "f32"; }
 
 WeightView quantize_int8(const WeightView& src, int8_t* q, float* scales) {
   check_weight(src);
   NV_KCHECK(src.layout == Layout::kRows && src.dtype != DType::I8,
             "quantize_int8: the source must be row-major f32, bf16 or f16");
   const size_t K = size_t(src.cols);
-  // A non-finite weight has no int8 value: refused (after the loop; a throw may not leave an
-  // OpenMP region). A zero row gets scale 0 and q 0.
+  // A non-finite weight has no int8 value: refused after the loop (see RegionErrors). A zero
+  // row gets scale 0 and q 0.
   int non_finite = 0;
+  RegionErrors errors;
 #pragma omp parallel reduction(| : non_finite)
   {
-    std::vector<float> row(K);
+    std::vector<float> row;
+    errors.run([&] { row.resize(K); });
 #pragma omp for schedule(static)
     for (int n = 0; n < src.rows; ++n) {
+      if (row.size() != K) continue;  // no row buffer: the error is rethrown below
       row_as_f32(src, size_t(n), row.data());
       float amax = 0.f;
       bool finite = true;
@@ -134,6 +134,7 @@ WeightView quantize_int8(const WeightView& src, int8_t* q, float* scales) {
       }
     }
   }
+  errors.rethrow();
   NV_KCHECK(!non_finite, "quantize_int8: the weights hold an inf or NaN");
   WeightView out = src;
   out.data = q;
@@ -232,6 +233,8 @@ void embed(const WeightView& table, const int* ids, int n, float* out) {
 }
 
 const char* isa_name() { return ops().name; }
+
+bool isa_supported(const char* name) { return name && table_for(name) != nullptr; }
 
 bool force_isa(const char* name) {
   const KernelTable* t = name ? table_for(name) : nullptr;

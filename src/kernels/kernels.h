@@ -1,6 +1,7 @@
 // The CPU kernels the decoder is built from. Each entry point dispatches once per process to
 // the best implementation for this CPU (AVX-512 BF16, AVX2, scalar reference); see dispatch.cpp.
-// Activations are f32; weights and the KV cache stay in their stored dtype.
+// Activations are f32 between kernels; weights and the KV cache stay in their stored dtype. What
+// a matmul's dot products see of the activations is a property of the table: matmul_precision().
 #pragma once
 
 #include <cstddef>
@@ -38,6 +39,17 @@ struct WeightView {
 // The layout this CPU's matmul reads fastest for `dtype`; weights are repacked to it once, at
 // load time.
 Layout preferred_layout(DType dtype);
+
+// What a matmul's dot products see of the activations x.
+//  kF32:  x as is; products and sums in f32.
+//  kBF16: x rounded to bf16 (8 significant bits, relative error up to 2^-9 per element) before
+//         the products, sums in f32: what vdpbf16ps multiplies, and what llama.cpp does for
+//         BF16 weights on such CPUs.
+enum class Precision : uint8_t { kF32, kBF16 };
+
+// The activation precision of the active table's matmul for weights of `dtype`.
+Precision matmul_precision(DType dtype);
+const char* precision_name(Precision p);
 
 // Rounds a kRows matrix to int8 per row: scale = max |W[n][:]| / 127, q = round(W / scale).
 // q holds rows * cols bytes and scales rows floats; returns the I8 view of them (kRows).
@@ -101,6 +113,13 @@ void embed(const WeightView& table, const int* ids, int n, float* out);
 
 // Name of the implementation chosen for this CPU ("avx512bf16", "avx2", "scalar").
 const char* isa_name();
+
+// Every implementation this library has, from the reference to the fastest, whether or not this
+// CPU runs it: tests run each one the CPU supports and name the others as skipped.
+constexpr const char* kIsaNames[] = {"scalar", "avx2", "avx512bf16"};
+
+// Whether this CPU can run the implementation called `name`.
+bool isa_supported(const char* name);
 
 // Forces an implementation (tests and benchmarks); returns false where the CPU lacks it.
 bool force_isa(const char* name);

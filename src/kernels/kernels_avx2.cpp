@@ -257,11 +257,18 @@ constexpr size_t kPanelKC = 4096;
 static void matmul_panels(const float* x, int M, const WeightView& w, const float* bias, float* y) {
   const int N = w.rows, panels = (N + kPanelN - 1) / kPanelN;
   const size_t K = size_t(w.cols);
+  RegionErrors errors;
 #pragma omp parallel if (2.0 * M * N * K > kMinParallelFlops)
   {
-    float* wp = static_cast<float*>(thread_scratch(K * kPanelN * sizeof(float)));
+    float* wp = nullptr;
+    bool ready = false;  // K = 0 legitimately gets no buffer
+    errors.run([&] {
+      wp = static_cast<float*>(thread_scratch(K * kPanelN * sizeof(float)));
+      ready = true;
+    });
 #pragma omp for schedule(static)
     for (int p = 0; p < panels; ++p) {
+      if (!ready) continue;  // no panel buffer: the error is rethrown below
       const int n0 = p * kPanelN, nr = N - n0 < kPanelN ? N - n0 : kPanelN;
       pack_panel(w, n0, nr, wp);
       const PanelJob job{x, K, size_t(N), wp, n0, nr, bias, y};
@@ -272,6 +279,7 @@ static void matmul_panels(const float* x, int M, const WeightView& w, const floa
       }
     }
   }
+  errors.rethrow();
 }
 
 // ---- matmul, repacked weights (Layout::kPanels) ---------------------------------------------
@@ -432,6 +440,7 @@ static void matmul_packed_with(const float* x, int M, const WeightView& w, const
   const int tiles_per_block =
       K ? std::max(1, int(kXBlockBytes / (K * sizeof(float) * kPanelMR))) : tiles.count;
   float* xp = M > 1 ? static_cast<float*>(thread_scratch(size_t(M) * K * sizeof(float))) : nullptr;
+  RegionErrors errors;  // the int8 copy buffer is allocated inside the region
 #pragma omp parallel if (2.0 * M * N * K > kMinParallelFlops)
   {
     if (M > 1) {
@@ -472,12 +481,14 @@ static void matmul_packed_with(const float* x, int M, const WeightView& w, const
         // Up to 16 panels per group, at least 16 groups per thread.
         const int group = std::clamp(panels / (nt * 16), 1, 16), groups = (panels + group - 1) / group;
 #pragma omp for schedule(dynamic) nowait
-        for (int g = 0; g < groups; ++g) sweep(g * group, std::min(panels, (g + 1) * group));
+        for (int g = 0; g < groups; ++g)
+          errors.run([&] { sweep(g * group, std::min(panels, (g + 1) * group)); });
       } else {
-        sweep(int(int64_t(panels) * t / nt), int(int64_t(panels) * (t + 1) / nt));
+        errors.run([&] { sweep(int(int64_t(panels) * t / nt), int(int64_t(panels) * (t + 1) / nt)); });
       }
     }
   }
+  errors.rethrow();
 }
 
 void matmul_packed_avx2(const float* x, int M, const WeightView& w, const float* bias, float* y) {
@@ -592,11 +603,14 @@ static void rope_token(float* x, int n_heads, int head_dim, const float* cs) {
 void rope_avx2(float* x, int n_tokens, int n_heads, int head_dim, const int* positions,
                const float* inv_freq) {
   const int half = head_dim / 2;
+  RegionErrors errors;
 #pragma omp parallel if (double(n_tokens) * n_heads * head_dim > 1 << 16)
   {
-    float* cs = static_cast<float*>(thread_scratch(size_t(head_dim) * sizeof(float)));
+    float* cs = nullptr;
+    errors.run([&] { cs = static_cast<float*>(thread_scratch(size_t(head_dim) * sizeof(float))); });
 #pragma omp for schedule(static)
     for (int t = 0; t < n_tokens; ++t) {
+      if (!cs) continue;  // no buffer: the error is rethrown below
       for (int i = 0; i < half; ++i) {
         const float angle = float(positions[t]) * inv_freq[i];
         cs[i] = cosf(angle);
@@ -605,6 +619,7 @@ void rope_avx2(float* x, int n_tokens, int n_heads, int head_dim, const int* pos
       rope_token(x + size_t(t) * n_heads * head_dim, n_heads, head_dim, cs);
     }
   }
+  errors.rethrow();
 }
 
 // 8 floats to bf16 with round-to-nearest-even, NaN kept NaN (bit-identical to f32_to_bf16).
@@ -1037,18 +1052,24 @@ void paged_attention_avx2(const float* q, const AttnSeq* seqs, int n_seqs, int n
   const int decode_per = attn_heads_per_item(kvh, group, head_items, parallel ? omp_get_max_threads() : 1);
   auto heads_per_item = [&](const AttnSeq& sq) { return sq.n_new <= tq ? decode_per : 1; };
   int* first = static_cast<int*>(std::malloc(sizeof(int) * size_t(n_seqs + 1)));  // each sequence's first item
+  NV_KCHECK(first != nullptr, "paged_attention: out of memory for the work list");
   first[0] = 0;
   for (int s = 0; s < n_seqs; ++s) {
     const int per = heads_per_item(seqs[s]);
     first[s + 1] = first[s] + (kvh + per - 1) / per * token_blocks(seqs[s]);
   }
   const int items = first[n_seqs];
+  RegionErrors errors;
 #pragma omp parallel if (parallel)
   {
-    float* work = static_cast<float*>(
-        thread_scratch(sizeof(float) * size_t(kMaxAttnRows) * (kAttnChunk + 2 * size_t(kv.head_dim))));
+    float* work = nullptr;
+    errors.run([&] {
+      work = static_cast<float*>(
+          thread_scratch(sizeof(float) * size_t(kMaxAttnRows) * (kAttnChunk + 2 * size_t(kv.head_dim))));
+    });
 #pragma omp for schedule(dynamic)
     for (int it = 0; it < items; ++it) {
+      if (!work) continue;  // no work buffer: the error is rethrown below
       int s = 0;
       while (first[s + 1] <= it) ++s;
       const int local = it - first[s], blocks = token_blocks(seqs[s]), per = heads_per_item(seqs[s]);
@@ -1059,6 +1080,7 @@ void paged_attention_avx2(const float* q, const AttnSeq* seqs, int n_seqs, int n
     }
   }
   std::free(first);
+  errors.rethrow();
 }
 
 }  // namespace
@@ -1067,6 +1089,8 @@ const KernelTable& avx2_table() {
   static const KernelTable t = [] {
     KernelTable k = scalar_table();
     k.name = "avx2";
+    // Every dtype in 16-row panels, widened to f32 and multiplied by FMA: activations stay f32.
+    for (Layout& l : k.layout) l = Layout::kPanels;
     k.matmul = matmul_avx2;
     k.rmsnorm = rmsnorm_avx2;
     k.rope = rope_avx2;

@@ -147,6 +147,11 @@ const KernelTable& avx512_table() {
   static const KernelTable t = [] {
     KernelTable k = avx2_table();
     k.name = "avx512bf16";
+    // 16-bit and f32 weights row by row; int8 through the AVX2 panels. BF16 weights multiply
+    // activations rounded to bf16 (Bf16DotMatmul); every other dtype keeps them f32.
+    k.layout[int(DType::F32)] = k.layout[int(DType::BF16)] = k.layout[int(DType::F16)] = Layout::kRows;
+    k.layout[int(DType::I8)] = Layout::kPanels;
+    k.precision[int(DType::BF16)] = Precision::kBF16;
     k.matmul = matmul_avx512;
     return k;
   }();

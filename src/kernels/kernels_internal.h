@@ -1,8 +1,10 @@
 // Shared by the kernel implementations only: the dispatch table, dtype conversions, threading policy.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 
 #include "kernels/kernels.h"
 
@@ -22,9 +24,15 @@ namespace nanovllm::kernels {
 // Throws std::logic_error naming the failed check.
 [[noreturn]] void kernel_check_failed(const char* expr, const char* file, int line, const char* msg);
 
-// One implementation of every kernel; dispatch.cpp picks a table once per process.
+// One implementation of every kernel; dispatch.cpp picks a table once per process. Besides the
+// functions, a table states what callers must know of it: the weight layout its matmul reads
+// fastest and the precision its matmul gives the activations, per weight dtype (indexed by
+// DType), so that no caller needs to compare table names.
+constexpr int kNumDTypes = 4;
 struct KernelTable {
   const char* name;
+  Layout layout[kNumDTypes];
+  Precision precision[kNumDTypes];
   void (*matmul)(const float* x, int M, const WeightView& w, const float* bias, float* y);
   void (*rmsnorm)(const float* x, const float* weight, int rows, int n, float eps, float* out);
   void (*rope)(float* x, int n_tokens, int n_heads, int head_dim, const int* positions,
@@ -35,6 +43,37 @@ struct KernelTable {
                           const KVLayer& kv, float scale, float* out);
   void (*embed)(const WeightView& table, const int* ids, int n, float* out);
 };
+
+// An exception must not leave an OpenMP region: that calls std::terminate, so a failed scratch
+// allocation (or any throw) inside a kernel would kill a server instead of failing one request.
+// Code inside a region runs through run(), which keeps the first exception of any thread and
+// makes the team skip the rest of the work; the caller rethrows it once the team has joined.
+// Every thread still meets every barrier, so a failure cannot deadlock the team. In an
+// anonymous namespace, like the static helpers, so that no ISA's copy is shared.
+namespace {
+class RegionErrors {
+ public:
+  template <class F>
+  void run(F&& f) noexcept {
+    if (failed_.load(std::memory_order_relaxed)) return;
+    try {
+      f();
+    } catch (...) {
+#pragma omp critical(nanovllm_region_errors)
+      if (!error_) error_ = std::current_exception();
+      failed_.store(true, std::memory_order_relaxed);
+    }
+  }
+  // After the region: the first error, on the calling thread.
+  void rethrow() const {
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  std::atomic<bool> failed_{false};
+  std::exception_ptr error_;
+};
+}  // namespace
 
 const KernelTable& scalar_table();
 const KernelTable& avx2_table();    // kernels_avx2.cpp; call only where the CPU has AVX2+FMA+F16C

@@ -13,11 +13,14 @@ namespace {
 void matmul_scalar(const float* x, int M, const WeightView& w, const float* bias, float* y) {
   const int N = w.rows, K = w.cols;
   const double flops = 2.0 * M * N * K;
+  RegionErrors errors;
 #pragma omp parallel if (flops > kMinParallelFlops)
   {
-    std::vector<float> wrow(static_cast<size_t>(K));
+    std::vector<float> wrow;
+    errors.run([&] { wrow.resize(static_cast<size_t>(K)); });
 #pragma omp for schedule(static)
     for (int n = 0; n < N; ++n) {
+      if (wrow.size() != size_t(K)) continue;  // no row buffer: the error is rethrown below
       for (int k = 0; k < K; ++k) wrow[k] = load_as_f32(w.data, w.dtype, weight_index(w, n, k));
       for (int m = 0; m < M; ++m) {
         const float* xr = x + size_t(m) * K;
@@ -27,6 +30,7 @@ void matmul_scalar(const float* x, int M, const WeightView& w, const float* bias
       }
     }
   }
+  errors.rethrow();
 }
 
 void rmsnorm_scalar(const float* x, const float* weight, int rows, int n, float eps, float* out) {
@@ -111,17 +115,21 @@ void attend_one(const float* q, const KVLayer& kv, const int* block_table, int c
 void paged_attention_scalar(const float* q, const AttnSeq* seqs, int n_seqs, int n_heads,
                             const KVLayer& kv, float scale, float* out) {
   const int hd = kv.head_dim, group = n_heads / kv.n_kv_heads;
+  RegionErrors errors;
 #pragma omp parallel for collapse(2) schedule(dynamic)
   for (int s = 0; s < n_seqs; ++s) {
     for (int h = 0; h < n_heads; ++h) {
-      const AttnSeq& sq = seqs[s];
-      for (int t = 0; t < sq.n_new; ++t) {
-        const size_t row = (size_t(sq.q_offset + t) * n_heads + h) * hd;
-        attend_one(q + row, kv, sq.block_table, sq.num_cached + t + 1, h / group, scale,
-                   out + row);
-      }
+      errors.run([&] {
+        const AttnSeq& sq = seqs[s];
+        for (int t = 0; t < sq.n_new; ++t) {
+          const size_t row = (size_t(sq.q_offset + t) * n_heads + h) * hd;
+          attend_one(q + row, kv, sq.block_table, sq.num_cached + t + 1, h / group, scale,
+                     out + row);
+        }
+      });
     }
   }
+  errors.rethrow();
 }
 
 void embed_scalar(const WeightView& table, const int* ids, int n, float* out) {
@@ -141,9 +149,17 @@ void embed_scalar(const WeightView& table, const int* ids, int n, float* out) {
 }  // namespace
 
 const KernelTable& scalar_table() {
-  static const KernelTable t{"scalar",       matmul_scalar,   rmsnorm_scalar,
-                             rope_scalar,    silu_mul_scalar, kv_store_scalar,
-                             paged_attention_scalar, embed_scalar};
+  // The reference: row-major weights of every dtype, decoded to f32 and multiplied in f32.
+  static const KernelTable t{"scalar",
+                             {Layout::kRows, Layout::kRows, Layout::kRows, Layout::kRows},
+                             {Precision::kF32, Precision::kF32, Precision::kF32, Precision::kF32},
+                             matmul_scalar,
+                             rmsnorm_scalar,
+                             rope_scalar,
+                             silu_mul_scalar,
+                             kv_store_scalar,
+                             paged_attention_scalar,
+                             embed_scalar};
   return t;
 }
 

@@ -33,9 +33,7 @@ class IsaVsScalar : public ::testing::TestWithParam<const char*> {
     force_isa(GetParam());
     return {a, b};
   }
-  bool rounds_x_to_bf16(DType dt) const {
-    return dt == DType::BF16 && std::strcmp(GetParam(), "avx512bf16") == 0;
-  }
+  bool rounds_x_to_bf16(DType dt) const { return matmul_precision(dt) == Precision::kBF16; }
 };
 
 TEST_P(IsaVsScalar, MatmulAllSmallK) {

@@ -1,7 +1,10 @@
 // Every kernel under every ISA this CPU has, against straightforward double-precision loops.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <fstream>
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -22,12 +25,9 @@ class KernelsTest : public ::testing::TestWithParam<const char*> {
     if (!force_isa(GetParam())) GTEST_SKIP() << "this CPU lacks " << GetParam();
   }
   void TearDown() override { force_isa(test::best_isa()); }
-  // Relative error allowed in a dot product, relative to sum |x_k w_k|.
-  double dot_tol(DType wt) const {
-    // AVX-512 BF16 rounds x to bf16 before the dot product (2^-9 relative per term).
-    if (wt == DType::BF16 && std::strcmp(GetParam(), "avx512bf16") == 0) return 8e-3;
-    return 2e-5;
-  }
+  // Relative error allowed in a dot product, relative to sum |x_k w_k|: the table's stated
+  // precision. x rounded to bf16 is off by up to 2^-9 relative per term.
+  double dot_tol(DType wt) const { return matmul_precision(wt) == Precision::kBF16 ? 8e-3 : 2e-5; }
 };
 
 // y = x W^T + b in doubles, and sum |x||w| per output (the scale of rounding error).
@@ -277,7 +277,68 @@ TEST(KernelsDispatch, BadArgumentsAreRejected) {
   EXPECT_THROW(embed(WeightView{table, DType::F32, 2, 4}, &bad, 1, y), std::logic_error);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllIsas, KernelsTest, ::testing::Values("scalar", "avx2", "avx512bf16"),
+// Caps this process's address space at what it maps now plus `headroom` bytes.
+void cap_address_space(size_t headroom) {
+  size_t pages = 0;
+  std::ifstream("/proc/self/statm") >> pages;
+  const rlim_t cap = rlim_t(pages) * rlim_t(sysconf(_SC_PAGESIZE)) + headroom;
+  const rlimit r{cap, cap};
+  setrlimit(RLIMIT_AS, &r);
+}
+
+// A matmul whose per-thread buffer cannot be allocated, inside the thread team; prints how it
+// ended. Thrown out of an OpenMP region the error would call std::terminate instead.
+void matmul_under_memory_cap(const WeightView& w, int M) {
+  std::vector<float> x(size_t(M) * w.cols, 1.f), y(size_t(M) * w.rows);
+  cap_address_space(size_t(8) << 20);
+  try {
+    matmul(x.data(), M, w, nullptr, y.data());
+    std::fprintf(stderr, "completed\n");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+  }
+}
+
+// Row-major weights with 4M columns: the scalar matmul (which every ISA uses for row-major
+// int8) allocates a row per thread, AVX2's row-major path a 16-row panel per thread, both
+// inside the team. Either the call completes (a path that needs no buffer) or the failure
+// reaches the caller as an exception; the child must exit normally.
+TEST_P(KernelsTest, AllocationFailureInsideThreadTeamReachesCaller) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "ASan reserves its shadow memory up front: an address-space cap breaks it";
+#else
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  constexpr int K = 1 << 22;
+  const char* isa = GetParam();
+  auto child = [&](DType dt, int M) {
+    force_isa(isa);
+    std::vector<float> warm_x(64 * 64, 1.f), warm_y(64 * 64);  // start the thread team
+    matmul(warm_x.data(), 64, WeightView{warm_x.data(), DType::F32, 64, 64}, nullptr, warm_y.data());
+    std::vector<int8_t> q(K, 1);
+    std::vector<float> f(K, 0.5f), scale{1.f};
+    matmul_under_memory_cap(dt == DType::I8 ? WeightView{q.data(), DType::I8, 1, K, Layout::kRows, scale.data()}
+                                            : WeightView{f.data(), DType::F32, 1, K},
+                            M);
+    std::exit(0);
+  };
+  EXPECT_EXIT(child(DType::I8, 2), ::testing::ExitedWithCode(0), "completed|error: ") << "int8";
+  EXPECT_EXIT(child(DType::F32, 8), ::testing::ExitedWithCode(0), "completed|error: ") << "f32";
+#endif
+}
+
+TEST(KernelsDispatch, TablesStateTheirPrecision) {
+  for (const char* isa : kIsaNames) {
+    if (!force_isa(isa)) continue;
+    for (DType dt : {DType::F32, DType::F16, DType::I8})
+      EXPECT_EQ(matmul_precision(dt), Precision::kF32) << isa << " " << dtype_name(dt);
+    // Only vdpbf16ps rounds x: every other table widens the weights and keeps x in f32.
+    EXPECT_EQ(matmul_precision(DType::BF16),
+              std::strcmp(isa, "avx512bf16") == 0 ? Precision::kBF16 : Precision::kF32) << isa;
+  }
+  force_isa(test::best_isa());
+}
+
+INSTANTIATE_TEST_SUITE_P(AllIsas, KernelsTest, ::testing::ValuesIn(kIsaNames),
                          [](const auto& info) { return std::string(info.param); });
 
 }  // namespace

@@ -10,10 +10,18 @@
 #include <vector>
 
 #include "engine/batch.h"
+#include "kernels/kernels.h"
 #include "engine/model_runner.h"
 #include "model/native_runner.h"
 
 namespace nanovllm::test {
+
+// The kernel table the process started with (restored after tests that force another).
+inline const char* best_isa() {
+  static const char* const name = kernels::isa_name();
+  return name;
+}
+[[maybe_unused]] static const char* const kInitialIsa = best_isa();
 
 inline std::string data_dir() { return std::string(NANOVLLM_SOURCE_DIR) + "/tests/data/model"; }
 inline std::string shared_dir() { return NANOVLLM_SHARED_DIR; }
