@@ -1,6 +1,7 @@
 // Loading: sharded and aliased checkpoints, config parsing, and clear errors for damaged input.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -161,6 +162,23 @@ TEST(Loader, ShardedCheckpoint) {
   const auto& p = golden["prompts"][1];
   std::vector<int> want = p["greedy_ids"].get<std::vector<int>>();
   EXPECT_EQ(greedy_from(dst, p["prompt_ids"].get<std::vector<int>>(), 16, 0, {.kv_dtype = "f32"}), want);
+}
+
+TEST(Loader, ShardsMustNotRepeatTensorsOrPointElsewhere) {
+  const std::string dst = tmp_dir("dup-shards");
+  const TensorSpec norm{"model.norm.weight", kernels::DType::F32, {4}}, embed{"model.embed_tokens.weight", kernels::DType::F32, {4}};
+  auto zeros = [](size_t, std::span<uint8_t> out) { std::fill(out.begin(), out.end(), 0); };
+  write_safetensors(dst + "/a.safetensors", {norm}, zeros);
+  write_safetensors(dst + "/b.safetensors", {norm, embed}, zeros);
+  auto index = [&](const nlohmann::json& weight_map) {
+    std::ofstream(dst + "/model.safetensors.index.json") << nlohmann::json{{"weight_map", weight_map}}.dump();
+    return error_of([&] { Checkpoint c(dst); });
+  };
+  EXPECT_NE(index({{"model.norm.weight", "a.safetensors"}, {"model.embed_tokens.weight", "b.safetensors"}})
+                .find("tensor 'model.norm.weight' is in both"),
+            std::string::npos);
+  EXPECT_NE(index({{"model.norm.weight", "../dup-shards/a.safetensors"}}).find("is not a file name"), std::string::npos);
+  EXPECT_NE(index({{"model.norm.weight", 7}}).find("is not a file name"), std::string::npos);
 }
 
 // The tensor list make-model writes is exactly the one transformers saved for each architecture.
