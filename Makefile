@@ -4,6 +4,8 @@ JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 SHARED   ?= $(abspath ../shared)
 MODEL    ?= $(SHARED)/models/tinystories-656k
 PROMPT   ?= Once upon a time
+# TinyStories writes its end marker as text before its EOS token; the demo stops there.
+DEMO_FLAGS ?= --stop '<|end_story|>'
 CMAKE_FLAGS ?=
 NANOVLLM := $(BUILD)/bin/nanovllm
 
@@ -33,7 +35,7 @@ demo: build
 	  echo "then run: make demo MODEL=models/tinystories-656k"; \
 	  exit 1; \
 	fi
-	$(NANOVLLM) generate --model "$(MODEL)" --prompt "$(PROMPT)" --max-tokens 200 --temperature 0
+	$(NANOVLLM) generate --model "$(MODEL)" --prompt "$(PROMPT)" --max-tokens 200 --temperature 0 $(DEMO_FLAGS)
 
 bench: deps
 	bash bench/run.sh

@@ -7,6 +7,10 @@ Writes tests/data/chat_template/:
   extra_templates.json well-known templates (Llama-2, Mistral) given inline, rendered the same way
   jinja_cases.json     small templates rendered by jinja2 in transformers' own environment
                        (ImmutableSandboxedEnvironment, trim_blocks, lstrip_blocks, tojson, ...)
+  openai_messages.json conversations as OpenAI clients send them (tool-call history with
+                       "content": null and JSON-string arguments, text parts), normalized as vLLM
+                       does (vllm_messages) and then rendered by transformers; the server's
+                       request parser must give the same prompt from the raw messages
 A case whose reference raises records {"error": ...}: our engine must raise too.
 
 Usage: .venv-ref/bin/python scripts/gen_chat_template_goldens.py [--shared ../shared]
@@ -515,6 +519,94 @@ JINJA_CASES = [
 ]
 
 
+# Conversations exactly as the openai client sends them after a tool-calling turn: the assistant
+# message has "content": null and its arguments are a JSON string; the tool answer refers to the
+# call's id. Compact JSON in the arguments, so that a template that writes `arguments | tojson`
+# shows whether they were parsed (tojson spaces them out).
+def openai_call(call_id, name, arguments):
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+OPENAI_CONVERSATIONS = {
+    "tool_call_history": [
+        SYSTEM,
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": None,
+         "tool_calls": [openai_call("call_1", "get_weather", '{"city":"Paris","unit":"celsius"}')]},
+        {"role": "tool", "tool_call_id": "call_1", "content": '{"temp":21}'},
+    ],
+    "two_calls_then_answer": [
+        {"role": "user", "content": "Weather in Paris and Tokyo?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            openai_call("call_a", "get_weather", '{"city":"Paris"}'),
+            openai_call("call_b", "get_weather", '{"city":"Tokyo","unit":"fahrenheit"}')]},
+        {"role": "tool", "tool_call_id": "call_a", "content": "21"},
+        {"role": "tool", "tool_call_id": "call_b", "content": "64"},
+        {"role": "assistant", "content": "Paris 21 C, Tokyo 64 F."},
+        {"role": "user", "content": "Thanks!"},
+    ],
+    "no_content_key_and_odd_arguments": [  # vLLM: "" / null / not JSON -> {}
+        {"role": "user", "content": "Time and weather?"},
+        {"role": "assistant", "tool_calls": [
+            openai_call("c1", "get_time", ""),
+            openai_call("c2", "get_time", None),
+            openai_call("c3", "get_weather", '{"city": "Ro'),
+            openai_call("c4", "get_weather", {"city": "Oslo"})]},
+        {"role": "tool", "tool_call_id": "c1", "content": "12:00"},
+    ],
+    "empty_tool_calls_and_text_parts": [  # [] is dropped; text parts are joined with "\n"
+        {"role": "user", "content": [{"type": "text", "text": "first part"}, {"type": "text", "text": "second"}]},
+        {"role": "assistant", "content": "Hello", "tool_calls": []},
+        {"role": "user", "content": None},
+    ],
+}
+
+
+def vllm_messages(messages):
+    """What vLLM's chat_utils hands the template for text-only messages, in its "string" content
+    format: _parse_chat_message_content (content null or absent -> [], text parts joined with
+    "\n") and _postprocess_messages (an assistant's tool_calls: [] dropped, each
+    function.arguments string parsed as JSON, {} when it is not JSON or not a dict/list). The
+    other keys of a message are passed on as given."""
+    out = []
+    for m in copy.deepcopy(messages):
+        content = m.get("content")
+        parts = [] if content is None else [content] if isinstance(content, str) else [p["text"] for p in content]
+        m["content"] = "\n".join(parts)
+        if m["role"] == "assistant" and isinstance(m.get("tool_calls"), list):
+            if not m["tool_calls"]:
+                del m["tool_calls"]
+            for call in m.get("tool_calls", []):
+                args = call["function"].get("arguments")
+                if isinstance(args, str):
+                    try:
+                        call["function"]["arguments"] = json.loads(args)
+                    except json.JSONDecodeError:
+                        call["function"]["arguments"] = {}
+                elif not isinstance(args, (dict, list)):
+                    call["function"]["arguments"] = {}
+        out.append(m)
+    return out
+
+
+def gen_openai(shared):
+    cases = []
+    targets = [(model, MODELS[model], None) for model in ("qwen3", "qwen2.5", "llama3")]
+    targets.append(("llama31_style_tools", "tokenizers/llama3", TOOL_TEMPLATE))
+    for model, rel, template in targets:
+        tok = load_tokenizer(os.path.join(shared, rel))
+        for name, messages in OPENAI_CONVERSATIONS.items():
+            for tools in (None, TOOLS):
+                c = {"model": model, "model_dir": rel, "name": name + ("/tools" if tools else ""),
+                     "messages": messages, "tools": tools}
+                if template is not None:
+                    c.update(template=template, special_tokens=tok.special_tokens_map)
+                c.update(render(tok, vllm_messages(messages), True, {}, tools, template))
+                cases.append(c)
+    write("openai_messages.json", {"cases": cases})
+    return len(cases), sum("error" in c for c in cases)
+
+
 def gen_jinja():
     cases = []
     for template, ctx in JINJA_CASES:
@@ -544,6 +636,8 @@ def main():
     print(f"extra_templates: {gen_extra(args.shared)} cases")
     n, errors = gen_jinja()
     print(f"jinja: {n} cases ({errors} expect an error)")
+    n, errors = gen_openai(args.shared)
+    print(f"openai_messages: {n} cases ({errors} expect an error)")
 
 
 if __name__ == "__main__":

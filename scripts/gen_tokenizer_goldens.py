@@ -10,7 +10,9 @@ tokenizer in shared/tokenizers/* and shared/models/tinystories-656k, <name>.json
   then one line per corpus string, same order:
     "ids":  encode(text, add_special_tokens=True)
     "nsp":  encode(text, add_special_tokens=False), only when it is not ids minus prefix/suffix
-    "dec":  decode(ids, skip_special_tokens=True), only when it differs from text
+    "dec":  decode(ids, skip_special_tokens=True) as transformers' AutoTokenizer gives it (what vLLM
+            and its users see: every special token skipped, see skip_special_decode), only when
+            it differs from text
     "deck": decode(ids, skip_special_tokens=False), only when it differs from text
 The compaction keeps the goldens small; the C++ test expands it the same way.
 Transformers' AutoTokenizer is run as a cross-check and disagreements are printed.
@@ -248,6 +250,35 @@ def wrap_of(tok):
     raise SystemExit("cannot find the post-processor's wrapping")
 
 
+def special_ids(tok):
+    return {i for i, t in tok.get_added_tokens_decoder().items() if t.special}
+
+
+def skip_special_decode(tok, ids, auto=None):
+    """decode(ids, skip_special_tokens=True) with every special added token skipped, whatever its
+    `normalized` flag. Bare `tokenizers` keeps a normalized special token (TinyStories'
+    <|end_story|>: it looks tokens up by their normalized text); transformers registers the
+    special tokens again when it loads the file, so AutoTokenizer (and vLLM, which decodes with
+    it) skips them all. The rule is: drop the special ids, decode the rest. Where AutoTokenizer
+    loads the file (`auto`), it is the reference, and it must agree with the rule."""
+    ref = tok.decode([i for i in ids if i not in special_ids(tok)], skip_special_tokens=False)
+    if auto is not None:
+        got = auto.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        if got != ref:
+            raise SystemExit(f"AutoTokenizer's skip_special_tokens decode differs from the rule: {got!r} != {ref!r}")
+    return ref
+
+
+def auto_tokenizer(path):
+    try:
+        from transformers import AutoTokenizer
+        return AutoTokenizer.from_pretrained(path)
+    except Exception as e:  # TinyLlama's vocabulary: transformers cannot load it
+        print(f"note: AutoTokenizer cannot load {path} ({type(e).__name__}); skip_special_tokens by the rule alone",
+              file=sys.stderr)
+        return None
+
+
 def cross_check(path, tok, corpus):
     """Counts strings where transformers' AutoTokenizer disagrees with `tokenizers`."""
     try:
@@ -261,9 +292,9 @@ def cross_check(path, tok, corpus):
             if at.encode(text, add_special_tokens=sp) != tok.encode(text, add_special_tokens=sp).ids:
                 diff_ids += 1
         ids = tok.encode(text).ids
-        if at.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False) != tok.decode(ids):
+        if at.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False) != tok.decode(ids, skip_special_tokens=False):
             diff_dec += 1
-    return f"AutoTokenizer disagrees on {diff_ids} encodes, {diff_dec} decodes (of {2 * len(corpus)}, {len(corpus)})"
+    return f"AutoTokenizer disagrees on {diff_ids} encodes, {diff_dec} decodes keeping special tokens (of {2 * len(corpus)}, {len(corpus)})"
 
 
 def main():
@@ -283,6 +314,7 @@ def main():
     for name, path, patch in jobs:
         tok, fixed = load_tokenizer(path) if patch is None else load_variant(args.shared, os.path.relpath(path, args.shared), patch)
         prefix, suffix = wrap_of(tok)
+        auto = None if patch is not None or args.no_cross_check else auto_tokenizer(path)
         rel = os.path.relpath(path, args.shared)
         header = {"tokenizer": name, "path": rel, "prefix": prefix, "suffix": suffix, "merges_fixed": fixed}
         if patch is not None:
@@ -295,7 +327,7 @@ def main():
                 row = {"ids": ids}
                 if prefix + nsp + suffix != ids:
                     row["nsp"] = nsp
-                dec, deck = tok.decode(ids, skip_special_tokens=True), tok.decode(ids, skip_special_tokens=False)
+                dec, deck = skip_special_decode(tok, ids, auto), tok.decode(ids, skip_special_tokens=False)
                 if dec != text:
                     row["dec"] = dec
                 if deck != text:

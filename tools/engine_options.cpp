@@ -47,7 +47,10 @@ void add_sampling_options(CLI::App* cmd, SamplingFlags& f) {
   cmd->add_option("--frequency-penalty", f.frequency_penalty, "In [-2, 2], per occurrence in the output");
   cmd->add_option("--seed", f.seed, "Per-request seed: the same seed gives the same text");
   cmd->add_flag("--ignore-eos", f.ignore_eos, "Keep generating past end-of-sequence tokens");
-  cmd->add_option("--stop", f.stop, "Stop string (repeatable); never included in the output");
+  cmd->add_option("--stop", f.stop,
+                  "Stop string (repeatable); not in the output unless --include-stop-str-in-output");
+  cmd->add_flag("--include-stop-str-in-output", f.include_stop_str_in_output,
+                "Keep the stop string, or the text of the stop / EOS token that ended it, in the output");
   cmd->add_option_function<std::string>(
       "--stop-token-ids", [&f](const std::string& s) { f.stop_token_ids = parse_ids(s); },
       "Comma-separated token ids that end generation");
@@ -66,6 +69,7 @@ SamplingParams SamplingFlags::apply(SamplingParams p) const {
   if (logprobs) p.logprobs = *logprobs;
   if (seed) p.seed = *seed;
   p.ignore_eos = p.ignore_eos || ignore_eos;
+  p.include_stop_str_in_output = p.include_stop_str_in_output || include_stop_str_in_output;
   if (!stop.empty()) p.stop = stop;
   if (!stop_token_ids.empty()) p.stop_token_ids = stop_token_ids;
   return p;

@@ -23,7 +23,7 @@ struct SamplingFlags {
       frequency_penalty;
   std::optional<int> top_k, max_tokens, min_tokens, logprobs;
   std::optional<uint64_t> seed;
-  bool ignore_eos = false;
+  bool ignore_eos = false, include_stop_str_in_output = false;
   std::vector<std::string> stop;
   std::vector<int> stop_token_ids;
 

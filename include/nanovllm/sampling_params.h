@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,13 +18,17 @@ struct SamplingParams {
   int min_tokens = 0;               // eos / stop tokens are masked, stop strings unchecked, until this many
   bool ignore_eos = false;
   std::vector<int> stop_token_ids;  // extra ids that end the request (kept in the output ids)
-  std::vector<std::string> stop;    // stop strings; the returned text never includes them
+  std::vector<std::string> stop;    // stop strings; cut from the returned text with what follows
+  // As in vLLM: the stop string, or the text of the token that ended the request (EOS or a
+  // stop_token_ids hit), stays in the output text. Off: the text ends before it.
+  bool include_stop_str_in_output = false;
   std::optional<uint64_t> seed;     // per-request generator; same seed, same text, any batch
   float repetition_penalty = 1.0f;  // > 0; 1 = off; applies to prompt and output tokens
   float presence_penalty = 0.0f;    // [-2, 2]; output tokens only
   float frequency_penalty = 0.0f;   // [-2, 2]; output tokens only
   std::optional<int> logprobs;      // return the chosen token's logprob and this many top ones
   bool skip_special_tokens = true;  // when detokenizing the output
+  std::map<int, float> logit_bias;  // token id -> added to its logit before sampling, in [-100, 100]
 
   // Throws std::invalid_argument naming the first bad field and its allowed range.
   void validate() const;

@@ -127,6 +127,12 @@ int64_t LLMEngine::add_request(std::vector<int> ids, const SamplingParams& param
                   std::to_string(info.vocab_size) + ")");
     }
   }
+  for (const auto& [t, bias] : params.logit_bias) {
+    if (t >= info.vocab_size) {
+      throw Error("logit_bias token id " + std::to_string(t) + " is outside the vocabulary [0, " +
+                  std::to_string(info.vocab_size) + ")");
+    }
+  }
   if (static_cast<int>(ids.size()) >= max_model_len_) {
     throw Error("the prompt is " + std::to_string(ids.size()) + " tokens long; the context holds " +
                 std::to_string(max_model_len_) + " (max_model_len), prompt and new tokens together");
@@ -138,7 +144,9 @@ int64_t LLMEngine::add_request(std::vector<int> ids, const SamplingParams& param
   if (tokenizer_) {
     state->detok = std::make_unique<IncrementalDetokenizer>(*tokenizer_, ids, params.skip_special_tokens);
   }
-  for (const std::string& s : params.stop) state->max_stop_len = std::max(state->max_stop_len, s.size());
+  // Text that a stop string could still claim is held back, unless the stop string stays in.
+  if (!params.include_stop_str_in_output)
+    for (const std::string& s : params.stop) state->max_stop_len = std::max(state->max_stop_len, s.size());
   requests_.emplace(id, std::move(state));
   scheduler_->add(std::make_unique<Sequence>(id, std::move(ids), params, seed));
   return id;
@@ -201,19 +209,24 @@ std::vector<int> LLMEngine::sample_all(const ScheduledStep& step) {
   return sampled;
 }
 
-// Decides whether the token just appended ends the request, and extends its text.
+// Decides whether the token just appended ends the request, and extends its text. As in vLLM,
+// the token that ends it (EOS, a stop_token_ids hit) adds no text and a stop string is cut
+// off, unless include_stop_str_in_output; the token ids keep the stop token either way.
 void LLMEngine::check_stop(Sequence& seq, RequestState& state) {
   const SamplingParams& p = seq.params();
   const int token = seq.last_token();
-  const size_t old_len = state.text.size();
-  if (state.detok) state.text += state.detok->push(token);
   const bool is_eos = std::find(eos_ids_.begin(), eos_ids_.end(), token) != eos_ids_.end();
   if (is_eos && !p.ignore_eos) {
     seq.finish_reason = FinishReason::kStop;
   } else if (std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token) != p.stop_token_ids.end()) {
     seq.finish_reason = FinishReason::kStop;
     seq.stop_reason = std::to_string(token);
-  } else if (seq.num_output_tokens() >= p.min_tokens) {  // as in vLLM: no stop string before min_tokens
+  }
+  const bool stop_token = seq.finish_reason == FinishReason::kStop;
+  const size_t old_len = state.text.size();
+  if (state.detok && (!stop_token || p.include_stop_str_in_output)) state.text += state.detok->push(token);
+  // As in vLLM: no stop string before min_tokens.
+  if (!stop_token && seq.num_output_tokens() >= p.min_tokens) {
     size_t best = std::string::npos;
     for (const std::string& s : p.stop) {
       const size_t from = old_len >= s.size() ? old_len - s.size() + 1 : 0;
@@ -224,7 +237,8 @@ void LLMEngine::check_stop(Sequence& seq, RequestState& state) {
       }
     }
     if (best != std::string::npos) {
-      state.text.resize(best);  // the stop string never reaches the caller
+      // Never handed out: the text was held back (or, when it stays in, ends with it).
+      state.text.resize(p.include_stop_str_in_output ? best + seq.stop_reason.size() : best);
       seq.finish_reason = FinishReason::kStop;
       return;
     }

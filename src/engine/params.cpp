@@ -45,6 +45,10 @@ void SamplingParams::validate() const {
   for (const std::string& s : stop) {
     if (s.empty()) bad("stop", "non-empty strings", "\"\"");
   }
+  for (const auto& [token, bias] : logit_bias) {
+    require(token >= 0, "logit_bias", "keyed by non-negative token ids", token);
+    require(std::isfinite(bias) && bias >= -100 && bias <= 100, "logit_bias", "values in [-100, 100]", bias);
+  }
 }
 
 void Config::validate() const {

@@ -1,4 +1,4 @@
-// Sampling: penalties, masks, greedy or temperature / min-p / top-k / top-p with a per-request
+// Sampling: logit bias, penalties, masks, greedy or temperature / min-p / top-k / top-p with a per-request
 // generator. Everything is O(vocab) except top-p, which sorts only as much as it needs.
 #include "engine/sampler.h"
 
@@ -15,6 +15,14 @@ namespace nanovllm {
 namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// OpenAI's logit_bias: added to the model's logits, so +100 all but forces a token and -100
+// all but bans it. Ids outside this row were refused by LLMEngine::add_request.
+void apply_logit_bias(std::span<float> logits, const SamplingParams& p) {
+  for (const auto& [token, bias] : p.logit_bias) {
+    if (token < static_cast<int>(logits.size())) logits[token] += bias;
+  }
+}
 
 void apply_penalties(std::span<float> logits, const Sequence& seq) {
   const SamplingParams& p = seq.params();
@@ -168,6 +176,7 @@ int sample_token(std::span<float> logits, Sequence& seq, std::span<const int> eo
   const SamplingParams& p = seq.params();
   std::vector<float> raw;
   if (p.logprobs && logprob) raw.assign(logits.begin(), logits.end());
+  apply_logit_bias(logits, p);
   apply_penalties(logits, seq);
   mask_stop_tokens(logits, seq, eos_ids);
   const int token = p.temperature == 0.0f ? argmax(logits) : sample_random(logits, seq);

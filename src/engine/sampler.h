@@ -9,7 +9,7 @@ namespace nanovllm {
 
 class Sequence;
 
-// Order, as in vLLM: penalties -> min_tokens mask -> (greedy argmax | temperature -> min_p ->
+// Order, as in vLLM: logit_bias -> penalties -> min_tokens mask -> (greedy argmax | temperature -> min_p ->
 // top_k -> top_p -> one draw from the request's own generator). `logits` is modified in place.
 // `eos_ids` are masked until params.min_tokens tokens exist. When params.logprobs is set,
 // `logprob` receives the chosen token's log-probability under the raw model distribution

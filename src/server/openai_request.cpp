@@ -1,10 +1,15 @@
 // Request parsing: JSON fields to SamplingParams and token-id prompts, every check naming its field.
 #include "server/openai_request.h"
 
+#include <charconv>
 #include <cmath>
 #include <limits>
+#include <map>
+#include <set>
 #include <stdexcept>
+#include <string_view>
 
+#include "common/json.h"
 #include "nanovllm/error.h"
 #include "server/api_error.h"
 #include "tokenizer/chat_template.h"
@@ -80,6 +85,109 @@ std::vector<int> id_list(const json& v, const char* key) {
   return out;
 }
 
+std::string string_field(const json& v, const char* key) {
+  if (!v.is_string()) bad(key, std::string("'") + key + "' must be a string");
+  return v.get<std::string>();
+}
+
+// The request fields each endpoint honours (OpenAI's, and vLLM's extra sampling fields).
+// Every other field is answered with 400 naming it: dropping it would silently give another
+// answer than the one asked for.
+const std::set<std::string_view> kCommonFields = {
+    "model", "stream", "stream_options", "n", "best_of", "max_tokens", "max_completion_tokens",
+    "temperature", "top_p", "top_k", "min_p", "seed", "stop", "stop_token_ids", "ignore_eos",
+    "min_tokens", "presence_penalty", "frequency_penalty", "repetition_penalty", "logit_bias",
+    "logprobs", "skip_special_tokens", "include_stop_str_in_output", "response_format",
+    // Informational only: OpenAI's spec says they identify the caller or group requests for
+    // its caches and never change the output.
+    "user", "safety_identifier", "prompt_cache_key", "metadata"};
+const std::set<std::string_view> kCompletionFields = {"prompt", "echo", "suffix"};
+const std::set<std::string_view> kChatFields = {"messages", "top_logprobs", "tools", "tool_choice",
+                                                "add_generation_prompt", "chat_template_kwargs"};
+
+// Known fields of OpenAI or vLLM that change the output in ways not implemented here; the
+// message says which. Null is accepted for them, as for every field: it means "not given".
+const char* unsupported_reason(std::string_view key) {
+  if (key == "prompt_logprobs") return "log-probabilities of prompt tokens are not computed";
+  if (key.starts_with("guided_") || key == "structured_outputs") return "structured output is not implemented";
+  if (key == "functions" || key == "function_call") return "use 'tools' (functions are not called here)";
+  return nullptr;
+}
+
+void check_fields(const json& body, Endpoint endpoint) {
+  const auto& own = endpoint == Endpoint::kChat ? kChatFields : kCompletionFields;
+  for (const auto& [key, value] : body.items()) {
+    if (kCommonFields.count(key) || own.count(key)) continue;
+    const char* reason = unsupported_reason(key);
+    if (reason && value.is_null()) continue;
+    const std::string why = reason ? std::string(": ") + reason : " by this server";
+    bad(key, "'" + key + "' is not supported" + why);
+  }
+}
+
+// The accepted fields that need no engine support: informational ones are type-checked;
+// best_of, response_format, tool_choice and suffix pass only in their no-op forms.
+void check_no_op_fields(const json& body, int n) {
+  for (const char* key : {"user", "safety_identifier", "prompt_cache_key"}) {
+    if (const json* v = field(body, key)) string_field(*v, key);
+  }
+  if (const json* v = field(body, "metadata")) {
+    if (!v->is_object()) bad("metadata", "'metadata' must be an object of strings");
+    for (const auto& [k, s] : v->items()) {
+      if (!s.is_string()) bad("metadata", "'metadata' must be an object of strings");
+    }
+  }
+  if (const json* v = field(body, "best_of")) {
+    if (integer(*v, "best_of", 1, kMaxChoices) != n) {
+      bad("best_of", "'best_of' is not supported unless it equals n: every sample is returned");
+    }
+  }
+  if (const json* v = field(body, "response_format")) {
+    const json* type = v->is_object() ? field(*v, "type") : nullptr;
+    if (!type || !type->is_string()) {
+      bad("response_format", "'response_format' must be an object with a string 'type'");
+    }
+    if (*type != "text") {
+      bad("response_format", "'response_format' of type '" + type->get<std::string>() +
+                                 "' is not supported: structured output is not implemented; only 'text'");
+    }
+  }
+  if (const json* v = field(body, "tool_choice")) {
+    if (!v->is_string() && !v->is_object()) bad("tool_choice", "'tool_choice' must be a string or an object");
+    if (*v != "auto" && *v != "none") {
+      bad("tool_choice", "'tool_choice' " + v->dump() +
+                             " is not supported: only \"auto\" and \"none\" (no forced tool calls)");
+    }
+  }
+  if (const json* v = field(body, "suffix"); v && !string_field(*v, "suffix").empty()) {
+    bad("suffix", "'suffix' is not supported: no insertion (fill-in-the-middle) completions");
+  }
+}
+
+// OpenAI's logit_bias: {"token id": bias in [-100, 100]}; the ids are checked against the
+// vocabulary when the engine takes the request.
+std::map<int, float> read_logit_bias(const json& v) {
+  if (!v.is_object()) {
+    bad("logit_bias", "'logit_bias' must be an object mapping token ids (strings) to biases");
+  }
+  std::map<int, float> out;
+  for (const auto& [key, value] : v.items()) {
+    int id = -1;
+    const auto [end, err] = std::from_chars(key.data(), key.data() + key.size(), id);
+    if (err != std::errc() || end != key.data() + key.size() || id < 0) {
+      bad("logit_bias",
+          "'logit_bias' keys must be token ids (non-negative integers), got " + json(key).dump());
+    }
+    const double bias = number(value, "logit_bias");
+    if (bias < -100 || bias > 100) {
+      bad("logit_bias",
+          "'logit_bias' values must be in [-100, 100], got " + value.dump() + " for token " + key);
+    }
+    out[id] = static_cast<float>(bias);
+  }
+  return out;
+}
+
 // Sampling fields shared by both endpoints; max_tokens and logprobs are read by the callers.
 SamplingParams read_sampling(const json& body, const ServingContext& ctx) {
   SamplingParams p = ctx.defaults;
@@ -99,6 +207,10 @@ SamplingParams read_sampling(const json& body, const ServingContext& ctx) {
   if (const json* v = field(body, "stop_token_ids")) p.stop_token_ids = id_list(*v, "stop_token_ids");
   if (const json* v = field(body, "ignore_eos")) p.ignore_eos = boolean(*v, "ignore_eos");
   if (const json* v = field(body, "skip_special_tokens")) p.skip_special_tokens = boolean(*v, "skip_special_tokens");
+  if (const json* v = field(body, "include_stop_str_in_output")) {
+    p.include_stop_str_in_output = boolean(*v, "include_stop_str_in_output");
+  }
+  if (const json* v = field(body, "logit_bias")) p.logit_bias = read_logit_bias(*v);
   return p;
 }
 
@@ -115,6 +227,9 @@ void read_stream_options(const json& body, GenerationRequest& req) {
   if (const json* v = field(body, "n")) req.n = static_cast<int>(integer(*v, "n", 1, kMaxChoices));
   if (const json* v = field(body, "stream_options")) {
     if (!v->is_object()) bad("stream_options", "'stream_options' must be an object");
+    for (const auto& [key, value] : v->items()) {
+      if (key != "include_usage") bad("stream_options", "'stream_options." + key + "' is not supported");
+    }
     if (const json* u = field(*v, "include_usage")) req.include_usage = boolean(*u, "stream_options.include_usage");
   }
 }
@@ -178,20 +293,57 @@ std::vector<std::vector<int>> read_prompts(const json& body, const ServingContex
   return out;
 }
 
-// A message's content as the templates expect it: a string (text parts joined), or null.
+// A message's content as vLLM hands it to a template: a string, text parts joined by "\n";
+// null or absent is "" (an assistant turn that only calls tools has "content": null).
 json message_content(const json& content) {
-  if (content.is_null() || content.is_string()) return content;
+  if (content.is_null()) return "";
+  if (content.is_string()) return content;
   if (!content.is_array()) bad("messages", "message 'content' must be a string or a list of text parts");
   std::string text;
+  bool first = true;
   for (const json& part : content) {
     const json* type = part.is_object() ? field(part, "type") : nullptr;
     const json* t = part.is_object() ? field(part, "text") : nullptr;
     if (!type || *type != "text" || !t || !t->is_string()) {
       bad("messages", "only text content parts ({\"type\": \"text\", \"text\": ...}) are supported");
     }
+    if (!first) text += '\n';
+    first = false;
     text += t->get<std::string>();
   }
   return text;
+}
+
+// A tool call's function.arguments, a JSON string in OpenAI's format, becomes the object that
+// templates iterate over (Qwen's "arguments | tojson", Llama's "arguments.items()"), as vLLM
+// does for every template: a string that is not JSON, null or another type becomes {}.
+json tool_arguments(const json& arguments) {
+  if (arguments.is_object() || arguments.is_array()) return arguments;
+  if (!arguments.is_string()) return json::object();
+  try {
+    return parse_json<json>(arguments.get<std::string>(), "arguments");
+  } catch (const Error&) {
+    return json::object();
+  }
+}
+
+// An assistant message's tool_calls with their arguments parsed; an empty list is dropped, so
+// that templates take the plain assistant path (vLLM's rule).
+void normalize_tool_calls(json& msg) {
+  auto it = msg.find("tool_calls");
+  if (it == msg.end() || it->is_null()) return;
+  if (!it->is_array()) bad("messages", "an assistant message's 'tool_calls' must be a list");
+  if (it->empty()) {
+    msg.erase(it);
+    return;
+  }
+  for (json& call : *it) {
+    if (!call.is_object()) bad("messages", "each tool call must be an object");
+    auto fn = call.find("function");
+    if (fn == call.end()) continue;  // not OpenAI's shape; the template sees it as given
+    if (!fn->is_object()) bad("messages", "a tool call's 'function' must be an object");
+    (*fn)["arguments"] = tool_arguments(fn->contains("arguments") ? (*fn)["arguments"] : json());
+  }
 }
 
 json read_messages(const json& body) {
@@ -204,6 +356,7 @@ json read_messages(const json& body) {
     if (!role || !role->is_string()) bad("messages", "each message needs a string 'role'");
     json msg = m;
     msg["content"] = message_content(m.contains("content") ? m["content"] : json());
+    if (*role == "assistant") normalize_tool_calls(msg);
     out.push_back(std::move(msg));
   }
   return out;
@@ -238,7 +391,9 @@ void check_model(const json& body, const std::string& served_name) {
 GenerationRequest parse_completion_request(const json& body, const ServingContext& ctx) {
   GenerationRequest req;
   req.endpoint = Endpoint::kCompletions;
+  check_fields(body, req.endpoint);
   read_stream_options(body, req);
+  check_no_op_fields(body, req.n);
   SamplingParams base = read_sampling(body, ctx);
   if (const json* v = field(body, "logprobs")) {
     base.logprobs = static_cast<int>(integer(*v, "logprobs", 0, 20));
@@ -277,7 +432,9 @@ std::string render_chat(const json& body, const ServingContext& ctx) {
 GenerationRequest parse_chat_request(const json& body, const ServingContext& ctx) {
   GenerationRequest req;
   req.endpoint = Endpoint::kChat;
+  check_fields(body, req.endpoint);
   read_stream_options(body, req);
+  check_no_op_fields(body, req.n);
   SamplingParams base = read_sampling(body, ctx);
   const json* lp = field(body, "logprobs");
   req.logprobs = lp && boolean(*lp, "logprobs");

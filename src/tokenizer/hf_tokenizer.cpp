@@ -94,7 +94,6 @@ void HfTokenizer::load(const std::string& path) {
     std::string p = t.content;
     if (t.normalized && normalizer_) normalizer_->normalize(p);
     t.surface = p;
-    t.skippable = t.special && p == t.content;
     (t.normalized ? norm : raw).push_back(t);
     (t.normalized ? norm_pat : raw_pat).push_back(std::move(p));
   }
@@ -232,7 +231,10 @@ std::string HfTokenizer::decode(std::span<const int> ids, bool skip_special_toke
   tokens.reserve(ids.size());
   for (int id : ids) {
     if (const AddedToken* added = added_token(id)) {
-      if (!(skip_special_tokens && added->skippable)) tokens.push_back(added->surface);
+      // Every special token is skipped, normalized or not: bare `tokenizers` keeps a normalized
+      // one (it looks tokens up by their normalized text), but transformers registers them
+      // again as special, so AutoTokenizer, and vLLM with it, skips them all.
+      if (!(skip_special_tokens && added->special)) tokens.push_back(added->surface);
       continue;
     }
     const std::string& tok = model_->id_to_token(id);

@@ -23,11 +23,9 @@ struct AddedToken {
   std::string content;
   int id = -1;
   bool special = false, lstrip = false, rstrip = false, single_word = false, normalized = false;
-  // What decode() sees for this id. Hugging Face stores a normalized token as its normalized
-  // text ("▁<unk>" under a Prepend normalizer), which is then no longer recognised as special
-  // and so is kept even with skip_special_tokens.
+  // What decode() sees for this id: a normalized token is stored as its normalized text
+  // ("▁<unk>" under a Prepend normalizer), as Hugging Face does.
   std::string surface;
-  bool skippable = false;
 };
 
 class HfTokenizer : public Tokenizer {

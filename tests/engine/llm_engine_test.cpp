@@ -98,6 +98,11 @@ TEST(LLMEngine, StopStringEndsTheRequestAndNeverReachesTheCaller) {
   EXPECT_EQ(s.text, full.substr(0, full.find(stop)));
   EXPECT_EQ(s.last.finish_reason, FinishReason::kStop);
   EXPECT_EQ(s.last.stop_reason, stop);
+  // include_stop_str_in_output: the text ends with the stop string, nothing after it.
+  p.include_stop_str_in_output = true;
+  const Streamed kept = stream(*engine, engine->add_request(prompt, p));
+  EXPECT_EQ(kept.text, full.substr(0, full.find(stop) + stop.size()));
+  EXPECT_EQ(kept.last.finish_reason, FinishReason::kStop);
   EXPECT_EQ(engine->stats().kv_blocks_free, 64);
 }
 
@@ -112,6 +117,67 @@ TEST(LLMEngine, StopTokenIdEndsTheRequestAndStaysInTheIds) {
   EXPECT_EQ(s.ids, std::vector<int>(ref.begin(), ref.begin() + first + 1));
   EXPECT_EQ(s.last.finish_reason, FinishReason::kStop);
   EXPECT_EQ(s.last.stop_reason, std::to_string(ref[5]));
+}
+
+// vLLM's rule: the token that ends a request (EOS, a stop_token_ids hit) adds no text, unless
+// include_stop_str_in_output; its id stays in the output ids either way. skip_special_tokens is
+// off, so the EOS token has text ("</s>") that could leak.
+TEST(LLMEngine, StopTokenTextIsLeftOutUnlessIncluded) {
+  std::vector<int> prompt;
+  for (int a = 2; a < kVocab && prompt.empty(); ++a) {
+    const auto r = fake_reference({a}, 8, false, kVocab);
+    if (r.size() > 1 && r.back() == testing::kFakeEos) prompt = {a};
+  }
+  ASSERT_FALSE(prompt.empty());
+  const std::vector<int> ref = fake_reference(prompt, 8, false, kVocab);
+  FakeTokenizer tok;
+  for (bool include : {false, true}) {
+    SamplingParams p = greedy(8, false);
+    p.skip_special_tokens = false;
+    p.include_stop_str_in_output = include;
+    auto engine = make_engine();
+    const Streamed s = stream(*engine, engine->add_request(prompt, p));
+    EXPECT_EQ(s.ids, ref);
+    EXPECT_EQ(s.last.finish_reason, FinishReason::kStop);
+    const std::vector<int> shown(ref.begin(), include ? ref.end() : ref.end() - 1);
+    EXPECT_EQ(s.text, tok.decode(shown, false)) << "include_stop_str_in_output=" << include;
+    EXPECT_EQ(s.text.find("</s>") != std::string::npos, include);
+  }
+  // A stop_token_ids hit on an ordinary letter: the letter is not in the text.
+  const std::vector<int> letters = fake_reference({9, 9}, 30, true, kVocab);
+  size_t at = 3;
+  while (at < letters.size() && !(letters[at] >= 2 && letters[at] <= 27)) ++at;
+  ASSERT_LT(at, letters.size());
+  const size_t first = std::find(letters.begin(), letters.end(), letters[at]) - letters.begin();
+  for (bool include : {false, true}) {
+    SamplingParams p = greedy(30);
+    p.stop_token_ids = {letters[at]};
+    p.include_stop_str_in_output = include;
+    auto engine = make_engine();
+    const Streamed s = stream(*engine, engine->add_request(std::vector<int>{9, 9}, p));
+    EXPECT_EQ(s.ids, std::vector<int>(letters.begin(), letters.begin() + first + 1));
+    EXPECT_EQ(s.text, tok.decode(std::vector<int>(letters.begin(), letters.begin() + first + (include ? 1 : 0)), true));
+  }
+}
+
+// OpenAI's logit_bias through the whole engine: +100 makes a token win every step, -100 keeps
+// the greedy choice out; ids outside the vocabulary are refused.
+TEST(LLMEngine, LogitBiasForcesAndBansTokens) {
+  const std::vector<int> prompt = {7, 8};
+  const std::vector<int> ref = fake_reference(prompt, 6, true, kVocab);
+  const int forced = (ref[0] + 5) % kVocab;
+  SamplingParams p = greedy(6);
+  p.logit_bias = {{forced, 100.0f}};
+  auto engine = make_engine();
+  const auto out = engine->generate({prompt}, {p}, false);
+  EXPECT_EQ(out[0].token_ids, std::vector<int>(6, forced));
+  p.logit_bias = {{ref[0], -100.0f}};
+  const auto banned = engine->generate({prompt}, {p}, false);
+  EXPECT_NE(banned[0].token_ids[0], ref[0]);
+  EXPECT_EQ(std::count(banned[0].token_ids.begin(), banned[0].token_ids.end(), ref[0]), 0);
+  p.logit_bias = {{kVocab, 1.0f}};
+  EXPECT_THROW(engine->add_request(prompt, p), Error);
+  EXPECT_FALSE(engine->has_unfinished());
 }
 
 TEST(LLMEngine, StopStringsWaitForMinTokens) {

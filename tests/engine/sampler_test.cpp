@@ -218,6 +218,42 @@ TEST(Sampler, InfiniteLogitTakesAllTheMass) {
   }
 }
 
+TEST(Sampler, LogitBiasIsAddedBeforeSampling) {
+  SamplingParams p = greedy();
+  p.logit_bias = {{0, 100.0f}};
+  Sequence s = seq_with(p);
+  std::vector<float> logits = {0.0f, 5.0f, 4.0f};
+  EXPECT_EQ(sample_token(logits, s, {}, nullptr), 0);
+  EXPECT_FLOAT_EQ(logits[0], 100.0f);
+  p.logit_bias = {{1, -100.0f}, {2, -0.5f}};
+  Sequence banned = seq_with(p);
+  std::vector<float> l2 = {0.0f, 5.0f, 4.0f};
+  EXPECT_EQ(sample_token(l2, banned, {}, nullptr), 2);
+  EXPECT_FLOAT_EQ(l2[1], -95.0f);
+  EXPECT_FLOAT_EQ(l2[2], 3.5f);
+  // Sampled too: +100 takes all the mass at temperature 1, whatever the draw.
+  p = SamplingParams{};
+  p.logit_bias = {{3, 100.0f}};
+  Sequence sampled = seq_with(p);
+  for (int i = 0; i < 50; ++i) {
+    std::vector<float> l = {1.0f, 2.0f, 3.0f, 0.0f};
+    EXPECT_EQ(sample_token(l, sampled, {}, nullptr), 3);
+  }
+}
+
+TEST(Sampler, LogprobsIgnoreTheLogitBias) {  // vLLM's default: raw model log-probabilities
+  SamplingParams p = greedy();
+  p.logprobs = 1;
+  p.logit_bias = {{0, 100.0f}};
+  Sequence s = seq_with(p);
+  std::vector<float> logits = {0.0f, 1.0f};
+  TokenLogprob lp;
+  EXPECT_EQ(sample_token(logits, s, {}, &lp), 0);
+  EXPECT_NEAR(lp.logprob, -std::log1p(std::exp(1.0f)), 1e-5);
+  ASSERT_EQ(lp.top.size(), 1u);
+  EXPECT_EQ(lp.top[0].first, 1);
+}
+
 TEST(SamplingParams, ValidationNamesTheField) {
   SamplingParams p;
   p.top_p = 0.0f;
@@ -236,6 +272,19 @@ TEST(SamplingParams, ValidationNamesTheField) {
   p = SamplingParams{};
   p.stop = {""};
   EXPECT_THROW(p.validate(), std::invalid_argument);
+  for (auto [token, bias] : {std::pair{-1, 1.0f}, {5, 100.5f}, {5, -101.0f}, {5, std::nanf("")}}) {
+    p = SamplingParams{};
+    p.logit_bias = {{token, bias}};
+    try {
+      p.validate();
+      ADD_FAILURE() << token << ": " << bias;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_EQ(std::string(e.what()).rfind("logit_bias", 0), 0u) << e.what();
+    }
+  }
+  p = SamplingParams{};
+  p.logit_bias = {{0, -100.0f}, {7, 100.0f}};
+  EXPECT_NO_THROW(p.validate());
   EXPECT_NO_THROW(SamplingParams{}.validate());
 }
 

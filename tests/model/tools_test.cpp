@@ -92,5 +92,30 @@ TEST(GenerateTool, Int8WeightsTellTheStory) {
   EXPECT_NE(run("generate --model " + model + " --quantization int4 --prompt '' -q 2>/dev/null"), 0);
 }
 
+// `make demo`. TinyStories ends a story by writing "<|end_story|>" as text (four ordinary
+// tokens), then its EOS token, a special token of the same name. The EOS token adds no text
+// (vLLM's rule for the token that ends a request): the marker is printed once, as the model
+// wrote it, and the demo's stop string cuts it. --include-stop-str-in-output keeps the text of
+// a stop token.
+TEST(GenerateTool, DemoStoryEndsWithoutTheEosText) {
+  if (tool().empty()) GTEST_SKIP() << "NANOVLLM_BIN not set";
+  const std::string out = out_dir("demo") + ".txt", model = shared_dir() + "/models/tinystories-656k";
+  fs::create_directories(fs::path(out).parent_path());
+  const std::string demo = tool() + " generate --model " + model + " --prompt 'Once upon a time' --max-tokens 200 "
+                           "--temperature 0 -q";
+  ASSERT_EQ(std::system((demo + " > " + out).c_str()), 0);
+  std::string story = bytes_of(out);
+  EXPECT_EQ(story.rfind("Once upon a time", 0), 0u) << story;
+  ASSERT_GT(story.size(), 14u);
+  EXPECT_EQ(story.substr(story.size() - 14), "<|end_story|>\n") << story;
+  EXPECT_EQ(story.find("<|end_story|>"), story.size() - 14) << "printed twice: " << story;
+  ASSERT_EQ(std::system((demo + " --stop '<|end_story|>' > " + out).c_str()), 0);
+  EXPECT_EQ(bytes_of(out), story.substr(0, story.size() - 14) + "\n");
+  const int token = *HfTokenizer::from_dir(model)->token_to_id("little▁girl▁named▁");
+  ASSERT_EQ(std::system((tool() + " generate --model " + model + " --prompt '' --max-tokens 40 --temperature 0 " +
+                         "--stop-token-ids " + std::to_string(token) + " --include-stop-str-in-output -q > " + out).c_str()), 0);
+  EXPECT_EQ(bytes_of(out), "Once upon a time, there was a little girl named \n");
+}
+
 }  // namespace
 }  // namespace nanovllm::test

@@ -2,12 +2,15 @@
 // forms, per-choice seeds, usage sums and the Prometheus exposition.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "server/api_error.h"
 #include "server/metrics.h"
 #include "server/openai_request.h"
 #include "server/openai_response.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer/hf_tokenizer.h"
 
 namespace nanovllm::server {
@@ -31,6 +34,18 @@ class OpenAiRequestTest : public ::testing::Test {
       return e.status();
     }
     return 200;
+  }
+  // The param of the 400 that the body gets ("" when it is accepted); the message must name it.
+  std::string refused_param(const json& body, Endpoint endpoint = Endpoint::kCompletions) {
+    try {
+      if (endpoint == Endpoint::kChat) parse_chat_request(body, ctx_);
+      else parse_completion_request(body, ctx_);
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.status(), 400) << body.dump();
+      EXPECT_NE(std::string(e.what()).find(e.param().substr(0, e.param().find('.'))), std::string::npos) << e.what();
+      return e.param();
+    }
+    return "";
   }
   std::unique_ptr<HfTokenizer> tok_;
   ServingContext ctx_;
@@ -71,6 +86,155 @@ TEST_F(OpenAiRequestTest, BadFieldsAre400) {
     EXPECT_EQ(status_of(body), 400) << body;
   }
   EXPECT_EQ(status_of(R"({"prompt": "a", "max_tokens": 5.0})"), 200);
+}
+
+// Every field is honoured or refused with 400 naming it; none is silently dropped.
+TEST_F(OpenAiRequestTest, UnsupportedFieldsAre400NamingTheField) {
+  const json base = {{"prompt", "Once"}, {"max_tokens", 2}};
+  struct Case {
+    const char* field;
+    json value;
+  };
+  const Case refused[] = {
+      {"best_of", 3}, {"suffix", "end"}, {"prompt_logprobs", 1}, {"guided_json", json::object()},
+      {"guided_regex", "a+"}, {"guided_choice", {"a", "b"}}, {"guided_grammar", "root ::= x"},
+      {"structured_outputs", {{"json", json::object()}}}, {"response_format", {{"type", "json_object"}}},
+      {"response_format", {{"type", "json_schema"}, {"json_schema", json::object()}}},
+      {"frobnicate", 1}, {"functions", json::array()}, {"echo", true}, {"tool_choice", "auto"},
+      {"messages", json::array()}, {"store", false}, {"spaces_between_special_tokens", false}};
+  for (const Case& c : refused) {
+    json body = base;
+    body[c.field] = c.value;
+    EXPECT_EQ(refused_param(body), c.field) << body.dump();
+  }
+  json so = base;
+  so["stream_options"] = {{"include_usage", true}, {"continuous_usage_stats", true}};
+  EXPECT_EQ(refused_param(so), "stream_options");
+  // Accepted: informational fields, the no-op forms, null for a known unsupported field.
+  const Case accepted[] = {
+      {"user", "u-1"}, {"safety_identifier", "s"}, {"prompt_cache_key", "k"}, {"metadata", {{"a", "b"}}},
+      {"best_of", 1}, {"response_format", {{"type", "text"}}}, {"suffix", nullptr}, {"suffix", ""},
+      {"guided_json", nullptr}, {"prompt_logprobs", nullptr}, {"echo", false}, {"logit_bias", json::object()},
+      {"include_stop_str_in_output", true}};
+  for (const Case& c : accepted) {
+    json body = base;
+    body[c.field] = c.value;
+    EXPECT_EQ(refused_param(body), "") << body.dump();
+  }
+  json n2 = base;
+  n2["n"] = 2;
+  n2["best_of"] = 2;
+  EXPECT_EQ(refused_param(n2), "");
+}
+
+TEST_F(OpenAiRequestTest, WrongTypesAre400NamingTheField) {
+  const json base = {{"prompt", "Once"}};
+  const std::pair<const char*, json> wrong[] = {
+      {"max_tokens", "10"}, {"temperature", "hot"}, {"top_p", true}, {"top_k", "5"}, {"min_p", json::array()},
+      {"seed", 1.5}, {"n", "2"}, {"best_of", "1"}, {"stop", 5}, {"stop_token_ids", {"a"}}, {"ignore_eos", 1},
+      {"min_tokens", "1"}, {"presence_penalty", "x"}, {"frequency_penalty", {1}}, {"repetition_penalty", false},
+      {"logprobs", "1"}, {"skip_special_tokens", "no"}, {"include_stop_str_in_output", 1}, {"logit_bias", {1, 2}},
+      {"logit_bias", {{"5", "x"}}}, {"response_format", "text"}, {"user", 5}, {"metadata", "x"},
+      {"metadata", {{"a", 1}}}, {"stream", "true"}, {"stream_options", 1}, {"echo", "no"}, {"suffix", 1},
+      {"max_completion_tokens", "3"}};
+  for (const auto& [key, value] : wrong) {
+    json body = base;
+    body[key] = value;
+    EXPECT_EQ(refused_param(body), key) << body.dump();
+  }
+}
+
+TEST_F(OpenAiRequestTest, ChatFieldsAreHonouredOrRefused) {
+  const ChatTemplate tpl = ChatTemplate::from_tokenizer_config(std::string(NANOVLLM_SHARED_DIR) + "/tokenizers/qwen3");
+  ctx_.chat_template = &tpl;
+  const json base = {{"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"max_tokens", 2}};
+  const std::pair<const char*, json> refused[] = {
+      {"tool_choice", "required"}, {"tool_choice", {{"type", "function"}, {"function", {{"name", "f"}}}}},
+      {"tool_choice", 1}, {"suffix", "x"}, {"prompt", "x"}, {"echo", false}, {"guided_json", {{"type", "object"}}},
+      {"response_format", {{"type", "json_schema"}}}, {"parallel_tool_calls", true}, {"best_of", 2},
+      {"top_logprobs", "2"}, {"tools", "x"}, {"add_generation_prompt", "yes"}, {"chat_template_kwargs", 1},
+      {"logprobs", 1}, {"continue_final_message", true}};
+  for (const auto& [key, value] : refused) {
+    json body = base;
+    body[key] = value;
+    EXPECT_EQ(refused_param(body, Endpoint::kChat), key) << body.dump();
+  }
+  const std::pair<const char*, json> accepted[] = {
+      {"tool_choice", "auto"}, {"tool_choice", "none"}, {"tool_choice", nullptr}, {"user", "me"},
+      {"response_format", {{"type", "text"}}}, {"logit_bias", {{"5", 1}}}, {"max_completion_tokens", 2}};
+  for (const auto& [key, value] : accepted) {
+    json body = base;
+    body[key] = value;
+    EXPECT_EQ(refused_param(body, Endpoint::kChat), "") << body.dump();
+  }
+}
+
+TEST_F(OpenAiRequestTest, LogitBiasAndIncludeStopStrMapToSamplingParams) {
+  const GenerationRequest r = parse_completion_request(
+      parse_body(R"({"prompt": "Once", "logit_bias": {"50": 100, "7": -100, "9": 0.5},
+                     "include_stop_str_in_output": true})"),
+      ctx_);
+  const SamplingParams& p = r.params[0];
+  EXPECT_EQ(p.logit_bias, (std::map<int, float>{{7, -100.0f}, {9, 0.5f}, {50, 100.0f}}));
+  EXPECT_TRUE(p.include_stop_str_in_output);
+  EXPECT_FALSE(parse_completion_request(parse_body(R"({"prompt": "a"})"), ctx_).params[0].include_stop_str_in_output);
+  for (const char* bias : {R"({"x": 1})", R"({"-1": 1})", R"({"1.5": 1})", R"({"": 1})", R"({"99999999999": 1})",
+                           R"({"5": 100.5})", R"({"5": -101})", R"({" 5": 1})"}) {
+    EXPECT_EQ(refused_param(json::parse(std::string(R"({"prompt": "a", "logit_bias": )") + bias + "}")), "logit_bias")
+        << bias;
+  }
+}
+
+// Conversations as OpenAI clients send them (a tool-call turn with "content": null and
+// JSON-string arguments, text parts) give the prompt that transformers renders from the
+// messages as vLLM normalizes them (tests/data/chat_template/openai_messages.json, made by
+// scripts/gen_chat_template_goldens.py).
+TEST_F(OpenAiRequestTest, OpenAiMessagesRenderAsVllmGivesThemToTheTemplate) {
+  std::ifstream in(std::string(NANOVLLM_SOURCE_DIR) + "/tests/data/chat_template/openai_messages.json");
+  ASSERT_TRUE(in.good());
+  const json data = json::parse(in);
+  ASSERT_GE(data["cases"].size(), 24u);
+  int checked = 0;
+  for (const json& c : data["cases"]) {
+    const std::string where = c["model"].get<std::string>() + " " + c["name"].get<std::string>();
+    const std::string dir = std::string(NANOVLLM_SHARED_DIR) + "/" + c["model_dir"].get<std::string>();
+    ASSERT_TRUE(std::filesystem::exists(dir)) << dir;
+    std::vector<std::pair<std::string, std::string>> specials;
+    if (c.contains("template")) {
+      for (const auto& [k, v] : c["special_tokens"].items()) specials.emplace_back(k, v.get<std::string>());
+    }
+    const ChatTemplate tpl = c.contains("template") ? ChatTemplate(c["template"].get<std::string>(), specials)
+                                                    : ChatTemplate::from_tokenizer_config(dir);
+    ServingContext ctx = ctx_;
+    ctx.chat_template = &tpl;
+    json body = {{"messages", c["messages"]}};
+    if (!c["tools"].is_null()) body["tools"] = c["tools"];
+    ASSERT_TRUE(c.contains("expected")) << where;
+    try {
+      EXPECT_EQ(render_chat(body, ctx), c["expected"].get<std::string>()) << where;
+      ++checked;
+    } catch (const ApiError& e) {
+      ADD_FAILURE() << where << ": " << e.status() << " " << e.what();
+    }
+  }
+  EXPECT_EQ(checked, static_cast<int>(data["cases"].size()));
+}
+
+TEST_F(OpenAiRequestTest, MalformedToolCallsAre400) {
+  const ChatTemplate tpl = ChatTemplate::from_tokenizer_config(std::string(NANOVLLM_SHARED_DIR) + "/tokenizers/qwen3");
+  ServingContext ctx = ctx_;
+  ctx.chat_template = &tpl;
+  for (const char* calls : {R"("x")", R"({"a": 1})", R"([1])", R"([{"function": "f"}])"}) {
+    const json body = json::parse(std::string(R"({"messages": [{"role": "user", "content": "hi"},
+        {"role": "assistant", "content": null, "tool_calls": )") + calls + "}]}");
+    try {
+      render_chat(body, ctx);
+      ADD_FAILURE() << calls;
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.status(), 400);
+      EXPECT_EQ(e.param(), "messages");
+    }
+  }
 }
 
 TEST_F(OpenAiRequestTest, UnknownModelIs404) {

@@ -14,7 +14,7 @@ import openai
 import pytest
 import requests
 
-from conftest import STORIES, Server
+from conftest import ROOT, STORIES, Server
 
 STORY = "Once upon a time, there was a little girl named Lily. She had a toy car that she loved very much."
 
@@ -162,6 +162,125 @@ def test_sampling_fields_accepted(story_server):
                    presence_penalty=0.5, frequency_penalty=0.5, repetition_penalty=1.2, stop_token_ids=[2],
                    ignore_eos=False, max_completion_tokens=8)
     assert out["usage"]["completion_tokens"] <= 8
+
+
+def test_end_of_story_token_text_is_not_in_the_output(story_server):
+    # TinyStories ends a story by writing "<|end_story|>" as plain text (four ordinary tokens),
+    # then its EOS token, also named <|end_story|>, a special token stored with "normalized": true.
+    # The EOS token adds no text (vLLM's rule for the token that ends a request), with or without
+    # skip_special_tokens; include_stop_str_in_output keeps it.
+    for skip in (True, False):
+        out = complete(story_server, "", max_tokens=400, logprobs=0, skip_special_tokens=skip)["choices"][0]
+        tokens = out["logprobs"]["tokens"]
+        assert out["finish_reason"] == "stop" and tokens[-1] == "<|end_story|>", tokens[-6:]
+        assert tokens[-5:-1] == ["<|", "end", "_story", "|>"]
+        before_eos = complete(story_server, "", max_tokens=len(tokens) - 1, skip_special_tokens=skip)["choices"][0]
+        assert before_eos["finish_reason"] == "length" and before_eos["text"].endswith("it.<|end_story|>")
+        assert out["text"].startswith(STORY) and out["text"] == before_eos["text"], out["text"][-80:]
+        chunks = stream_sse(story_server, "/v1/completions", {"prompt": "", "max_tokens": 400, "temperature": 0,
+                                                              "skip_special_tokens": skip})
+        assert "".join(c["choices"][0]["text"] for c in chunks) == out["text"]
+    kept = complete(story_server, "", max_tokens=400, skip_special_tokens=False,
+                    include_stop_str_in_output=True)["choices"][0]["text"]
+    assert kept.startswith(out["text"]) and kept[len(out["text"]):].strip() == "<|end_story|>", kept[-80:]
+
+
+def test_stop_token_ids_text_left_out_unless_included(story_server):
+    piece = "little girl named "  # one token of the greedy story
+    token = story_server.post("/tokenize", {"prompt": piece, "add_special_tokens": False}).json()["tokens"][-1]
+    assert story_server.post("/detokenize", {"tokens": [token]}).json()["prompt"] == piece
+    full = complete(story_server, "", max_tokens=40)["choices"][0]["text"]
+    cut = full.index(piece)
+    out = complete(story_server, "", max_tokens=40, stop_token_ids=[token])["choices"][0]
+    assert out["text"] == full[:cut] and out["finish_reason"] == "stop" and str(out["stop_reason"]) == str(token), out
+    kept = client(story_server).completions.create(model="test-model", prompt="", max_tokens=40, temperature=0,
+                                                   extra_body={"stop_token_ids": [token], "include_stop_str_in_output": True})
+    assert kept.choices[0].text == full[:cut + len(piece)]
+    # The same for a stop string.
+    kept = complete(story_server, "", max_tokens=40, stop="Lily", include_stop_str_in_output=True)["choices"][0]
+    assert kept["text"] == full[:full.index("Lily") + len("Lily")] and kept["finish_reason"] == "stop"
+
+
+def test_logit_bias_forces_and_bans_tokens(story_server):
+    cat = story_server.post("/tokenize", {"prompt": "cat", "add_special_tokens": False}).json()["tokens"][-1]
+    c = client(story_server)
+    forced = c.completions.create(model="test-model", prompt="Once upon a time", max_tokens=6, temperature=0,
+                                  logit_bias={str(cat): 100}, logprobs=0)
+    assert forced.choices[0].logprobs.tokens == ["cat"] * 6 and forced.choices[0].text == "cat" * 6
+    # Sampled at temperature 1 too: +100 leaves the others no mass.
+    hot = c.completions.create(model="test-model", prompt="Once upon a time", max_tokens=6, temperature=1, seed=5,
+                               logit_bias={str(cat): 100})
+    assert hot.choices[0].text == forced.choices[0].text
+    piece = "little girl named "
+    token = story_server.post("/tokenize", {"prompt": piece, "add_special_tokens": False}).json()["tokens"][-1]
+    plain = complete(story_server, "", max_tokens=12, logprobs=0)["choices"][0]
+    assert piece in plain["logprobs"]["tokens"]
+    banned = complete(story_server, "", max_tokens=12, logprobs=0, logit_bias={str(token): -100})["choices"][0]
+    assert piece not in banned["logprobs"]["tokens"] and banned["text"] != plain["text"]
+    r = story_server.post("/v1/completions", {"prompt": "a", "logit_bias": {"999999": 5}})
+    assert r.status_code == 400 and "logit_bias" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("path,field,value", [
+    ("/v1/completions", "best_of", 2),
+    ("/v1/completions", "suffix", " The end."),
+    ("/v1/completions", "prompt_logprobs", 1),
+    ("/v1/completions", "response_format", {"type": "json_object"}),
+    ("/v1/completions", "guided_json", {"type": "object"}),
+    ("/v1/completions", "guided_choice", ["a", "b"]),
+    ("/v1/completions", "logit_bias", {"x": 1}),
+    ("/v1/completions", "logit_bias", {"5": 1000}),
+    ("/v1/completions", "user", 5),
+    ("/v1/completions", "no_such_field", True),
+    ("/v1/completions", "max_tokens", "10"),
+    ("/v1/chat/completions", "tool_choice", "required"),
+    ("/v1/chat/completions", "tool_choice", {"type": "function", "function": {"name": "get_weather"}}),
+    ("/v1/chat/completions", "response_format", {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}),
+    ("/v1/chat/completions", "guided_regex", "[a-z]+"),
+    ("/v1/chat/completions", "parallel_tool_calls", False),
+    ("/v1/chat/completions", "temperature", "hot"),
+])
+def test_unsupported_fields_are_400_naming_them(story_server, chat_server, path, field, value):
+    server = chat_server if "chat" in path else story_server
+    body = {"messages": [{"role": "user", "content": "hi"}]} if "chat" in path else {"prompt": "Once"}
+    r = server.post(path, {**body, "max_tokens": 2, field: value})
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["param"] == field and f"'{field}'" in err["message"], err
+
+
+def test_informational_and_no_op_fields_are_accepted(story_server, chat_server):
+    out = client(story_server).completions.create(model="test-model", prompt="Once", max_tokens=3, temperature=0,
+                                                  user="someone", n=2, best_of=2, extra_body={"suffix": None})
+    assert len(out.choices) == 2
+    messages = [{"role": "user", "content": "hi"}]
+    chat = client(chat_server).chat.completions.create(model="qwen3-tiny", messages=messages, max_tokens=3,
+                                                       response_format={"type": "text"}, tool_choice="none", user="u")
+    assert chat.choices[0].finish_reason in ("stop", "length")
+    with pytest.raises(openai.BadRequestError) as e:
+        client(story_server).completions.create(model="test-model", prompt="Once", max_tokens=3, best_of=3)
+    assert e.value.body["param"] == "best_of" and "'best_of' is not supported" in e.value.body["message"]
+
+
+def test_tool_call_history_with_the_openai_client(chat_server):
+    # The turn the openai client sends back after a tool call: "content": None next to tool_calls
+    # whose arguments are a JSON string, then the tool's answer. The prompt must be the one
+    # transformers renders from the messages as vLLM normalizes them (the committed golden).
+    golden = json.loads((ROOT / "tests" / "data" / "chat_template" / "openai_messages.json").read_text())
+    case = next(c for c in golden["cases"] if c["model"] == "qwen3" and c["name"] == "tool_call_history/tools")
+    c = client(chat_server)
+    out = c.chat.completions.create(model="qwen3-tiny", messages=case["messages"], tools=case["tools"],
+                                    max_tokens=4, temperature=0, extra_body={"ignore_eos": True})
+    assert out.choices[0].finish_reason == "length"
+    expected = chat_server.post("/tokenize", {"prompt": case["expected"], "add_special_tokens": False}).json()
+    assert out.usage.prompt_tokens == expected["count"]
+    # The same history built from the client's own types, streamed.
+    call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": json.dumps({"city": "Oslo"})}}
+    history = [{"role": "user", "content": "Weather in Oslo?"}, {"role": "assistant", "content": None, "tool_calls": [call]},
+               {"role": "tool", "tool_call_id": "call_1", "content": "cold"}]
+    chunks = list(c.chat.completions.create(model="qwen3-tiny", messages=history, tools=case["tools"], max_tokens=4,
+                                            temperature=0, stream=True, extra_body={"ignore_eos": True}))
+    assert chunks[-1].choices[0].finish_reason == "length"
 
 
 def test_tokenize_detokenize(story_server):
