@@ -72,9 +72,14 @@ TEST(JinjaLimits, NestingWithinTheLimitRenders) {
   EXPECT_EQ(render("{{ 0" + repeat(" + 1", n) + " }}"), std::to_string(n));
 }
 
+// Built by moves: copying a deep array (as an initializer list does) recurses once per level.
 ojson nested_array(int depth) {
   ojson j = ojson::array();
-  for (int i = 0; i < depth; ++i) j = ojson::array({std::move(j)});
+  for (int i = 0; i < depth; ++i) {
+    ojson outer = ojson::array();
+    outer.push_back(std::move(j));
+    j = std::move(outer);
+  }
   return j;
 }
 

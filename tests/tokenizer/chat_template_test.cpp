@@ -144,17 +144,28 @@ TEST(ChatTemplate, AddedTokenObjectsAndTemplateList) {
   std::filesystem::remove_all(dir);
 }
 
+// An array nested `depth` deep, built by moves: copying one (as an initializer list does)
+// recurses once per level.
 ojson nested_array(int depth) {
   ojson j = ojson::array();
-  for (int i = 0; i < depth; ++i) j = ojson::array({std::move(j)});
+  for (int i = 0; i < depth; ++i) {
+    ojson outer = ojson::array();
+    outer.push_back(std::move(j));
+    j = std::move(outer);
+  }
   return j;
+}
+
+ojson array_of(ojson item) {
+  ojson a = ojson::array();
+  a.push_back(std::move(item));
+  return a;
 }
 
 TEST(ChatTemplate, DeepArgumentsAreErrors) {
   // 20k levels in a message field, tools or template kwargs crashed the server (stack overflow
   // converting them to template values).
   ChatTemplate tpl("{{ messages }}{{ tools }}{{ x }}", {});
-  const ojson deep = nested_array(20000);
   auto error_of = [&](const ojson& msgs, const ojson& kwargs, const ojson& tools) -> std::string {
     try {
       tpl.render(msgs, false, kwargs, tools);
@@ -163,14 +174,20 @@ TEST(ChatTemplate, DeepArgumentsAreErrors) {
     }
     return "no error";
   };
-  const ojson msg = {{"role", "user"}, {"content", deep}};
-  EXPECT_NE(error_of(ojson::array({msg}), ojson::object(), ojson()).find("chat messages: nested deeper than"),
+  ojson msg = {{"role", "user"}};
+  msg["content"] = nested_array(20000);
+  EXPECT_NE(error_of(array_of(std::move(msg)), ojson::object(), ojson()).find("chat messages: nested deeper than"),
             std::string::npos);
-  EXPECT_NE(error_of(ojson::array({deep}), ojson::object(), ojson()).find("nested deeper than"), std::string::npos);
+  EXPECT_NE(error_of(array_of(nested_array(20000)), ojson::object(), ojson()).find("nested deeper than"),
+            std::string::npos);
   const ojson user = ojson::array({{{"role", "user"}, {"content", "hi"}}});
-  EXPECT_NE(error_of(user, {{"x", deep}}, ojson()).find("template kwargs: nested deeper than"), std::string::npos);
-  EXPECT_NE(error_of(user, ojson::object(), ojson::array({deep})).find("tools: nested deeper than"), std::string::npos);
-  EXPECT_EQ(tpl.render(user, false, {{"x", nested_array(50)}}, ojson()),
+  ojson kwargs = ojson::object();
+  kwargs["x"] = nested_array(20000);
+  EXPECT_NE(error_of(user, kwargs, ojson()).find("template kwargs: nested deeper than"), std::string::npos);
+  EXPECT_NE(error_of(user, ojson::object(), array_of(nested_array(20000))).find("tools: nested deeper than"),
+            std::string::npos);
+  kwargs["x"] = nested_array(50);
+  EXPECT_EQ(tpl.render(user, false, kwargs, ojson()),
             "[{'role': 'user', 'content': 'hi'}]None" + std::string(51, '[') + std::string(51, ']'));
 }
 
