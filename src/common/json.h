@@ -7,7 +7,6 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-#include <type_traits>
 
 #include "nanovllm/error.h"
 
@@ -19,17 +18,13 @@ constexpr int kMaxJsonDepth = 128;
 
 // Parses `text`; `what` names the document in errors. Throws Error on invalid JSON and on
 // nesting deeper than max_depth (checked while parsing, before any deep value exists).
-// on_event(depth, event, parsed), when given, sees every parse event too (a safetensors header
-// uses it to refuse a tensor named twice, which the parsed object would keep only once).
-template <class Json = nlohmann::json, class OnEvent = std::nullptr_t>
-Json parse_json(std::string_view text, const std::string& what, int max_depth = kMaxJsonDepth,
-                OnEvent on_event = nullptr) {
-  const auto limit = [&](int depth, nlohmann::json::parse_event_t event, Json& parsed) {
+template <class Json = nlohmann::json>
+Json parse_json(std::string_view text, const std::string& what, int max_depth = kMaxJsonDepth) {
+  const auto limit = [&](int depth, nlohmann::json::parse_event_t event, Json&) {
     if (depth > max_depth &&
         (event == nlohmann::json::parse_event_t::object_start ||
          event == nlohmann::json::parse_event_t::array_start))
       throw Error(what + ": JSON nested deeper than " + std::to_string(max_depth) + " levels");
-    if constexpr (!std::is_same_v<OnEvent, std::nullptr_t>) on_event(depth, event, parsed);
     return true;
   };
   try {

@@ -126,6 +126,40 @@ TensorInfo parse_tensor(const std::string& file, const std::string& name, const 
   return t;
 }
 
+// A name given twice would silently keep only one entry: the other's bytes would still be in
+// the file, unaccounted for. The parsed object cannot tell, so a SAX pass over the (already
+// size-checked) header looks at the top-level keys; invalid JSON is left to parse_json to report.
+class TopLevelKeys : public nlohmann::json_sax<json> {
+ public:
+  explicit TopLevelKeys(const std::string& file) : file_(file) {}
+  bool key(string_t& k) override {
+    if (depth_ == 1 && !seen_.insert(k).second) throw Error(file_ + ": tensor '" + k + "' appears twice in the header");
+    return true;
+  }
+  bool start_object(std::size_t) override { return ++depth_ <= kMaxJsonDepth; }
+  bool start_array(std::size_t) override { return ++depth_ <= kMaxJsonDepth; }
+  bool end_object() override { return --depth_, true; }
+  bool end_array() override { return --depth_, true; }
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+
+ private:
+  const std::string& file_;
+  std::set<std::string> seen_;
+  int depth_ = 0;
+};
+
+void refuse_repeated_names(std::string_view header, const std::string& file) {
+  TopLevelKeys keys(file);
+  json::sax_parse(header.begin(), header.end(), &keys);
+}
+
 }  // namespace
 
 void SafetensorsFile::parse_header() {
@@ -137,14 +171,8 @@ void SafetensorsFile::parse_header() {
     throw Error(file + ": header length " + std::to_string(header_len) +
                 " exceeds the file size (truncated or not safetensors)");
   const char* h = reinterpret_cast<const char*>(map_.data() + 8);
-  // A name given twice would silently keep only its last entry: the first one's bytes would
-  // still be in the file, unaccounted for.
-  std::set<std::string> names;
-  const auto refuse_duplicates = [&](int depth, json::parse_event_t event, json& parsed) {
-    if (depth == 1 && event == json::parse_event_t::key && !names.insert(parsed.get<std::string>()).second)
-      throw Error(file + ": tensor '" + parsed.get<std::string>() + "' appears twice in the header");
-  };
-  json header = parse_json(std::string_view(h, header_len), file + ": header", kMaxJsonDepth, refuse_duplicates);
+  refuse_repeated_names(std::string_view(h, header_len), file);
+  json header = parse_json(std::string_view(h, header_len), file + ": header");
   if (!header.is_object()) throw Error(file + ": header is not a JSON object");
   const uint8_t* data = map_.data() + 8 + header_len;
   size_t data_size = map_.size() - 8 - header_len;
