@@ -7,9 +7,10 @@ PROMPT   ?= Once upon a time
 # TinyStories writes its end marker as text before its EOS token; the demo stops there.
 DEMO_FLAGS ?= --stop '<|end_story|>'
 CMAKE_FLAGS ?=
+PREFIX   ?= /usr/local
 NANOVLLM := $(BUILD)/bin/nanovllm
 
-.PHONY: all deps configure build test demo bench clean format
+.PHONY: all deps configure build test demo bench install clean format
 
 all: build
 
@@ -39,6 +40,11 @@ demo: build
 
 bench: deps
 	bash bench/run.sh
+
+# Headers, static libraries, the CMake package (find_package(nanovllm)), nanovllm.pc and the
+# nanovllm command under PREFIX; DESTDIR=... stages it (packaging).
+install: build
+	cmake --install $(BUILD) --prefix "$(PREFIX)"
 
 clean:
 	rm -rf $(BUILD)

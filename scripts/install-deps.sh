@@ -11,7 +11,8 @@ packages=(
   libpcre2-dev                    # pre-tokenizer regexes (UTF + Unicode properties, JIT)
   libicu-dev                      # tokenizer NFC normalization and Unicode character classes
   libsentencepiece-dev            # reading tokenizer.model when converting llama2.c checkpoints
-  libcpp-httplib-dev              # the OpenAI-compatible server
+  libboost-dev zlib1g-dev         # the OpenAI-compatible server's HTTP layer (Beast/Asio; gzip bodies)
+  libedit-dev                     # line editing and history in `nanovllm chat` (BSD license)
 )
 
 missing=()

@@ -1,15 +1,91 @@
 // Wires a backend and the tokenizer to an LLMEngine: the one place that knows them all.
 #include "nanovllm/llm.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
-#include "nanovllm/error.h"
-#include "engine/llm_engine.h"
+#include "llm_internal.h"
 #include "model/native_runner.h"
+#include "nanovllm/error.h"
 #include "tokenizer/hf_tokenizer.h"
 
 namespace nanovllm {
 namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kWhatIsNeeded =
+    "nanovllm needs a Hugging Face checkpoint folder: config.json + model.safetensors (or a sharded "
+    "model.safetensors.index.json) + tokenizer.json, e.g. from "
+    "`huggingface-cli download ORG/MODEL --local-dir DIR`";
+
+bool is_gguf_file(const fs::path& p) {
+  if (p.extension() == ".gguf") return true;
+  char magic[4] = {};
+  std::ifstream(p, std::ios::binary).read(magic, 4);
+  return std::string(magic, 4) == "GGUF";
+}
+
+std::string first_gguf_in(const fs::path& dir) {
+  std::error_code ec;
+  for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
+    if (e.is_regular_file() && is_gguf_file(e.path())) return e.path().filename().string();
+  }
+  return "";
+}
+
+// Says what a path that is not a usable checkpoint folder is, and what to pass instead, before
+// any loader reads it (their messages name one missing file, not the mistake behind it).
+void check_model_path(const std::string& model) {
+  const fs::path p(model);
+  std::error_code ec;
+  if (!fs::exists(p, ec)) throw Error("model path does not exist: " + model + "; " + kWhatIsNeeded);
+  if (!fs::is_directory(p, ec)) {
+    if (is_gguf_file(p)) {
+      throw Error(model + " is a GGUF file (llama.cpp's format); GGUF is not supported yet. " + kWhatIsNeeded);
+    }
+    if (p.filename() == "config.json") throw Error(model + " is a file: pass the folder that holds it");
+    throw Error(model + " is a file, not a checkpoint folder; " + kWhatIsNeeded);
+  }
+  if (!fs::exists(p / "config.json")) {
+    const std::string gguf = first_gguf_in(p);
+    if (!gguf.empty()) {
+      throw Error(model + " is a llama.cpp model folder (it holds " + gguf + ", no config.json); GGUF is not "
+                  "supported yet. " + kWhatIsNeeded);
+    }
+    throw Error(model + " has no config.json, so it is not a Hugging Face checkpoint folder; " + kWhatIsNeeded);
+  }
+  if (!fs::exists(p / "model.safetensors") && !fs::exists(p / "model.safetensors.index.json")) {
+    const bool torch_bin = fs::exists(p / "pytorch_model.bin") || fs::exists(p / "pytorch_model.bin.index.json");
+    throw Error(model + " has config.json but no model.safetensors or model.safetensors.index.json" +
+                (torch_bin ? std::string(" (PyTorch .bin weights are not supported: download the safetensors "
+                                         "files, or convert with transformers' save_pretrained)")
+                           : std::string("; the weights must be in safetensors format")));
+  }
+}
+
+bool env_allows_long_max_model_len() {
+  const char* v = std::getenv("VLLM_ALLOW_LONG_MAX_MODEL_LEN");
+  return v && (std::string(v) == "1" || std::string(v) == "true");
+}
+
+// vLLM's rule: a context longer than the model was trained for must be asked for explicitly,
+// because positions beyond it give garbage (RoPE was never trained there).
+void check_max_model_len(const Config& config, const ModelInfo& info) {
+  const int trained = info.max_position_embeddings;
+  if (config.max_model_len <= trained || trained <= 0) return;
+  const std::string numbers = "max_model_len " + std::to_string(config.max_model_len) +
+                              " is above the model's max_position_embeddings " + std::to_string(trained);
+  if (!config.allow_long_max_model_len && !env_allows_long_max_model_len()) {
+    throw Error(numbers + " (config.json). Positions beyond it were never trained and give garbage; to use "
+                "them anyway, pass --allow-long-max-model-len (Config::allow_long_max_model_len) or set "
+                "VLLM_ALLOW_LONG_MAX_MODEL_LEN=1");
+  }
+  std::fprintf(stderr, "nanovllm: warning: %s; positions beyond it were never trained and may give garbage\n",
+               numbers.c_str());
+}
 
 std::unique_ptr<ModelRunner> make_runner(const std::string& model_dir, const Config& config) {
   if (config.backend == "native") {
@@ -24,7 +100,7 @@ std::unique_ptr<ModelRunner> make_runner(const std::string& model_dir, const Con
 }
 
 std::shared_ptr<const Tokenizer> load_tokenizer(const std::string& model_dir) {
-  if (!std::filesystem::exists(std::filesystem::path(model_dir) / "tokenizer.json")) return nullptr;
+  if (!fs::exists(fs::path(model_dir) / "tokenizer.json")) return nullptr;
   return HfTokenizer::from_dir(model_dir);
 }
 
@@ -33,9 +109,11 @@ std::shared_ptr<const Tokenizer> load_tokenizer(const std::string& model_dir) {
 LLM::LLM(const std::string& model_dir, Config config) {
   config.model = model_dir;
   config.validate();
-  if (!std::filesystem::is_directory(model_dir)) throw Error("model directory not found: " + model_dir);
+  check_model_path(model_dir);
+  std::unique_ptr<ModelRunner> runner = make_runner(model_dir, config);
+  check_max_model_len(config, runner->info());
   tokenizer_ = load_tokenizer(model_dir);
-  engine_ = std::make_unique<LLMEngine>(config, make_runner(model_dir, config), tokenizer_);
+  engine_ = std::make_unique<LLMEngine>(config, std::move(runner), tokenizer_);
 }
 
 LLM::~LLM() = default;
@@ -53,5 +131,20 @@ std::vector<RequestOutput> LLM::generate(const std::vector<std::vector<int>>& pr
                                          const SamplingParams& params, bool show_progress) {
   return engine_->generate(prompt_token_ids, {params}, show_progress);
 }
+
+int64_t LLM::add_request(std::vector<int> prompt_token_ids, const SamplingParams& params) {
+  return engine_->add_request(std::move(prompt_token_ids), params);
+}
+
+std::vector<StepOutput> LLM::step() { return engine_->step(); }
+bool LLM::abort(int64_t request_id) { return engine_->abort(request_id); }
+bool LLM::has_unfinished() const { return engine_->has_unfinished(); }
+SamplingParams LLM::default_sampling_params() const { return engine_->default_sampling_params(); }
+int LLM::max_model_len() const { return engine_->max_model_len(); }
+int LLM::vocab_size() const { return engine_->model_info().vocab_size; }
+std::optional<int> LLM::bos_token_id() const { return engine_->model_info().bos_token_id; }
+const Config& LLM::config() const { return engine_->config(); }
+
+LLMEngine& internal::engine(LLM& llm) { return *llm.engine_; }
 
 }  // namespace nanovllm

@@ -7,13 +7,16 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <random>
 #include <unordered_map>
 
 #include "commands.h"
-#include "engine/llm_engine.h"
+#include "engine/progress.h"
 #include "engine_options.h"
+#include "model/model_config.h"
+#include "nanovllm/error.h"
 #include "nanovllm/llm.h"
 
 namespace nanovllm::tools {
@@ -30,9 +33,12 @@ struct BenchArgs {
   uint64_t seed = 0;
   bool json = false;
   bool kv_fraction_given = false;
+  bool input_len_given = false, output_len_given = false;  // on the command line
 };
 
-std::pair<int, int> parse_range(const std::string& s) {
+using Range = std::pair<int, int>;  // MIN, MAX
+
+Range parse_range(const std::string& s) {
   const size_t colon = s.find(':');
   const int lo = std::stoi(s.substr(0, colon));
   const int hi = colon == std::string::npos ? lo : std::stoi(s.substr(colon + 1));
@@ -59,20 +65,21 @@ struct Timeline {
 };
 
 // Runs every request to completion, recording when each token arrived.
-Timeline run(LLMEngine& engine, const std::vector<std::vector<int>>& prompts,
-             const std::vector<SamplingParams>& params) {
+Timeline run(LLM& llm, const std::vector<std::vector<int>>& prompts, const std::vector<SamplingParams>& params) {
   Timeline t;
   std::unordered_map<int64_t, Clock::time_point> last;
+  StepProgress progress(static_cast<int>(prompts.size()), true);
   t.start = Clock::now();
   for (size_t i = 0; i < prompts.size(); ++i) {
-    last[engine.add_request(prompts[i], params[i])] = t.start;
+    last[llm.add_request(prompts[i], params[i])] = t.start;
     t.prompt_tokens += static_cast<int64_t>(prompts[i].size());
   }
   size_t started = 0;
-  while (engine.has_unfinished()) {
-    const std::vector<StepOutput> outs = engine.step();
+  while (llm.has_unfinished()) {
+    const std::vector<StepOutput> outs = llm.step();
     const Clock::time_point now = Clock::now();
     for (const StepOutput& o : outs) {
+      progress.add(o);
       const int n = static_cast<int>(o.new_token_ids.size());
       if (n == 0) continue;
       const double ms = std::chrono::duration<double, std::milli>(now - last[o.request_id]).count();
@@ -84,10 +91,11 @@ Timeline run(LLMEngine& engine, const std::vector<std::vector<int>>& prompts,
     }
   }
   t.end = Clock::now();
+  progress.finish();
   return t;
 }
 
-void report(const BenchArgs& a, const Timeline& t) {
+void report(const BenchArgs& a, const LLM& llm, const Timeline& t) {
   auto secs = [](Clock::time_point x, Clock::time_point y) { return std::chrono::duration<double>(y - x).count(); };
   const double total = secs(t.start, t.end);
   const double prefill = secs(t.start, t.prefill_done);
@@ -105,6 +113,7 @@ void report(const BenchArgs& a, const Timeline& t) {
       {"itl_ms_p50", percentile(t.itl_ms, 0.5)},
       {"itl_ms_p99", percentile(t.itl_ms, 0.99)},
       {"peak_rss_mb", peak_rss_mb()},
+      {"max_model_len", llm.max_model_len()},
       {"threads", a.config.threads},
       {"quantization", a.config.quantization.empty() ? "none" : a.config.quantization}};
   if (a.json) {
@@ -121,10 +130,40 @@ void report(const BenchArgs& a, const Timeline& t) {
   std::printf("peak RSS    %.0f MB\n", j["peak_rss_mb"].get<double>());
 }
 
+// The context the model was trained for; 0 when config.json is missing (LLM's constructor then
+// says what the path is instead).
+int trained_len(const std::string& model) {
+  if (!std::filesystem::is_regular_file(std::filesystem::path(model) / "config.json")) return 0;
+  return load_model_config(model).max_position_embeddings;
+}
+
+// Lengths left at their defaults (100:1024 each) shrink to fit the context; lengths the user
+// asked for that do not fit are an error, never a silently longer context than the model knows.
+void fit_lengths(const BenchArgs& a, int context, Range& in, Range& out) {
+  if (context <= 0) return;
+  auto shrink = [](Range& r, int hi) {
+    r.second = std::max(1, std::min(r.second, hi));
+    r.first = std::min(r.first, r.second);
+  };
+  if (!a.input_len_given && in.second + out.second > context) {
+    shrink(in, a.output_len_given ? context - out.second : context / 2);
+  }
+  if (!a.output_len_given && in.second + out.second > context) shrink(out, context - in.second);
+  if (in.second + out.second <= context) return;
+  throw Error("--input-len up to " + std::to_string(in.second) + " plus --output-len up to " +
+              std::to_string(out.second) + " need " + std::to_string(in.second + out.second) +
+              " positions, more than the context of " + std::to_string(context) +
+              (a.config.max_model_len > 0 ? " (--max-model-len)" : " (the model's max_position_embeddings)") +
+              "; shorten them, or raise --max-model-len");
+}
+
 void run_bench(BenchArgs& a) {
   const int n = a.batch > 0 ? a.batch : a.num_seqs;
-  const auto [in_lo, in_hi] = parse_range(a.input_len);
-  const auto [out_lo, out_hi] = parse_range(a.output_len);
+  Range in = parse_range(a.input_len), out = parse_range(a.output_len);
+  const int trained = trained_len(a.config.model);
+  fit_lengths(a, a.config.max_model_len > 0 ? a.config.max_model_len : trained, in, out);
+  const auto [in_lo, in_hi] = in;
+  const auto [out_lo, out_hi] = out;
   if (a.config.kv_cache_bytes == 0 && a.config.num_kv_blocks == 0 && !a.kv_fraction_given) {
     // Like llama-bench / llama-batched-bench: a KV cache sized to the workload (the engine caps
     // it at max_num_seqs sequences of max_model_len, and at the memory fraction), allocated and
@@ -134,10 +173,9 @@ void run_bench(BenchArgs& a) {
     a.config.kv_cache_prefault = true;
   }
   LLM llm(a.config.model, a.config);
-  LLMEngine& engine = llm.engine();
   std::mt19937_64 rng(a.seed);
   auto uniform = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
-  const int vocab = engine.model_info().vocab_size;
+  const int vocab = llm.vocab_size();
   std::vector<std::vector<int>> prompts(n);
   std::vector<SamplingParams> params(n);
   for (int i = 0; i < n; ++i) {
@@ -149,8 +187,9 @@ void run_bench(BenchArgs& a) {
   }
   SamplingParams warm_up = params[0];
   warm_up.max_tokens = 1;  // one forward pages the weights in; more would only cost time
-  engine.generate(std::vector<std::vector<int>>{std::vector<int>{1}}, {warm_up}, false);
-  report(a, run(engine, prompts, params));
+  llm.generate(std::vector<std::vector<int>>{std::vector<int>{1}}, warm_up, false);
+  const Timeline t = run(llm, prompts, params);
+  report(a, llm, t);
 }
 
 }  // namespace
@@ -160,7 +199,7 @@ void add_bench_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "bench", "Throughput benchmark with random token-id prompts (ignore_eos, greedy)");
   add_engine_options(cmd, args->config);
-  cmd->add_option("--num-seqs", args->num_seqs, "Requests, all queued at once")->capture_default_str();
+  cmd->add_option("--num-seqs,--num-prompts", args->num_seqs, "Requests, all queued at once")->capture_default_str();
   cmd->add_option("--input-len", args->input_len, "Prompt length range MIN:MAX (or N)")->capture_default_str();
   cmd->add_option("--output-len", args->output_len, "Output length range MIN:MAX (or N)")->capture_default_str();
   cmd->add_option("--batch", args->batch,
@@ -173,6 +212,8 @@ void add_bench_command(CLI::App& app) {
                 "One JSON object: prefill_tok_s, decode_tok_s, output_tok_s, ttft_ms_p50, itl_ms_p50, peak_rss_mb, ...");
   cmd->callback([args, cmd] {
     args->kv_fraction_given = cmd->count("--kv-cache-memory-fraction") > 0;
+    args->input_len_given = cmd->count("--input-len") > 0;
+    args->output_len_given = cmd->count("--output-len") > 0;
     run_bench(*args);
   });
 }

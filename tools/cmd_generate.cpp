@@ -8,9 +8,10 @@
 #include <map>
 #include <optional>
 
+#include <unistd.h>
+
 #include "commands.h"
-#include "engine/llm_engine.h"
-#include "engine/tokenizer.h"
+#include "engine/progress.h"
 #include "engine_options.h"
 #include "nanovllm/llm.h"
 
@@ -56,22 +57,25 @@ void print_json(size_t index, const std::vector<int>& prompt, const RequestOutpu
 
 void run_generate(GenerateArgs& a) {
   LLM llm(a.config.model, a.config);
-  LLMEngine& engine = llm.engine();
-  const SamplingParams params = a.sampling.apply(engine.default_sampling_params());
-  const std::vector<Prompt> prompts = collect_prompts(a, llm.tokenizer(), engine.model_info().bos_token_id);
+  const SamplingParams params = a.sampling.apply(llm.default_sampling_params());
+  const std::vector<Prompt> prompts = collect_prompts(a, llm.tokenizer(), llm.bos_token_id());
   // One prompt in plain mode streams its text as it comes; otherwise print when done.
   const bool stream = !a.json && prompts.size() == 1;
   std::map<int64_t, size_t> index;
   std::vector<RequestOutput> results(prompts.size());
-  for (size_t i = 0; i < prompts.size(); ++i) index[engine.add_request(prompts[i].ids, params)] = i;
+  for (size_t i = 0; i < prompts.size(); ++i) index[llm.add_request(prompts[i].ids, params)] = i;
   if (stream) std::cout << prompts[0].text << std::flush;
+  // Text streamed to the terminal is its own progress; a bar there would cut through it.
+  StepProgress progress(static_cast<int>(prompts.size()), !a.quiet && !(stream && isatty(STDOUT_FILENO)));
   const auto start = std::chrono::steady_clock::now();
-  while (engine.has_unfinished()) {
-    for (const StepOutput& o : engine.step()) {
+  while (llm.has_unfinished()) {
+    for (const StepOutput& o : llm.step()) {
       results[index.at(o.request_id)].append(o);
+      progress.add(o);
       if (stream) std::cout << o.new_text << std::flush;
     }
   }
+  progress.finish();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   size_t generated = 0;
   for (size_t i = 0; i < results.size(); ++i) {
@@ -92,13 +96,15 @@ void add_generate_command(CLI::App& app) {
   auto args = std::make_shared<GenerateArgs>();
   CLI::App* cmd = app.add_subcommand("generate", "Generate text from prompts with a checkpoint");
   add_engine_options(cmd, args->config);
-  cmd->add_option("--prompt,-p", args->prompts, "Text prompt (repeatable; batched together)");
+  cmd->add_option("--prompt,-p", args->prompts, "Text prompt (repeatable; batched together)")
+      ->allow_extra_args(false);
   cmd->add_option("--prompt-ids", args->prompt_ids,
-                  "Prompt as comma-separated token ids (repeatable; \"\" = BOS alone)");
+                  "Prompt as comma-separated token ids (repeatable; \"\" = BOS alone)")
+      ->allow_extra_args(false);
   add_sampling_options(cmd, args->sampling);
   cmd->add_flag("--json", args->json,
                 "One JSON object per prompt per line: index, prompt_token_ids, token_ids, text, finish_reason");
-  cmd->add_flag("--quiet,-q", args->quiet, "No timing line on stderr");
+  cmd->add_flag("--quiet,-q", args->quiet, "No progress bar and no timing line on stderr");
   cmd->callback([args] { run_generate(*args); });
 }
 

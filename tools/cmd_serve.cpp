@@ -7,6 +7,8 @@
 #include <memory>
 #include <stdexcept>
 
+#include <unistd.h>
+
 #include "commands.h"
 #include "engine_options.h"
 #include "nanovllm/llm.h"
@@ -21,7 +23,14 @@ namespace {
 #ifdef NANOVLLM_HAVE_SERVER
 std::atomic<bool> g_stop{false};
 
-extern "C" void on_stop_signal(int) { g_stop = true; }
+// The first SIGINT/SIGTERM asks the server to drain; a second one means "now".
+extern "C" void on_stop_signal(int sig) {
+  if (g_stop.exchange(true)) {
+    static const char msg[] = "nanovllm serve: second signal, exiting without draining\n";
+    (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
+    _exit(128 + sig);
+  }
+}
 
 // SIGINT/SIGTERM ask the server to drain and stop; SIGPIPE (a client gone) must not kill us.
 void install_signal_handlers() {
@@ -57,11 +66,19 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--host", s.host, "Address to listen on")->capture_default_str();
   cmd->add_option("--port", s.port, "Port to listen on (0 = any free port, printed at start-up)")->capture_default_str();
   cmd->add_option("--api-key", s.api_key, "Require 'Authorization: Bearer KEY' on /v1/*");
-  cmd->add_option("--served-model-name", s.served_model_name, "Model name clients send (default: the --model path)");
+  cmd->add_option("--served-model-name,--alias,-a", s.served_model_name,
+                  "Model name clients send (default: the --model path)");
+  cmd->add_option("--chat-template,--chat-template-file", s.chat_template_file,
+                  "Jinja chat template file, for models whose tokenizer has none (or to replace it)");
   cmd->add_option("--max-waiting", s.max_waiting, "Answer 503 when more requests than this wait (0 = no limit)")
       ->capture_default_str();
   cmd->add_option("--max-body-bytes", s.max_body_bytes, "Larger request bodies get 413")->capture_default_str();
-  cmd->add_option("--http-threads", s.http_threads, "Connections served at once")->capture_default_str();
+  cmd->add_option("--max-connections", s.max_connections, "Open connections at most (more get 503)")->capture_default_str();
+  cmd->add_option("--max-connections-per-client", s.max_connections_per_client,
+                  "Open connections from one IP address at most (more get 429)")->capture_default_str();
+  cmd->add_option("--header-timeout", s.header_timeout, "Seconds a request's head may take to arrive")->capture_default_str();
+  cmd->add_option("--keep-alive-timeout", s.keep_alive_timeout, "Seconds an idle kept-alive connection stays open")
+      ->capture_default_str();
   cmd->add_option("--drain-seconds", s.drain_seconds, "On SIGINT/SIGTERM, time in-flight requests get to finish")
       ->capture_default_str();
   cmd->callback([args] { run_serve(*args); });

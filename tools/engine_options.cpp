@@ -9,14 +9,19 @@
 namespace nanovllm::tools {
 
 void add_engine_options(CLI::App* cmd, Config& c) {
-  cmd->add_option("--model,-m", c.model, "Checkpoint directory in Hugging Face layout")->required();
+  // The model positionally (vLLM: `vllm serve MODEL`) or as --model / -m (llama.cpp).
+  cmd->add_option("MODEL,--model,-m", c.model, "Checkpoint directory in Hugging Face layout")->required();
   cmd->add_option("--backend", c.backend, "Model runner: native")->capture_default_str();
   cmd->add_option("--threads,-t", c.threads, "CPU threads (0 = all cores)")->capture_default_str();
-  cmd->add_option("--max-num-batched-tokens", c.max_num_batched_tokens,
+  cmd->add_option("--max-num-batched-tokens,--batch-size,-b", c.max_num_batched_tokens,
                   "Token budget of one engine step (prefill chunks + decodes)")->capture_default_str();
-  cmd->add_option("--max-num-seqs", c.max_num_seqs, "Sequences in one step at most")->capture_default_str();
-  cmd->add_option("--max-model-len", c.max_model_len,
-                  "Context length (0 = the model's max_position_embeddings)")->capture_default_str();
+  cmd->add_option("--max-num-seqs,--parallel", c.max_num_seqs, "Sequences in one step at most")->capture_default_str();
+  cmd->add_option("--max-model-len,--ctx-size,-c", c.max_model_len,
+                  "Context length (0 = the model's max_position_embeddings; more needs "
+                  "--allow-long-max-model-len)")->capture_default_str();
+  cmd->add_flag("--allow-long-max-model-len", c.allow_long_max_model_len,
+                "Allow --max-model-len above the model's trained length (positions it never saw; "
+                "also VLLM_ALLOW_LONG_MAX_MODEL_LEN=1)");
   cmd->add_option("--block-size", c.block_size, "Tokens per KV-cache block")->capture_default_str();
   cmd->add_option_function<std::string>(
       "--kv-cache-memory", [&c](const std::string& s) { c.kv_cache_bytes = parse_bytes(s); },
@@ -31,24 +36,25 @@ void add_engine_options(CLI::App* cmd, Config& c) {
   cmd->add_option("--quantization", c.quantization,
                   "Round the weights at load time: int8 (one scale per output row; default: as stored)");
   cmd->add_flag_function(
-      "--no-prefix-caching", [&c](int64_t) { c.enable_prefix_caching = false; },
+      "--no-prefix-caching,--no-enable-prefix-caching", [&c](int64_t) { c.enable_prefix_caching = false; },
       "Do not reuse the KV of shared prompt prefixes");
 }
 
 void add_sampling_options(CLI::App* cmd, SamplingFlags& f) {
-  cmd->add_option("--max-tokens,-n", f.max_tokens, "New tokens at most (default 64)");
+  cmd->add_option("--max-tokens,--n-predict,--predict,-n", f.max_tokens, "New tokens at most (default 64)");
   cmd->add_option("--min-tokens", f.min_tokens, "EOS and stop tokens are masked until this many");
-  cmd->add_option("--temperature", f.temperature, "0 = greedy (default: generation_config.json, else 1)");
+  cmd->add_option("--temperature,--temp", f.temperature, "0 = greedy (default: generation_config.json, else 1)");
   cmd->add_option("--top-p", f.top_p, "Nucleus sampling mass in (0, 1]");
   cmd->add_option("--top-k", f.top_k, "Keep the k most likely tokens (0 = off)");
   cmd->add_option("--min-p", f.min_p, "Drop tokens below min_p times the top probability");
-  cmd->add_option("--repetition-penalty", f.repetition_penalty, "> 1 discourages repeating any seen token");
+  cmd->add_option("--repetition-penalty,--repeat-penalty", f.repetition_penalty, "> 1 discourages repeating any seen token");
   cmd->add_option("--presence-penalty", f.presence_penalty, "In [-2, 2], per generated token present");
   cmd->add_option("--frequency-penalty", f.frequency_penalty, "In [-2, 2], per occurrence in the output");
-  cmd->add_option("--seed", f.seed, "Per-request seed: the same seed gives the same text");
+  cmd->add_option("--seed,-s", f.seed, "Per-request seed: the same seed gives the same text");
   cmd->add_flag("--ignore-eos", f.ignore_eos, "Keep generating past end-of-sequence tokens");
-  cmd->add_option("--stop", f.stop,
-                  "Stop string (repeatable); not in the output unless --include-stop-str-in-output");
+  cmd->add_option("--stop,--reverse-prompt,-r", f.stop,
+                  "Stop string (repeatable); not in the output unless --include-stop-str-in-output")
+      ->allow_extra_args(false);
   cmd->add_flag("--include-stop-str-in-output", f.include_stop_str_in_output,
                 "Keep the stop string, or the text of the stop / EOS token that ended it, in the output");
   cmd->add_option_function<std::string>(

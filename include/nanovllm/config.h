@@ -11,6 +11,10 @@ struct Config {
   int max_num_batched_tokens = 2048;  // token budget of one step (prefill chunks + decodes)
   int max_num_seqs = 256;             // sequences in one step at most
   int max_model_len = 0;              // 0 = the model's max_position_embeddings
+  // A max_model_len above max_position_embeddings is refused unless this is set (or the
+  // environment has VLLM_ALLOW_LONG_MAX_MODEL_LEN=1, as vLLM reads it): positions the model
+  // was never trained on give garbage, so it must be asked for, and it prints a warning.
+  bool allow_long_max_model_len = false;
   int block_size = 16;                // tokens per KV block
   int64_t kv_cache_bytes = 0;         // KV budget in bytes; 0 = use kv_cache_memory_fraction
   double kv_cache_memory_fraction = 0.5;  // of the memory available at start-up

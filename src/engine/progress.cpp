@@ -31,4 +31,16 @@ void ProgressBar::update(int done, int64_t prefill_tokens, int64_t decode_tokens
   std::fflush(stderr);
 }
 
+void StepProgress::add(const StepOutput& d) {
+  const int n = static_cast<int>(d.new_token_ids.size());
+  if (n > 0 && d.num_output_tokens == n) {  // the request's first tokens: its prompt is in
+    prefill_tokens_ += d.num_prompt_tokens - d.num_cached_tokens;
+    decode_tokens_ += n - 1;
+  } else {
+    decode_tokens_ += n;
+  }
+  done_ += d.finished ? 1 : 0;
+  if (bar_) bar_->update(done_, prefill_tokens_, decode_tokens_);
+}
+
 }  // namespace nanovllm

@@ -367,12 +367,13 @@ json read_messages(const json& body) {
 json parse_body(const std::string& body) {
   json j;
   try {
-    j = json::parse(body);
-  } catch (const json::exception& e) {
-    // nlohmann names the byte: "syntax error while parsing value - invalid literal; last read: ..."
+    j = parse_json<json>(body, "the request body");
+  } catch (const Error& e) {
+    // "the request body: invalid JSON: ... last read: '...'" or "... nested deeper than 128 levels";
+    // error_body() replaces bytes that are not UTF-8.
     std::string msg = e.what();
     if (msg.size() > 300) msg.resize(300);
-    throw ApiError(400, "the request body is not valid JSON (UTF-8): " + json(msg).dump(-1, ' ', false, json::error_handler_t::replace));
+    throw ApiError(400, msg);
   }
   if (!j.is_object()) throw ApiError(400, "the request body must be a JSON object");
   return j;

@@ -132,6 +132,20 @@ ChatTemplate ChatTemplate::from_tokenizer_config(const std::string& path_or_dir)
   return ct;
 }
 
+ChatTemplate ChatTemplate::from_file(const std::string& template_path, const std::string& tokenizer_dir) {
+  if (!fs::is_regular_file(template_path)) throw Error("chat template file not found: " + template_path);
+  const fs::path config_path = fs::path(tokenizer_dir) / "tokenizer_config.json";
+  ChatTemplate ct;
+  ct.special_tokens_ = read_special_tokens(fs::exists(config_path) ? read_json(config_path) : ojson::object(),
+                                           tokenizer_dir);
+  try {
+    ct.templates_["default"] = std::make_shared<const jinja::Template>(read_file(template_path));
+  } catch (const Error& e) {
+    throw Error(template_path + ": " + e.what());
+  }
+  return ct;
+}
+
 ChatTemplate::ChatTemplate(const std::string& source, std::vector<std::pair<std::string, std::string>> special_tokens)
     : special_tokens_(std::move(special_tokens)) {
   templates_["default"] = std::make_shared<const jinja::Template>(source);

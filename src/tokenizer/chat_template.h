@@ -26,6 +26,10 @@ class ChatTemplate {
   // it does not parse (the message names the template line).
   static ChatTemplate from_tokenizer_config(const std::string& path_or_dir);
 
+  // The template in a Jinja file (for models whose tokenizer has none), with the special-token
+  // variables of tokenizer_dir's tokenizer_config.json when it has one.
+  static ChatTemplate from_file(const std::string& template_path, const std::string& tokenizer_dir);
+
   // One template given as source, with the special-token variables it sees (e.g. bos_token).
   ChatTemplate(const std::string& source, std::vector<std::pair<std::string, std::string>> special_tokens);
 

@@ -5,7 +5,11 @@ request run alone as the reference for the same request run among 31 others (gre
 OpenAI response shapes the openai client parses.
 """
 import concurrent.futures as cf
+import gzip
 import json
+import re
+import signal
+import socket
 import subprocess
 import threading
 import time
@@ -575,3 +579,338 @@ def test_chat_cli_keeps_the_conversation(chat_model):
     kept = chat_transcript(chat_model, ["Hello there!", "Tell me about cats."])  # EOF ends it
     assert kept.startswith(first_turn)
     assert kept[len(first_turn):] != question  # the second answer saw the first turn
+
+
+# ---------------------------------------------------------------------------------------------
+# The HTTP layer against hostile connections and protocol edge cases (raw sockets: the clients
+# above would not send these). Slow and idle clients come from other loopback addresses
+# (127.0.0.2, ...), so the caps per client address do not refuse the real client.
+
+def host_port(server):
+    host, port = server.url.rsplit("//", 1)[1].split(":")
+    return host, int(port)
+
+
+def connect(server, source="127.0.0.1", timeout=10):
+    s = socket.create_connection(host_port(server), timeout=timeout, source_address=(source, 0))
+    return s
+
+
+def read_until_closed(s, limit=10.0):
+    """Everything the server sends until it closes the connection (or `limit` seconds pass)."""
+    data, deadline = b"", time.time() + limit
+    s.settimeout(0.2)
+    while time.time() < deadline:
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def closed_by_server(s, limit=5.0):
+    """True once the server has closed the connection (EOF or reset) within `limit` seconds."""
+    deadline = time.time() + limit
+    s.settimeout(0.2)
+    while time.time() < deadline:
+        try:
+            if not s.recv(65536):
+                return True
+        except socket.timeout:
+            continue
+        except OSError:
+            return True
+    return False
+
+
+def first_response_complete(data):
+    """Whether data holds a whole final response (1xx heads skipped; Content-Length bodies)."""
+    while True:
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        if not sep:
+            return False
+        if not head.startswith(b"HTTP/1.1 1"):
+            length = [int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
+            return len(rest) >= (length[0] if length else 0)
+        data = rest
+
+
+def read_response(s, limit=5.0):
+    """Bytes up to the end of the first final response (the connection may stay open)."""
+    data, deadline = b"", time.time() + limit
+    s.settimeout(0.2)
+    while time.time() < deadline and not first_response_complete(data):
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            continue
+        except OSError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def statuses(data):
+    """The final status codes in a byte stream of responses (interim 1xx skipped)."""
+    return [int(code) for code in re.findall(rb"HTTP/1\.1 ([2-5]\d\d) ", data)]
+
+
+def raw_post(path, body, extra=b"", close=True):
+    return (b"POST " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + extra +
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n" + (b"Connection: close\r\n" if close else b"") +
+            b"\r\n" + body)
+
+
+def wait_idle_engine(server, timeout=30):
+    deadline = time.time() + timeout
+    while True:
+        m = server.metrics()
+        if m["nanovllm:kv_blocks_used"] == 0 and m["nanovllm:num_requests_running"] == 0:
+            return m
+        assert time.time() < deadline, m
+        time.sleep(0.05)
+
+
+def test_busy_port_is_an_error(story_server):
+    from conftest import nanovllm_bin
+    _, port = host_port(story_server)
+    out = subprocess.run([nanovllm_bin(), "serve", "--model", str(STORIES), "--port", str(port), "--threads", "1",
+                          "--kv-cache-memory", "32MiB"], capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "listening" not in out.stdout, out.stdout
+    assert "address already in use" in out.stderr, out.stderr
+
+
+def test_disconnected_plain_request_is_aborted(story_server):
+    """A non-streaming request whose client leaves stops generating (its blocks come back)."""
+    wait_idle_engine(story_server)
+    before = story_server.metrics()
+    body = json.dumps({"prompt": "Once upon a time", "max_tokens": 480, "ignore_eos": True, "n": 2}).encode()
+    s = connect(story_server)
+    s.sendall(raw_post("/v1/completions", body, close=False))
+    deadline = time.time() + 20
+    while story_server.metrics()["nanovllm:generation_tokens_total"] == before["nanovllm:generation_tokens_total"]:
+        assert time.time() < deadline
+        time.sleep(0.02)
+    s.close()  # as the openai client does on its timeout
+    m = wait_idle_engine(story_server, timeout=10)
+    assert m["nanovllm:request_success_total.abort"] == before["nanovllm:request_success_total.abort"] + 2
+    assert m["nanovllm:generation_tokens_total"] < before["nanovllm:generation_tokens_total"] + 2 * 480
+    assert m["nanovllm:kv_blocks_free"] == m["nanovllm:kv_blocks_total"]
+
+
+def test_half_closed_client_gets_its_answer(story_server):
+    """shutdown(SHUT_WR) after the request means "done sending", not "gone": answer it."""
+    for path, body in [("/tokenize", {"prompt": "Hello"}), ("/v1/completions", {"prompt": "Once", "max_tokens": 20})]:
+        for _ in range(5):
+            s = connect(story_server)
+            s.sendall(raw_post(path, json.dumps(body).encode(), close=False))
+            s.shutdown(socket.SHUT_WR)
+            data = read_until_closed(s)
+            s.close()
+            assert statuses(data) == [200], data[:300]
+            assert json.loads(data.split(b"\r\n\r\n")[-1])
+
+
+def test_pipelined_requests_are_all_answered(story_server):
+    s = connect(story_server)
+    s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" +
+              raw_post("/tokenize", b'{"prompt": "Hi"}', close=False) +
+              b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n" +
+              raw_post("/detokenize", b'{"tokens": [1]}', close=True))
+    data = read_until_closed(s)
+    s.close()
+    assert statuses(data) == [200, 200, 200, 200], data[:500]
+    assert b'"count"' in data and b'"object":"list"' in data and b'"prompt"' in data
+
+
+@pytest.mark.parametrize("name,request_bytes,status", [
+    ("conflicting Content-Length", b"POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", 400),
+    ("negative Content-Length", b"POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n{}", 400),
+    ("Content-Length 2^64", b"POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Length: 18446744073709551616\r\n\r\n{}", 400),
+    ("Content-Length 2^64-1", b"POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Length: 18446744073709551615\r\n\r\n{}", 413),
+    ("chunked and Content-Length", b"POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", 400),
+    ("unknown Transfer-Encoding", b"POST /tokenize HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n{}", 501),
+    ("PUT without body", b"PUT /v1/completions HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+    ("PATCH without body", b"PATCH /tokenize HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+    ("POST without length", b"POST /tokenize HTTP/1.1\r\nHost: x\r\n\r\n", 411),
+    ("garbage request line", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400),
+    ("huge header", b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * (100 << 10) + b"\r\n\r\n", 431),
+    ("unknown Content-Encoding", b"POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Encoding: br\r\nContent-Length: 2\r\n\r\n{}", 415),
+])
+def test_protocol_errors_are_answered_at_once(story_server, name, request_bytes, status):
+    s = connect(story_server)
+    t = time.time()
+    s.sendall(request_bytes)
+    data = read_response(s)
+    s.close()
+    assert time.time() - t < 3, name
+    assert statuses(data)[:1] == [status], (name, data[:300])
+    assert requests.get(story_server.url + "/health", timeout=5).status_code == 200
+
+
+def test_body_limits_apply_after_decoding(story_server):
+    # Chunked: 20 MB in 1 MB chunks gets 413 as a plain 20 MB body does.
+    s = connect(story_server)
+    s.sendall(b"POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+    chunk = b"%x\r\n" % (1 << 20) + b" " * (1 << 20) + b"\r\n"
+    try:
+        for _ in range(20):
+            s.sendall(chunk)
+        s.sendall(b"0\r\n\r\n")
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # refused before the end: fine, the answer is read below
+    assert statuses(read_until_closed(s)) == [413]
+    s.close()
+    # gzip: 200 MB of spaces compress to ~200 KB; the decoded size is what counts.
+    bomb = gzip.compress(b'{"prompt": "' + b" " * (200 << 20) + b'"}', compresslevel=9)
+    assert len(bomb) < 300_000
+    r = requests.post(story_server.url + "/tokenize", data=bomb, timeout=60,
+                      headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert r.status_code == 413 and "decoded" in r.json()["error"]["message"]
+    # A small gzip (and chunked) body is decoded and served.
+    small = requests.post(story_server.url + "/tokenize", data=gzip.compress(b'{"prompt": "Hello"}'), timeout=60,
+                          headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert small.status_code == 200 and small.json()["count"] > 0
+    chunked = requests.post(story_server.url + "/tokenize", data=iter([b'{"prompt": ', b'"Hello"}']), timeout=60,
+                            headers={"Content-Type": "application/json"})
+    assert chunked.status_code == 200 and chunked.json()["count"] == small.json()["count"]
+
+
+def test_deep_and_wide_json_bodies(story_server):
+    deep = b"[" * 200000 + b"]" * 200000  # 400 KB; crashed the server (SIGSEGV)
+    for path in ["/tokenize", "/detokenize", "/v1/completions"]:
+        r = send(story_server, path, b'{"prompt": ' + deep + b"}", J)
+        assert r.status_code == 400 and "nested deeper" in r.json()["error"]["message"], r.text[:300]
+    wide = b"{" + b",".join(b'"k%d": 0' % i for i in range(160000)) + b', "prompt": "Hello"}'  # 1.8 MB
+    t = time.time()
+    r = send(story_server, "/tokenize", wide, J)
+    assert r.status_code == 200 and time.time() - t < 10, (r.status_code, time.time() - t)
+    assert requests.get(story_server.url + "/health", timeout=5).status_code == 200
+
+
+@pytest.fixture(scope="module")
+def guarded_server():
+    """Short deadlines and small caps, so that the tests below see them act."""
+    server = Server(STORIES, "--header-timeout", "2", "--keep-alive-timeout", "1",
+                    "--max-connections-per-client", "64", "--max-connections", "400")
+    yield server
+    assert server.stop() == 0
+
+
+def health_latency(server):
+    t = time.time()
+    r = requests.get(server.url + "/health", timeout=10, headers={"Connection": "close"})
+    assert r.status_code == 200
+    return time.time() - t
+
+
+def test_slowloris_connections_do_not_block_service(guarded_server):
+    slow = [connect(guarded_server, source="127.0.0.2") for _ in range(128)]
+    stop = threading.Event()
+
+    def drip():  # one header byte every 2 s per connection
+        while not stop.wait(2):
+            for s in slow:
+                try:
+                    s.send(b"X")
+                except OSError:
+                    pass
+
+    t = threading.Thread(target=drip)
+    t.start()
+    try:
+        time.sleep(0.5)
+        assert max(health_latency(guarded_server) for _ in range(5)) < 1.0
+        assert complete(guarded_server, "Once", max_tokens=4)["usage"]["completion_tokens"] == 4
+        # 64 of them were refused (429, per-address cap); the rest close at the 2 s head deadline.
+        assert all(closed_by_server(s, limit=4) for s in slow)
+    finally:
+        stop.set()
+        t.join()
+        for s in slow:
+            s.close()
+
+
+def test_idle_keep_alive_connections_are_reaped(guarded_server):
+    idle = []
+    for i in range(200):
+        s = connect(guarded_server, source=f"127.0.1.{i % 200 + 1}")
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        idle.append(s)
+    assert max(health_latency(guarded_server) for _ in range(5)) < 1.0
+    time.sleep(2)  # the keep-alive timeout is 1 s
+    for s in idle:
+        assert closed_by_server(s, limit=2)
+        s.close()
+
+
+def test_connection_caps(guarded_server):
+    mine = [connect(guarded_server, source="127.0.0.3") for _ in range(64)]
+    try:
+        extra = connect(guarded_server, source="127.0.0.3")
+        assert statuses(read_response(extra)) == [429]
+        extra.close()
+        assert health_latency(guarded_server) < 1.0  # other addresses are still served
+    finally:
+        for s in mine:
+            s.close()
+
+
+def test_sigterm_drain_is_bounded_and_health_says_503():
+    server = Server(STORIES, "--drain-seconds", "3", "--header-timeout", "30", "--keep-alive-timeout", "30")
+    slow = [connect(server, source="127.0.0.2") for _ in range(32)]
+    for s in slow:
+        s.send(b"GET /hea")
+    idle = []
+    for _ in range(32):
+        s = connect(server, source="127.0.0.4")
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.recv(4096)
+        idle.append(s)
+    started = threading.Event()
+    result = {}
+
+    def run():
+        chunks = stream_sse(server, "/v1/completions", {"prompt": "Once", "max_tokens": 480, "ignore_eos": True, "n": 16},
+                            started)
+        result["finish"] = chunks[-1]["choices"][0]["finish_reason"]
+
+    t = threading.Thread(target=run)
+    t.start()
+    assert started.wait(timeout=20)
+    t0 = time.time()
+    server.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    r = requests.get(server.url + "/health", timeout=5)
+    assert r.status_code == 503
+    assert requests.post(server.url + "/tokenize", json={"prompt": "a"}, timeout=5).status_code == 503
+    assert server.proc.wait(timeout=15) == 0
+    assert time.time() - t0 < 10
+    t.join(timeout=10)
+    assert result.get("finish") in ("length", "abort"), result
+    for s in slow + idle:
+        s.close()
+
+
+def test_second_sigterm_exits_at_once():
+    server = Server(STORIES, "--drain-seconds", "60")
+    s = connect(server)
+    s.sendall(raw_post("/v1/completions", json.dumps({"prompt": "Once", "max_tokens": 480, "ignore_eos": True,
+                                                       "n": 32}).encode()))
+    time.sleep(0.5)
+    server.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    assert server.proc.poll() is None  # draining: the request may take its 60 s
+    t = time.time()
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=5) != 0
+    assert time.time() - t < 2
+    s.close()
