@@ -54,7 +54,10 @@ void SamplingParams::validate() const {
 void Config::validate() const {
   require(max_num_batched_tokens >= 1, "max_num_batched_tokens", ">= 1", max_num_batched_tokens);
   require(max_num_seqs >= 1, "max_num_seqs", ">= 1", max_num_seqs);
-  require(max_model_len >= 0, "max_model_len", ">= 0 (0 = the model's)", max_model_len);
+  // 2^30, as for a checkpoint's max_position_embeddings: positions, slot numbers and
+  // len + block_size - 1 must stay inside an int.
+  require(max_model_len >= 0 && max_model_len <= (1 << 30), "max_model_len", "in [0, 2^30] (0 = the model's)",
+          max_model_len);
   require(block_size >= 1 && block_size <= 1024, "block_size", "in [1, 1024]", block_size);
   require(kv_cache_bytes >= 0, "kv_cache_bytes", ">= 0", static_cast<double>(kv_cache_bytes));
   require(kv_cache_memory_fraction > 0 && kv_cache_memory_fraction <= 0.95,

@@ -4,9 +4,12 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <climits>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
+#include "common/json.h"
 #include "nanovllm/error.h"
 
 namespace nanovllm {
@@ -16,26 +19,41 @@ using json = nlohmann::json;
 namespace {
 
 json read_json_file(const std::string& path) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path + ": cannot open");
-  json j = json::parse(in, nullptr, /*allow_exceptions=*/false);
+  std::stringstream text;
+  text << in.rdbuf();
+  json j = parse_json(text.str(), path);
   if (!j.is_object()) throw Error(path + ": not a JSON object");
   return j;
 }
 
-// A required integer field; `path` names the file in the error.
+// An integer field, which must fit an int and not be negative: a checkpoint's vocab_size of
+// 2^32 + 8 must not become 8. `path` names the file in the error.
+int checked_int(const json& v, const std::string& path, const std::string& key) {
+  if (!v.is_number_integer())
+    throw Error(path + ": field '" + key + "' must be an integer, got " + v.dump());
+  if (v.is_number_unsigned() ? v.get<uint64_t>() > INT_MAX : (v.get<int64_t>() < 0 || v.get<int64_t>() > INT_MAX))
+    throw Error(path + ": field '" + key + "' = " + v.dump() + " is out of range (0 to " + std::to_string(INT_MAX) + ")");
+  return v.get<int>();
+}
+
+// A required integer field.
 int get_int(const json& j, const std::string& path, const char* key) {
-  if (!j.contains(key) || !j[key].is_number_integer())
-    throw Error(path + ": missing or non-integer field '" + key + "'");
-  return j[key].get<int>();
+  if (!j.contains(key) || j[key].is_null()) throw Error(path + ": missing field '" + key + "'");
+  return checked_int(j[key], path, key);
 }
 
-int get_int_or(const json& j, const char* key, int fallback) {
-  return j.contains(key) && j[key].is_number_integer() ? j[key].get<int>() : fallback;
+// An optional integer field: absent or null gives `fallback`.
+int get_int_or(const json& j, const std::string& path, const char* key, int fallback) {
+  return j.contains(key) && !j[key].is_null() ? checked_int(j[key], path, key) : fallback;
 }
 
-double get_num_or(const json& j, const char* key, double fallback) {
-  return j.contains(key) && j[key].is_number() ? j[key].get<double>() : fallback;
+// An optional number field: absent or null gives `fallback`.
+double get_num_or(const json& j, const std::string& path, const char* key, double fallback) {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  if (!j[key].is_number()) throw Error(path + ": field '" + key + "' must be a number, got " + j[key].dump());
+  return j[key].get<double>();
 }
 
 bool get_bool_or(const json& j, const char* key, bool fallback) {
@@ -43,12 +61,12 @@ bool get_bool_or(const json& j, const char* key, bool fallback) {
 }
 
 // eos_token_id is an int or a list of ints; appends the ones not seen yet.
-void add_eos_ids(const json& j, std::vector<int>* ids) {
+void add_eos_ids(const json& j, const std::string& path, std::vector<int>* ids) {
   if (!j.contains("eos_token_id")) return;
   const json& e = j["eos_token_id"];
   auto add = [&](const json& v) {
-    if (!v.is_number_integer()) return;
-    int id = v.get<int>();
+    if (v.is_null()) return;
+    int id = checked_int(v, path, "eos_token_id");
     if (std::find(ids->begin(), ids->end(), id) == ids->end()) ids->push_back(id);
   };
   if (e.is_array())
@@ -77,11 +95,11 @@ void set_architecture_options(const json& j, const std::string& path, ModelConfi
 
 // RoPE settings: transformers 4 writes rope_theta + rope_scaling, transformers 5 rope_parameters.
 void set_rope(const json& j, const std::string& path, ModelConfig* c) {
-  c->rope_theta = get_num_or(j, "rope_theta", 10000.0);
+  c->rope_theta = get_num_or(j, path, "rope_theta", 10000.0);
   const json* scaling = nullptr;
   if (j.contains("rope_parameters") && j["rope_parameters"].is_object()) {
     scaling = &j["rope_parameters"];
-    c->rope_theta = get_num_or(*scaling, "rope_theta", c->rope_theta);
+    c->rope_theta = get_num_or(*scaling, path, "rope_theta", c->rope_theta);
   } else if (j.contains("rope_scaling") && j["rope_scaling"].is_object()) {
     scaling = &j["rope_scaling"];
   }
@@ -90,11 +108,12 @@ void set_rope(const json& j, const std::string& path, ModelConfig* c) {
   if (type == "default") return;
   if (type != "llama3")
     throw Error(path + ": unsupported rope scaling type '" + type + "' (supported: llama3)");
+  c->llama3_rope = true;
   RopeScaling& r = c->rope_scaling;
-  r.factor = get_num_or(*scaling, "factor", 8.0);
-  r.low_freq_factor = get_num_or(*scaling, "low_freq_factor", 1.0);
-  r.high_freq_factor = get_num_or(*scaling, "high_freq_factor", 4.0);
-  r.original_max_position_embeddings = get_int_or(*scaling, "original_max_position_embeddings", 8192);
+  r.factor = get_num_or(*scaling, path, "factor", 8.0);
+  r.low_freq_factor = get_num_or(*scaling, path, "low_freq_factor", 1.0);
+  r.high_freq_factor = get_num_or(*scaling, path, "high_freq_factor", 4.0);
+  r.original_max_position_embeddings = get_int_or(*scaling, path, "original_max_position_embeddings", 8192);
 }
 
 void set_shape(const json& j, const std::string& path, ModelConfig* c) {
@@ -103,35 +122,57 @@ void set_shape(const json& j, const std::string& path, ModelConfig* c) {
   c->intermediate_size = get_int(j, path, "intermediate_size");
   c->num_layers = get_int(j, path, "num_hidden_layers");
   c->num_heads = get_int(j, path, "num_attention_heads");
-  c->num_kv_heads = get_int_or(j, "num_key_value_heads", c->num_heads);
-  c->head_dim = get_int_or(j, "head_dim", c->num_heads ? c->hidden_size / c->num_heads : 0);
-  c->max_position_embeddings = get_int_or(j, "max_position_embeddings", 2048);
+  c->num_kv_heads = get_int_or(j, path, "num_key_value_heads", c->num_heads);
+  c->head_dim = get_int_or(j, path, "head_dim", c->num_heads ? c->hidden_size / c->num_heads : 0);
+  c->max_position_embeddings = get_int_or(j, path, "max_position_embeddings", 2048);
   // A sliding window (Mistral v0.1, Qwen2 with use_sliding_window): our attention is full,
   // which equals windowed attention only within the window, so the context stops there.
-  int window = get_int_or(j, "sliding_window", 0);
+  int window = get_int_or(j, path, "sliding_window", 0);
   bool uses_window = c->architecture == "MistralForCausalLM" || get_bool_or(j, "use_sliding_window", false);
   if (uses_window && window > 0 && window < c->max_position_embeddings) c->max_position_embeddings = window;
 }
 
+// Positions are ints in the engine (block counts, position + offset): no model is trained for
+// more than about 10M, and 2^30 leaves room for that arithmetic.
+constexpr int kMaxPositions = 1 << 30;
+
+// Each field against what the decoder can run; the tensors are checked against the shapes these
+// imply when the weights load. Errors name the field, its value and what was expected.
 void validate(const ModelConfig& c, const std::string& path) {
-  auto need = [&](bool ok, const std::string& what) {
-    if (!ok) throw Error(path + ": " + what);
+  auto need = [&](bool ok, const std::string& field, double value, const std::string& expected) {
+    if (ok) return;
+    std::ostringstream v;
+    if (value == std::floor(value) && std::fabs(value) < 1e18) v << static_cast<long long>(value);  // ints exactly
+    else v << value;
+    throw Error(path + ": field '" + field + "' = " + v.str() + ": expected " + expected);
   };
-  need(c.vocab_size > 0 && c.hidden_size > 0 && c.intermediate_size > 0 && c.num_layers > 0,
-       "sizes must be positive");
-  need(c.num_heads > 0 && c.num_kv_heads > 0 && c.num_heads % c.num_kv_heads == 0,
-       "num_attention_heads must be a positive multiple of num_key_value_heads");
-  need(c.head_dim > 0 && c.head_dim % 2 == 0, "head_dim must be positive and even");
+  need(c.vocab_size > 0, "vocab_size", c.vocab_size, "> 0");
+  need(c.hidden_size > 0, "hidden_size", c.hidden_size, "> 0");
+  need(c.intermediate_size > 0, "intermediate_size", c.intermediate_size, "> 0");
+  need(c.num_layers > 0, "num_hidden_layers", c.num_layers, "> 0");
+  need(c.num_heads > 0, "num_attention_heads", c.num_heads, "> 0");
+  need(c.num_kv_heads > 0 && c.num_heads % c.num_kv_heads == 0, "num_key_value_heads", c.num_kv_heads,
+       "a divisor of num_attention_heads (" + std::to_string(c.num_heads) + ")");
+  need(c.head_dim > 0 && c.head_dim % 2 == 0, "head_dim", c.head_dim, "positive and even");
+  // q_dim, kv_dim and the merged gate|up rows are ints in the decoder.
+  need(int64_t{c.num_heads} * c.head_dim <= INT_MAX, "num_attention_heads", c.num_heads,
+       "num_attention_heads * head_dim to fit an int");
+  need(int64_t{c.intermediate_size} * 2 <= INT_MAX, "intermediate_size", c.intermediate_size, "<= 2^30");
+  need(c.max_position_embeddings > 0 && c.max_position_embeddings <= kMaxPositions, "max_position_embeddings",
+       c.max_position_embeddings, "1 to 2^30");
+  need(std::isfinite(c.rope_theta) && c.rope_theta > 0, "rope_theta", c.rope_theta, "> 0");
+  need(std::isfinite(c.rms_norm_eps) && c.rms_norm_eps >= 0, "rms_norm_eps", c.rms_norm_eps, ">= 0");
+  const RopeScaling& r = c.rope_scaling;
+  if (!c.llama3_rope) return;
+  need(std::isfinite(r.factor) && r.factor > 0, "rope_scaling.factor", r.factor, "> 0");
+  need(std::isfinite(r.low_freq_factor) && r.low_freq_factor > 0, "rope_scaling.low_freq_factor", r.low_freq_factor, "> 0");
+  need(std::isfinite(r.high_freq_factor) && r.high_freq_factor > r.low_freq_factor, "rope_scaling.high_freq_factor",
+       r.high_freq_factor, "> low_freq_factor (" + std::to_string(r.low_freq_factor) + ")");
+  need(r.original_max_position_embeddings > 0, "rope_scaling.original_max_position_embeddings",
+       r.original_max_position_embeddings, "> 0");
 }
 
-}  // namespace
-
-ModelConfig load_model_config(const std::string& model_dir) {
-  return load_model_config_file(model_dir + "/config.json");
-}
-
-ModelConfig load_model_config_file(const std::string& path) {
-  json j = read_json_file(path);
+ModelConfig parse_model_config(const json& j, const std::string& path) {
   ModelConfig c;
   if (!j.contains("architectures") || !j["architectures"].is_array() || j["architectures"].empty() ||
       !j["architectures"][0].is_string())
@@ -141,14 +182,28 @@ ModelConfig load_model_config_file(const std::string& path) {
   if (j.contains("hidden_act") && j["hidden_act"] != "silu")
     throw Error(path + ": unsupported hidden_act " + j["hidden_act"].dump());
   set_shape(j, path, &c);
-  c.rms_norm_eps = get_num_or(j, "rms_norm_eps", 1e-6);
+  c.rms_norm_eps = get_num_or(j, path, "rms_norm_eps", 1e-6);
   c.tie_word_embeddings = get_bool_or(j, "tie_word_embeddings", false);
-  if (j.contains("bos_token_id") && j["bos_token_id"].is_number_integer())
-    c.bos_token_id = j["bos_token_id"].get<int>();
-  add_eos_ids(j, &c.eos_token_ids);
+  if (j.contains("bos_token_id") && !j["bos_token_id"].is_null())
+    c.bos_token_id = checked_int(j["bos_token_id"], path, "bos_token_id");
+  add_eos_ids(j, path, &c.eos_token_ids);
   set_rope(j, path, &c);
   validate(c, path);
   return c;
+}
+
+}  // namespace
+
+ModelConfig load_model_config(const std::string& model_dir) {
+  return load_model_config_file(model_dir + "/config.json");
+}
+
+ModelConfig load_model_config_file(const std::string& path) {
+  try {
+    return parse_model_config(read_json_file(path), path);
+  } catch (const json::exception& e) {  // a field of an unexpected type
+    throw Error(path + ": " + e.what());
+  }
 }
 
 GenerationDefaults load_generation_config(const std::string& model_dir, ModelConfig* cfg) {
@@ -163,10 +218,10 @@ GenerationDefaults load_generation_config(const std::string& model_dir, ModelCon
   num("top_p", &g.top_p);
   num("min_p", &g.min_p);
   num("repetition_penalty", &g.repetition_penalty);
-  if (j.contains("top_k") && j["top_k"].is_number_integer()) g.top_k = j["top_k"].get<int>();
-  add_eos_ids(j, &cfg->eos_token_ids);
-  if (!cfg->bos_token_id && j.contains("bos_token_id") && j["bos_token_id"].is_number_integer())
-    cfg->bos_token_id = j["bos_token_id"].get<int>();
+  if (j.contains("top_k") && !j["top_k"].is_null()) g.top_k = checked_int(j["top_k"], path, "top_k");
+  add_eos_ids(j, path, &cfg->eos_token_ids);
+  if (!cfg->bos_token_id && j.contains("bos_token_id") && !j["bos_token_id"].is_null())
+    cfg->bos_token_id = checked_int(j["bos_token_id"], path, "bos_token_id");
   return g;
 }
 

@@ -32,6 +32,7 @@ struct ModelConfig {
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000;
   RopeScaling rope_scaling;
+  bool llama3_rope = false;  // rope_scaling read from config.json (its values are then validated)
   bool tie_word_embeddings = false;
   std::optional<int> bos_token_id;
   std::vector<int> eos_token_ids;  // config.json's, then generation_config.json's

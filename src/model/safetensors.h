@@ -44,7 +44,8 @@ struct TensorInfo {
 };
 
 // Parses the header (8-byte little-endian length, JSON) and validates every tensor's byte range
-// against the file, so a truncated or malformed file fails here with the file and tensor named.
+// against the file, so a truncated or malformed file fails here with the file and tensor named:
+// names given once, shapes whose size fits, tensors back to back without overlap or gaps.
 class SafetensorsFile {
  public:
   explicit SafetensorsFile(const std::string& path);
@@ -56,6 +57,7 @@ class SafetensorsFile {
 
  private:
   void parse_header();
+  void check_layout(size_t data_size) const;
 
   MappedFile map_;
   std::map<std::string, TensorInfo> tensors_;

@@ -9,7 +9,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 
+#include "common/json.h"
 #include "nanovllm/error.h"
 
 namespace nanovllm {
@@ -32,7 +34,10 @@ Checkpoint::Checkpoint(const std::string& model_dir) {
     throw Error(model_dir + ": no model.safetensors or model.safetensors.index.json");
   }
   for (const auto& f : files_) {
-    for (const auto& [name, t] : f->tensors()) tensors_[name] = &t;
+    for (const auto& [name, t] : f->tensors()) {
+      auto [it, fresh] = tensors_.emplace(name, &t);
+      if (!fresh) throw Error(source_ + ": tensor '" + name + "' is in both " + it->second->file + " and " + t.file);
+    }
     // Hugging Face writes a tied weight once and records {"alias": "stored name"} in the metadata.
     for (const auto& [k, v] : f->metadata())
       if (!f->find(k) && f->find(v)) aliases_[k] = v;
@@ -40,13 +45,22 @@ Checkpoint::Checkpoint(const std::string& model_dir) {
 }
 
 void Checkpoint::open_index(const std::string& index_path) {
-  std::ifstream in(index_path);
-  json j = json::parse(in, nullptr, /*allow_exceptions=*/false);
+  std::ifstream in(index_path, std::ios::binary);
+  if (!in) throw Error(index_path + ": cannot open");
+  std::stringstream text;
+  text << in.rdbuf();
+  json j = parse_json(text.str(), index_path);
   if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
     throw Error(index_path + ": not a safetensors index (no weight_map)");
   std::string dir = fs::path(index_path).parent_path().string();
   std::set<std::string> shards;
-  for (const auto& [name, file] : j["weight_map"].items()) shards.insert(file.get<std::string>());
+  for (const auto& [name, file] : j["weight_map"].items()) {
+    // A shard is a file beside the index, never a path elsewhere.
+    if (!file.is_string() || file.get<std::string>().empty() || file.get<std::string>().find('/') != std::string::npos ||
+        file.get<std::string>() == "." || file.get<std::string>() == "..")
+      throw Error(index_path + ": tensor '" + name + "': shard " + file.dump() + " is not a file name");
+    shards.insert(file.get<std::string>());
+  }
   for (const std::string& shard : shards)
     files_.push_back(std::make_unique<SafetensorsFile>(dir + "/" + shard));
   for (const auto& [name, file] : j["weight_map"].items()) {
@@ -216,6 +230,30 @@ void load_embeddings(const Checkpoint& ck, const ModelConfig& c, const WeightOpt
   w->lm_head = matrix(ck.get(head, shape), opts, &w->owned);
 }
 
+// config.json's num_hidden_layers against the tensors: a missing layer fails when it is read,
+// but tensors of layers past it would be silently ignored (a config truncated by mistake).
+void check_layer_count(const Checkpoint& ckpt, const ModelConfig& cfg) {
+  const std::string prefix = "model.layers.";
+  for (const auto& [name, t] : ckpt.tensors()) {
+    if (!name.starts_with(prefix)) continue;
+    const size_t dot = name.find('.', prefix.size());
+    const std::string index = name.substr(prefix.size(), dot == std::string::npos ? std::string::npos : dot - prefix.size());
+    if (index.empty() || index.find_first_not_of("0123456789") != std::string::npos || index.size() > 9 ||
+        std::stoi(index) >= cfg.num_layers)
+      throw Error(ckpt.source() + ": tensor '" + name + "' is not in layers 0 to " + std::to_string(cfg.num_layers - 1) +
+                  " of config.json's num_hidden_layers = " + std::to_string(cfg.num_layers));
+  }
+}
+
+ModelWeights load_all(const Checkpoint& ckpt, const ModelConfig& cfg, const WeightOptions& opts) {
+  ModelWeights w;
+  load_embeddings(ckpt, cfg, opts, &w);
+  w.final_norm = to_f32(ckpt.get("model.norm.weight", {cfg.hidden_size}));
+  w.owned.reserve((opts.int8 ? 8 : 4) * static_cast<size_t>(cfg.num_layers) + 2);
+  for (int i = 0; i < cfg.num_layers; ++i) w.layers.push_back(load_layer(ckpt, cfg, i, opts, &w.owned));
+  return w;
+}
+
 }  // namespace
 
 std::vector<TensorSpec> hf_tensor_specs(const ModelConfig& c, DType dtype) {
@@ -252,12 +290,13 @@ std::vector<TensorSpec> hf_tensor_specs(const ModelConfig& c, DType dtype) {
 }
 
 ModelWeights load_weights(const Checkpoint& ckpt, const ModelConfig& cfg, const WeightOptions& opts) {
-  ModelWeights w;
-  load_embeddings(ckpt, cfg, opts, &w);
-  w.final_norm = to_f32(ckpt.get("model.norm.weight", {cfg.hidden_size}));
-  w.owned.reserve((opts.int8 ? 8 : 4) * static_cast<size_t>(cfg.num_layers) + 2);
-  for (int i = 0; i < cfg.num_layers; ++i) w.layers.push_back(load_layer(ckpt, cfg, i, opts, &w.owned));
-  return w;
+  check_layer_count(ckpt, cfg);
+  try {
+    return load_all(ckpt, cfg, opts);
+  } catch (const std::bad_alloc&) {  // std::length_error is a size we failed to validate: a bug, left to surface
+    throw Error(ckpt.source() + ": out of memory allocating the weights (" + std::to_string(ckpt.total_bytes()) +
+                " bytes as stored)");
+  }
 }
 
 }  // namespace nanovllm

@@ -24,6 +24,7 @@ class Checkpoint {
   // The tensor `name` with exactly `shape`; throws Error naming file and tensor otherwise.
   const TensorInfo& get(const std::string& name, const std::vector<int64_t>& shape) const;
   int64_t total_bytes() const;  // all tensor data as stored
+  const std::map<std::string, const TensorInfo*>& tensors() const { return tensors_; }  // stored names
   const std::string& source() const { return source_; }  // file or index, for error messages
 
  private:
@@ -61,7 +62,8 @@ struct WeightOptions {
 // transformers writes them; lm_head.weight only when the embeddings are not tied.
 std::vector<TensorSpec> hf_tensor_specs(const ModelConfig& cfg, kernels::DType dtype);
 
-// Checks every tensor's presence and shape against cfg and builds the views.
+// Checks every tensor's presence and shape against cfg (and that no tensor belongs to a layer
+// past cfg.num_layers) and builds the views. Running out of memory is an Error naming the size.
 ModelWeights load_weights(const Checkpoint& ckpt, const ModelConfig& cfg, const WeightOptions& opts = {});
 
 }  // namespace nanovllm

@@ -52,11 +52,7 @@ BpeModel::BpeModel(const json& spec, bool byte_level) : byte_level_(byte_level) 
   if (spec.value("type", "BPE") != "BPE") throw Error("unsupported model type '" + spec.value("type", "") + "' (only BPE)");
   if (spec.contains("dropout") && spec["dropout"].is_number() && spec["dropout"].get<double>() > 0)
     throw Error("BPE dropout is a training option and is not supported");
-  for (const auto& [tok, id] : spec.at("vocab").items()) vocab_.emplace(tok, id.get<int>());
-  int max_id = -1;
-  for (const auto& [tok, id] : vocab_) max_id = std::max(max_id, id);
-  id_to_token_.resize(max_id + 1);
-  for (const auto& [tok, id] : vocab_) id_to_token_[id] = tok;
+  load_vocab(spec.at("vocab"));
   auto str_or_empty = [&](const char* k) { return spec.contains(k) && spec[k].is_string() ? spec[k].get<std::string>() : ""; };
   subword_prefix_ = str_or_empty("continuing_subword_prefix");
   word_suffix_ = str_or_empty("end_of_word_suffix");
@@ -82,6 +78,36 @@ BpeModel::BpeModel(const json& spec, bool byte_level) : byte_level_(byte_level) 
   if (byte_level_ && (!subword_prefix_.empty() || !word_suffix_.empty()))
     throw Error("byte-level BPE with continuing_subword_prefix/end_of_word_suffix is not supported");
   load_merges(spec.at("merges"));
+}
+
+int parse_token_id(const json& v, const std::string& what) {
+  if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= kMaxTokenId)
+    throw Error(what + ": token id " + v.dump() + " is not an integer in [0, " + std::to_string(kMaxTokenId) + ")");
+  return v.get<int>();
+}
+
+// Ids index id_to_token_, so each is checked (range, one token per id) before the table is
+// sized. Ids may leave gaps, but not more gaps than entries: a handful of entries with huge
+// ids would otherwise allocate a table of millions.
+void BpeModel::load_vocab(const json& vocab) {
+  if (!vocab.is_object()) throw Error("model.vocab is not an object");
+  int max_id = -1;
+  for (const auto& [tok, v] : vocab.items()) {
+    const int id = parse_token_id(v, "model.vocab['" + tok + "']");
+    vocab_.emplace(tok, id);
+    max_id = std::max(max_id, id);
+  }
+  if (static_cast<size_t>(max_id) >= 2 * vocab_.size() + 256)
+    throw Error("model.vocab: id " + std::to_string(max_id) + " is far beyond its " + std::to_string(vocab_.size()) +
+                " entries (ids must be nearly dense)");
+  id_to_token_.resize(static_cast<size_t>(max_id + 1));
+  std::vector<bool> seen(id_to_token_.size());
+  for (const auto& [tok, id] : vocab_) {
+    if (seen[id])
+      throw Error("model.vocab: id " + std::to_string(id) + " is given to both '" + id_to_token_[id] + "' and '" + tok + "'");
+    seen[id] = true;
+    id_to_token_[id] = tok;
+  }
 }
 
 // Splits "a b" into its two tokens. A token may itself contain spaces (Llama-2's vocabulary has

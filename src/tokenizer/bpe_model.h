@@ -21,6 +21,14 @@ struct StringHash {
 };
 using TokenMap = std::unordered_map<std::string, int, StringHash, std::equal_to<>>;
 
+// Token ids of tokenizer.json (vocabulary, added tokens, post-processor) must be below this:
+// far above any real vocabulary (Gemma's 262k is the largest we know), far below where
+// `id + 1` or a table of `id + 1` entries would overflow an int or exhaust memory.
+constexpr int kMaxTokenId = 1 << 24;
+
+// A token id field: an integer in [0, kMaxTokenId); `what` names it in the Error otherwise.
+int parse_token_id(const nlohmann::json& v, const std::string& what);
+
 class BpeModel {
  public:
   // spec: the "model" object. byte_level: words arrive as raw bytes and are mapped through
@@ -39,6 +47,7 @@ class BpeModel {
   struct Merge {
     int rank, new_id;
   };
+  void load_vocab(const nlohmann::json& vocab);
   void load_merges(const nlohmann::json& merges);
   void initial_symbols(std::string_view word, std::vector<int>& ids, std::vector<int>& lens) const;
   void initial_chars(std::string_view word, std::vector<int>& ids, std::vector<int>& lens) const;

@@ -9,7 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include "nanovllm/error.h"
-#include "tokenizer/jinja.h"
+#include "common/json.h"
+#include "jinja/jinja.h"
 
 namespace nanovllm {
 
@@ -30,11 +31,20 @@ std::string read_file(const fs::path& p) {
   return ss.str();
 }
 
-ojson read_json(const fs::path& p) {
-  try {
-    return ojson::parse(read_file(p));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(p.string() + ": invalid JSON: " + e.what());
+ojson read_json(const fs::path& p) { return parse_json<ojson>(read_file(p), p.string()); }
+
+// Messages, tools and kwargs may come from C++ callers as already-built JSON of any depth;
+// copying, dumping or converting one recurses per level, so the depth is checked first, without
+// recursion, against the limit template values have anyway.
+void check_depth(const ojson& root, const char* what) {
+  std::vector<std::pair<const ojson*, int>> todo{{&root, 0}};
+  while (!todo.empty()) {
+    auto [j, depth] = todo.back();
+    todo.pop_back();
+    if (!j->is_structured()) continue;
+    if (depth >= jinja::kMaxValueDepth)
+      throw Error(std::string(what) + ": nested deeper than " + std::to_string(jinja::kMaxValueDepth) + " levels");
+    for (const auto& child : *j) todo.emplace_back(&child, depth + 1);
   }
 }
 
@@ -168,6 +178,9 @@ std::string ChatTemplate::render(const ojson& messages, bool add_generation_prom
   if (messages.empty()) throw Error("cannot apply the chat template to an empty conversation");
   if (!extra_kwargs.is_null() && !extra_kwargs.is_object()) throw Error("template kwargs must be a JSON object");
   if (!tools.is_null() && !tools.is_array()) throw Error("tools must be a JSON array");
+  check_depth(messages, "chat messages");
+  check_depth(extra_kwargs, "template kwargs");
+  check_depth(tools, "tools");
   ojson normalized = ojson::array();
   for (const auto& m : messages) normalized.push_back(normalize_message(m));
 

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/json.h"
 #include "nanovllm/error.h"
 #include "tokenizer/added_tokens.h"
 #include "tokenizer/bpe_model.h"
@@ -29,11 +30,7 @@ json read_json(const std::string& path) {
   if (!in) throw Error("cannot open " + path);
   std::stringstream buf;
   buf << in.rdbuf();
-  try {
-    return json::parse(buf.str());
-  } catch (const json::exception& e) {
-    throw Error(path + ": malformed JSON: " + e.what());
-  }
+  return parse_json(buf.str(), path);
 }
 
 // A token string from tokenizer_config.json: "…", {"content": "…"} or null.
@@ -48,7 +45,7 @@ std::optional<std::string> config_token(const json& cfg, const char* key) {
 AddedToken parse_added_token(const json& j) {
   AddedToken t;
   t.content = j.at("content").get<std::string>();
-  t.id = j.at("id").get<int>();
+  t.id = parse_token_id(j.at("id"), "added token '" + t.content + "'");
   t.special = j.value("special", false);
   t.lstrip = j.value("lstrip", false);
   t.rstrip = j.value("rstrip", false);
@@ -102,7 +99,13 @@ void HfTokenizer::load(const std::string& path) {
   }
   raw_matcher_ = std::make_unique<AddedTokenMatcher>(std::move(raw), std::move(raw_pat));
   normalized_matcher_ = std::make_unique<AddedTokenMatcher>(std::move(norm), std::move(norm_pat));
-  for (size_t i = 0; i < added_.size(); ++i) added_by_id_[added_[i].id] = i;
+  for (size_t i = 0; i < added_.size(); ++i) {
+    auto it = added_by_id_.find(added_[i].id);
+    if (it != added_by_id_.end() && added_[it->second].content != added_[i].content)
+      throw Error(path + ": added tokens '" + added_[it->second].content + "' and '" + added_[i].content +
+                  "' share id " + std::to_string(added_[i].id));
+    added_by_id_[added_[i].id] = i;
+  }
   vocab_size_ = model_->size();
   for (const AddedToken& t : added_) vocab_size_ = std::max(vocab_size_, t.id + 1);
 }
@@ -128,11 +131,11 @@ void HfTokenizer::load_post_processor(const void* spec_ptr) {
           continue;
         }
         const std::string name = item.at("SpecialToken").at("id").get<std::string>();
-        for (const json& id : p.at("special_tokens").at(name).at("ids")) (seen_a ? post : pre).push_back(id.get<int>());
+        for (const json& id : p.at("special_tokens").at(name).at("ids")) (seen_a ? post : pre).push_back(parse_token_id(id, "post_processor"));
       }
     } else if (type == "BertProcessing" || type == "RobertaProcessing") {
-      pre.push_back(p.at("cls").at(1).get<int>());
-      post.push_back(p.at("sep").at(1).get<int>());
+      pre.push_back(parse_token_id(p.at("cls").at(1), "post_processor cls"));
+      post.push_back(parse_token_id(p.at("sep").at(1), "post_processor sep"));
     } else {
       throw Error("unsupported post_processor type '" + type + "'");
     }

@@ -295,6 +295,12 @@ TEST(Config, ValidationNamesTheField) {
   c = Config{};
   c.kv_cache_dtype = "f16";
   EXPECT_THROW(c.validate(), std::invalid_argument);
+  // Lengths near INT_MAX would overflow the engine's block arithmetic (len + block_size - 1).
+  c = Config{};
+  c.max_model_len = 2147483647;
+  EXPECT_THROW(c.validate(), std::invalid_argument);
+  c.max_model_len = 1 << 30;
+  EXPECT_NO_THROW(c.validate());
   EXPECT_NO_THROW(Config{}.validate());
 }
 

@@ -1,6 +1,7 @@
 // Loading: sharded and aliased checkpoints, config parsing, and clear errors for damaged input.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -110,7 +111,7 @@ TEST(Loader, BadHeader) {
     f.write(reinterpret_cast<const char*>(&small), 8);
   }
   msg = load_error(dir);
-  EXPECT_NE(msg.find("not a JSON object"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("invalid JSON"), std::string::npos) << msg;
 }
 
 TEST(Loader, UnsupportedArchitecture) {
@@ -163,6 +164,23 @@ TEST(Loader, ShardedCheckpoint) {
   EXPECT_EQ(greedy_from(dst, p["prompt_ids"].get<std::vector<int>>(), 16, 0, {.kv_dtype = "f32"}), want);
 }
 
+TEST(Loader, ShardsMustNotRepeatTensorsOrPointElsewhere) {
+  const std::string dst = tmp_dir("dup-shards");
+  const TensorSpec norm{"model.norm.weight", kernels::DType::F32, {4}}, embed{"model.embed_tokens.weight", kernels::DType::F32, {4}};
+  auto zeros = [](size_t, std::span<uint8_t> out) { std::fill(out.begin(), out.end(), 0); };
+  write_safetensors(dst + "/a.safetensors", {norm}, zeros);
+  write_safetensors(dst + "/b.safetensors", {norm, embed}, zeros);
+  auto index = [&](const nlohmann::json& weight_map) {
+    std::ofstream(dst + "/model.safetensors.index.json") << nlohmann::json{{"weight_map", weight_map}}.dump();
+    return error_of([&] { Checkpoint c(dst); });
+  };
+  EXPECT_NE(index({{"model.norm.weight", "a.safetensors"}, {"model.embed_tokens.weight", "b.safetensors"}})
+                .find("tensor 'model.norm.weight' is in both"),
+            std::string::npos);
+  EXPECT_NE(index({{"model.norm.weight", "../dup-shards/a.safetensors"}}).find("is not a file name"), std::string::npos);
+  EXPECT_NE(index({{"model.norm.weight", 7}}).find("is not a file name"), std::string::npos);
+}
+
 // The tensor list make-model writes is exactly the one transformers saved for each architecture.
 TEST(Loader, HfTensorSpecsMatchTransformersCheckpoints) {
   for (const char* name : {"llama-f32", "mistral-f32", "qwen2-f32", "qwen3-f32", "qwen3-bf16"}) {
@@ -213,6 +231,116 @@ TEST(ModelConfig, Llama3InvFreq) {
                          0.00028912374f, 7.4767442e-05f, 1.933487e-05f};
   ASSERT_EQ(f.size(), 8u);
   for (int i = 0; i < 8; ++i) EXPECT_NEAR(f[i], want[i], 1e-6 * want[i]) << i;
+}
+
+// A safetensors file written by hand: `header` as given (so names may repeat), then `data_bytes`.
+std::string raw_safetensors(const std::string& name, const std::string& header, size_t data_bytes) {
+  const std::string file = tmp_dir(name) + "/model.safetensors";
+  std::ofstream out(file, std::ios::binary);
+  const uint64_t len = header.size();
+  out.write(reinterpret_cast<const char*>(&len), 8);
+  out << header << std::string(data_bytes, '\0');
+  return file;
+}
+
+std::string open_error(const std::string& name, const std::string& header, size_t data_bytes) {
+  const std::string file = raw_safetensors(name, header, data_bytes);
+  return error_of([&] { SafetensorsFile f(file); });
+}
+
+TEST(Safetensors, TensorsMustNotRepeatOverlapOrLeaveGaps) {
+  const std::string a04 = R"("a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]})";
+  const std::string b48 = R"("b": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]})";
+  EXPECT_EQ(open_error("st-ok", "{" + a04 + ", " + b48 + "}", 8), "");
+  // The same name twice: the parsed header kept only the last entry.
+  const std::string a48 = R"("a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]})";
+  EXPECT_NE(open_error("st-dup", "{" + a04 + ", " + a48 + "}", 8).find("tensor 'a' appears twice"), std::string::npos);
+  // Two names for the same bytes, a tensor inside another, bytes of no tensor.
+  const std::string b04 = R"("b": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]})";
+  EXPECT_NE(open_error("st-same", "{" + a04 + ", " + b04 + "}", 4).find("tensors 'a' and 'b' overlap"), std::string::npos);
+  const std::string c08 = R"("c": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]})";
+  EXPECT_NE(open_error("st-inside", "{" + c08 + ", " + b48 + "}", 8).find("overlap"), std::string::npos);
+  EXPECT_NE(open_error("st-gap", "{" + b48 + "}", 8).find("4 bytes before tensor 'b' belong to no tensor"),
+            std::string::npos);
+  EXPECT_NE(open_error("st-tail", "{" + a04 + "}", 8).find("the last 4 data bytes belong to no tensor"),
+            std::string::npos);
+}
+
+TEST(Safetensors, ShapesAndOffsetsAreValidated) {
+  // 2^32 * 2^32 * 4 bytes wrapped around to 0 and matched an empty range (signed overflow in numel).
+  EXPECT_NE(open_error("st-huge", R"({"a": {"dtype": "F32", "shape": [4294967296, 4294967296], "data_offsets": [0, 0]}})", 0)
+                .find("tensor 'a': shape [4294967296,4294967296] is too large"),
+            std::string::npos);
+  EXPECT_NE(open_error("st-neg", R"({"a": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}})", 4).find("shape [-1]"),
+            std::string::npos);
+  EXPECT_NE(open_error("st-negoff", R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [-4, 0]}})", 4)
+                .find("data_offsets [-4,0] is not a pair of non-negative integers"),
+            std::string::npos);
+  EXPECT_NE(open_error("st-meta", R"({"__metadata__": [1], "a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}})", 4)
+                .find("__metadata__ is not an object"),
+            std::string::npos);
+  const std::string deep = "{\"a\": " + std::string(100000, '[') + std::string(100000, ']') + "}";
+  EXPECT_NE(open_error("st-deep", deep, 0).find("nested deeper than"), std::string::npos);
+}
+
+// A copy of llama-f32 whose config.json has `edit` applied; the load error ("" if it loads).
+std::string config_error(const std::string& name, const std::function<void(nlohmann::json&)>& edit) {
+  std::string dir = edited_copy(name, [](auto&) {});
+  nlohmann::json cfg = read_json(dir + "/config.json");
+  edit(cfg);
+  std::ofstream(dir + "/config.json") << cfg.dump();
+  return load_error(dir);
+}
+
+TEST(ModelConfig, FieldsOutOfRangeAreErrorsNamingTheField) {
+  EXPECT_EQ(config_error("cfg-ok", [](auto&) {}), "");
+  // vocab_size 2^32 + 300 and hidden_size 2^32 + 64 were truncated to the checkpoint's 300 and
+  // 64, and the model loaded.
+  const std::pair<const char*, nlohmann::json> cases[] = {
+      {"vocab_size", 4294967596LL}, {"hidden_size", 4294967360LL}, {"num_hidden_layers", -1},
+      {"intermediate_size", -128},  {"num_attention_heads", 2147483648LL}, {"max_position_embeddings", -256},
+      {"bos_token_id", 1LL << 40},  {"eos_token_id", nlohmann::json::array({2, -7})}, {"head_dim", "16"}};
+  for (const auto& [field, value] : cases) {
+    const std::string msg = config_error("cfg-range", [&](auto& c) { c[field] = value; });
+    EXPECT_NE(msg.find("config.json: field '" + std::string(field) + "'"), std::string::npos) << field << ": " << msg;
+  }
+}
+
+TEST(ModelConfig, ValuesTheDecoderCannotUseAreErrors) {
+  auto error = [](const char* field, const nlohmann::json& value) {
+    return config_error("cfg-value", [&](auto& c) {
+      if (std::string(field).starts_with("rope_parameters.")) c["rope_parameters"][std::string(field).substr(16)] = value;
+      else c[field] = value;
+    });
+  };
+  EXPECT_NE(error("rms_norm_eps", -1e-5).find("field 'rms_norm_eps' = -1e-05: expected >= 0"), std::string::npos);
+  EXPECT_NE(error("rope_parameters.rope_theta", 0).find("field 'rope_theta' = 0: expected > 0"), std::string::npos);
+  EXPECT_NE(error("rope_parameters.rope_theta", -10000).find("field 'rope_theta'"), std::string::npos);
+  EXPECT_NE(error("rope_parameters.factor", 0).find("field 'rope_scaling.factor' = 0: expected > 0"), std::string::npos);
+  EXPECT_NE(error("rope_parameters.high_freq_factor", 1.0).find("rope_scaling.high_freq_factor"), std::string::npos);
+  // 2^31 - 1 positions overflowed the engine's block arithmetic (UBSan).
+  EXPECT_NE(error("max_position_embeddings", 2147483647).find("field 'max_position_embeddings' = 2147483647: expected 1 to 2^30"),
+            std::string::npos);
+  EXPECT_NE(error("num_attention_heads", 1 << 28).find("num_attention_heads"), std::string::npos);
+}
+
+TEST(ModelConfig, LayerCountMustMatchTheTensors) {
+  // One layer fewer: layer 1's tensors were silently ignored and a different model ran.
+  const std::string fewer = config_error("layers-fewer", [](auto& c) { c["num_hidden_layers"] = 1; });
+  EXPECT_NE(fewer.find("tensor 'model.layers.1."), std::string::npos) << fewer;
+  EXPECT_NE(fewer.find("num_hidden_layers = 1"), std::string::npos) << fewer;
+  const std::string more = config_error("layers-more", [](auto& c) { c["num_hidden_layers"] = 3; });
+  EXPECT_NE(more.find("missing tensor 'model.layers.2."), std::string::npos) << more;
+}
+
+TEST(ModelConfig, GenerationConfigIsValidated) {
+  std::string dir = edited_copy("gencfg", [](auto&) {});
+  fs::copy(data_dir() + "/llama-f32/generation_config.json", dir + "/generation_config.json");
+  nlohmann::json g = read_json(dir + "/generation_config.json");
+  g["top_k"] = 1LL << 33;
+  std::ofstream(dir + "/generation_config.json") << g.dump();
+  ModelConfig cfg = load_model_config(dir);
+  EXPECT_NE(error_of([&] { load_generation_config(dir, &cfg); }).find("field 'top_k'"), std::string::npos);
 }
 
 // A llama2.c header whose sizes multiply past 2^64 bytes is a truncation error, not a wild read.

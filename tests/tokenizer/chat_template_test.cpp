@@ -1,6 +1,7 @@
 // Chat templates of real models against transformers' apply_chat_template (committed goldens).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -10,6 +11,7 @@
 #include <optional>
 
 #include "nanovllm/error.h"
+#include "jinja/jinja_value.h"
 #include "tokenizer/chat_template.h"
 
 namespace nanovllm {
@@ -26,7 +28,17 @@ ojson load(const std::string& name) {
 
 struct Tally {
   int identical = 0, raised = 0, total = 0, expected_errors = 0;
+  jinja::RenderBudget::Usage peak;  // the most any one render spent
 };
+
+// Real templates must stay far from the render budget: under 1 % of each limit.
+void check_usage(const std::string& label, Tally& t) {
+  const auto u = jinja::RenderBudget::last_render();
+  t.peak.steps = std::max(t.peak.steps, u.steps);
+  t.peak.bytes = std::max(t.peak.bytes, u.bytes);
+  EXPECT_LT(u.steps, jinja::RenderBudget::kMaxSteps / 100) << label;
+  EXPECT_LT(u.bytes, jinja::RenderBudget::kMaxBytes / 100) << label;
+}
 
 // Renders one golden case; a case recorded with "error" must throw.
 void check_case(const ChatTemplate& tpl, const ojson& c, const std::string& where, Tally& t) {
@@ -53,6 +65,7 @@ void check_case(const ChatTemplate& tpl, const ojson& c, const std::string& wher
   }
   try {
     std::string got = run();
+    check_usage(label, t);
     EXPECT_EQ(got, c["expected"].get<std::string>()) << label;
     t.identical += got == c["expected"].get<std::string>();
   } catch (const Error& e) {
@@ -81,8 +94,10 @@ TEST_P(ModelTemplates, MatchTransformers) {
   }
   if (tpl)
     for (const auto& c : data["cases"]) check_case(*tpl, c, GetParam(), t);
-  std::printf("chat template %s: %d/%d prompts byte-identical to transformers, %d/%d expected errors raised\n",
-              GetParam().c_str(), t.identical, t.total - t.expected_errors, t.raised, t.expected_errors);
+  std::printf("chat template %s: %d/%d prompts byte-identical to transformers, %d/%d expected errors raised; "
+              "at most %lld steps and %zu bytes per render\n",
+              GetParam().c_str(), t.identical, t.total - t.expected_errors, t.raised, t.expected_errors,
+              static_cast<long long>(t.peak.steps), t.peak.bytes);
   EXPECT_EQ(t.identical + t.raised, t.total);
 }
 
@@ -104,8 +119,10 @@ TEST(ChatTemplate, InlineTemplatesMatchTransformers) {
     ChatTemplate tpl(e["template"].get<std::string>(), special);
     Tally t;
     for (const auto& c : e["cases"]) check_case(tpl, c, e["name"].get<std::string>(), t);
-    std::printf("chat template %s (inline): %d identical, %d expected errors raised, of %d\n",
-                e["name"].get<std::string>().c_str(), t.identical, t.raised, t.total);
+    std::printf("chat template %s (inline): %d identical, %d expected errors raised, of %d; "
+                "at most %lld steps and %zu bytes per render\n",
+                e["name"].get<std::string>().c_str(), t.identical, t.raised, t.total,
+                static_cast<long long>(t.peak.steps), t.peak.bytes);
     EXPECT_EQ(t.identical + t.raised, t.total);
   }
 }
@@ -125,6 +142,53 @@ TEST(ChatTemplate, AddedTokenObjectsAndTemplateList) {
   EXPECT_EQ(tpl.render(msgs, true, ojson::object(), ojson::parse("[{}, {}]")), "T2");
   EXPECT_THROW(tpl.render(ojson::array(), true), Error);
   std::filesystem::remove_all(dir);
+}
+
+// An array nested `depth` deep, built by moves: copying one (as an initializer list does)
+// recurses once per level.
+ojson nested_array(int depth) {
+  ojson j = ojson::array();
+  for (int i = 0; i < depth; ++i) {
+    ojson outer = ojson::array();
+    outer.push_back(std::move(j));
+    j = std::move(outer);
+  }
+  return j;
+}
+
+ojson array_of(ojson item) {
+  ojson a = ojson::array();
+  a.push_back(std::move(item));
+  return a;
+}
+
+TEST(ChatTemplate, DeepArgumentsAreErrors) {
+  // 20k levels in a message field, tools or template kwargs crashed the server (stack overflow
+  // converting them to template values).
+  ChatTemplate tpl("{{ messages }}{{ tools }}{{ x }}", {});
+  auto error_of = [&](const ojson& msgs, const ojson& kwargs, const ojson& tools) -> std::string {
+    try {
+      tpl.render(msgs, false, kwargs, tools);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  ojson msg = {{"role", "user"}};
+  msg["content"] = nested_array(20000);
+  EXPECT_NE(error_of(array_of(std::move(msg)), ojson::object(), ojson()).find("chat messages: nested deeper than"),
+            std::string::npos);
+  EXPECT_NE(error_of(array_of(nested_array(20000)), ojson::object(), ojson()).find("nested deeper than"),
+            std::string::npos);
+  const ojson user = ojson::array({{{"role", "user"}, {"content", "hi"}}});
+  ojson kwargs = ojson::object();
+  kwargs["x"] = nested_array(20000);
+  EXPECT_NE(error_of(user, kwargs, ojson()).find("template kwargs: nested deeper than"), std::string::npos);
+  EXPECT_NE(error_of(user, ojson::object(), array_of(nested_array(20000))).find("tools: nested deeper than"),
+            std::string::npos);
+  kwargs["x"] = nested_array(50);
+  EXPECT_EQ(tpl.render(user, false, kwargs, ojson()),
+            "[{'role': 'user', 'content': 'hi'}]None" + std::string(51, '[') + std::string(51, ']'));
 }
 
 TEST(ChatTemplate, CommandPrintsPromptExactly) {

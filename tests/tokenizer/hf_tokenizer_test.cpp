@@ -121,12 +121,69 @@ TEST(HfTokenizer, MalformedJsonNamesThePath) {
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find((dir / "tokenizer.json").string()), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("malformed JSON"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("invalid JSON"), std::string::npos) << e.what();
   }
   std::ofstream(dir / "tokenizer.json") << R"({"model": {"type": "Unigram", "vocab": []}})";
   EXPECT_THROW(HfTokenizer::from_dir(dir.string()), Error);
   std::ofstream(dir / "tokenizer.json") << R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b"]}})";
   EXPECT_THROW(HfTokenizer::from_dir(dir.string()), Error);
+}
+
+// The error of loading `spec` as tokenizer.json ("" when it loads).
+std::string load_error(const json& spec) {
+  const auto file = std::filesystem::path(NANOVLLM_BINARY_DIR) / "tokenizer_test_bad.json";
+  std::ofstream(file) << spec.dump();
+  try {
+    HfTokenizer::from_file(file.string());
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+json tiny_bpe() {
+  return {{"model", {{"type", "BPE"}, {"vocab", {{"a", 0}, {"b", 1}, {"ab", 2}}}, {"merges", {"a b"}}}}};
+}
+
+TEST(HfTokenizer, BadVocabularyIdsAreErrors) {
+  EXPECT_EQ(load_error(tiny_bpe()), "");
+  auto with_id = [](const json& id) {
+    json spec = tiny_bpe();
+    spec["model"]["vocab"]["b"] = id;
+    return load_error(spec);
+  };
+  // A negative id wrote before id_to_token's table (heap overflow under ASan); 2^31-1 overflowed
+  // `max_id + 1`; 2^32 + 1 was silently truncated to 1.
+  for (const json& id : {json(-1), json(2147483647), json(4294967297LL), json(1.5), json("1")})
+    EXPECT_NE(with_id(id).find("model.vocab['b']: token id " + id.dump() + " is not an integer in [0, "),
+              std::string::npos)
+        << id.dump() << ": " << with_id(id);
+  EXPECT_NE(with_id(0).find("model.vocab: id 0 is given to both"), std::string::npos) << with_id(0);
+  EXPECT_NE(with_id(10000000).find("far beyond its 3 entries"), std::string::npos) << with_id(10000000);
+}
+
+TEST(HfTokenizer, BadAddedAndPostProcessorIdsAreErrors) {
+  json spec = tiny_bpe();
+  spec["added_tokens"] = {{{"id", -5}, {"content", "<s>"}, {"special", true}}};
+  EXPECT_NE(load_error(spec).find("added token '<s>': token id -5"), std::string::npos) << load_error(spec);
+  spec["added_tokens"] = {{{"id", 3}, {"content", "<s>"}}, {{"id", 3}, {"content", "</s>"}}};
+  EXPECT_NE(load_error(spec).find("added tokens '<s>' and '</s>' share id 3"), std::string::npos) << load_error(spec);
+  spec["added_tokens"] = {{{"id", 3}, {"content", "<s>"}}};
+  spec["post_processor"] = {{"type", "BertProcessing"}, {"cls", {"<s>", 2147483647}}, {"sep", {"<s>", 3}}};
+  EXPECT_NE(load_error(spec).find("post_processor cls: token id 2147483647"), std::string::npos) << load_error(spec);
+}
+
+TEST(HfTokenizer, DeepJsonIsAnError) {
+  std::string text = tiny_bpe().dump();
+  text.insert(1, "\"extra\": " + std::string(100000, '[') + std::string(100000, ']') + ", ");
+  const auto file = std::filesystem::path(NANOVLLM_BINARY_DIR) / "tokenizer_test_deep.json";
+  std::ofstream(file) << text;
+  try {
+    HfTokenizer::from_file(file.string());
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("nested deeper than"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 // Python str semantics on UTF-8 text for the Jinja engine: code points, whitespace, strip, split.
-#include "tokenizer/jinja_text.h"
+#include "jinja/jinja_text.h"
+
+#include "jinja/jinja_value.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -181,6 +183,7 @@ std::string py_replace(std::string_view s, std::string_view old, std::string_vie
         ++done;
       }
       if (i < cps.size()) utf8_append(out, cps[i]);
+      RenderBudget::fits(out.size());
     }
     return out;
   }
@@ -189,6 +192,7 @@ std::string py_replace(std::string_view s, std::string_view old, std::string_vie
     size_t hit = s.find(old, pos);
     if (hit == std::string_view::npos) break;
     out.append(s.substr(pos, hit - pos)).append(repl);
+    RenderBudget::fits(out.size());  // many hits of a short string by a long one
     pos = hit + old.size();
   }
   out.append(s.substr(pos));

@@ -5,15 +5,9 @@
 #include <string_view>
 
 #include "nanovllm/error.h"
-#include "tokenizer/jinja_value.h"
+#include "jinja/jinja_value.h"
 
 namespace nanovllm::jinja {
-
-// A failure inside a builtin, reported without a position; the evaluator adds the template line.
-class BuiltinError : public Error {
- public:
-  using Error::Error;
-};
 
 
 bool has_filter(std::string_view name);

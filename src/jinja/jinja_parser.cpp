@@ -1,12 +1,13 @@
 // Parses Jinja tokens into a statement tree, with Jinja's operator precedence.
-#include "tokenizer/jinja_parser.h"
+#include "jinja/jinja_parser.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <initializer_list>
 #include <string_view>
 
 #include "nanovllm/error.h"
-#include "tokenizer/jinja_builtins.h"
+#include "jinja/jinja_builtins.h"
 
 namespace nanovllm::jinja {
 
@@ -69,6 +70,33 @@ class Parser {
     }
   }
 
+  // Nesting: recursion of the parser (statements in statements, parenthesised expressions) is
+  // counted by Nest, and the depth of every expression tree by deepen(), since left-nested
+  // chains such as `a + a + ... + a` or `x|trim|trim...` grow the tree without recursion here.
+  // Both the evaluator and the tree's destructor recurse once per level.
+  int nesting_ = 0;
+
+  struct Nest {
+    Parser& p;
+    Nest(Parser& parser, const Token& at) : p(parser) {
+      if (++p.nesting_ > kMaxTemplateNesting) p.fail(at, too_deep());
+    }
+    ~Nest() { --p.nesting_; }
+  };
+
+  static std::string too_deep() { return "template nested deeper than " + std::to_string(kMaxTemplateNesting) + " levels"; }
+
+  void deepen(Expr& parent, const Expr* child) {
+    if (!child) return;
+    parent.depth = std::max(parent.depth, child->depth + 1);
+    if (parent.depth > kMaxTemplateNesting) throw Error(location(parent.line, parent.col) + too_deep());
+  }
+
+  void add(Expr& parent, ExprPtr child) {
+    deepen(parent, child.get());
+    parent.args.push_back(std::move(child));
+  }
+
   ExprPtr node(EK kind, const Token& at) {
     auto e = std::make_unique<Expr>();
     e->kind = kind;
@@ -124,6 +152,7 @@ class Parser {
 
   StmtPtr parse_statement() {
     const Token& tag = cur();
+    Nest nest(*this, tag);
     if (tag.type != T::Name) fail(tag, "expected a tag name, got " + describe(tag));
     const std::string& n = tag.text;
     if (n == "if") return parse_if();
@@ -278,25 +307,28 @@ class Parser {
     ExprPtr first = parse_expression(with_condexpr);
     if (!is_op(",")) return first;
     auto t = node(EK::Tuple, at);
-    t->args.push_back(std::move(first));
+    add(*t, std::move(first));
     while (skip_op(",")) {
       if (cur().type == T::BlockEnd || cur().type == T::VarEnd || is_name("if")) break;
-      t->args.push_back(parse_expression(with_condexpr));
+      add(*t, parse_expression(with_condexpr));
     }
     return t;
   }
 
-  ExprPtr parse_expression(bool with_condexpr) { return with_condexpr ? parse_condexpr() : parse_or(); }
+  ExprPtr parse_expression(bool with_condexpr) {
+    Nest nest(*this, cur());
+    return with_condexpr ? parse_condexpr() : parse_or();
+  }
 
   ExprPtr parse_condexpr() {
     ExprPtr e1 = parse_or();
     while (is_name("if")) {
       auto c = node(EK::Cond, next());
       ExprPtr cond = parse_or();
-      ExprPtr other = skip_name("else") ? parse_condexpr() : nullptr;
-      c->args.push_back(std::move(cond));
-      c->args.push_back(std::move(e1));
-      c->args.push_back(std::move(other));
+      ExprPtr other = skip_name("else") ? parse_expression(true) : nullptr;
+      add(*c, std::move(cond));
+      add(*c, std::move(e1));
+      add(*c, std::move(other));
       e1 = std::move(c);
     }
     return e1;
@@ -305,8 +337,8 @@ class Parser {
   ExprPtr binary(const Token& at, std::string op, ExprPtr l, ExprPtr r) {
     auto b = node(EK::Binary, at);
     b->name = std::move(op);
-    b->args.push_back(std::move(l));
-    b->args.push_back(std::move(r));
+    add(*b, std::move(l));
+    add(*b, std::move(r));
     return b;
   }
 
@@ -330,9 +362,10 @@ class Parser {
 
   ExprPtr parse_not() {
     if (!is_name("not")) return parse_compare();
+    Nest nest(*this, cur());
     auto u = node(EK::Unary, next());
     u->name = "not";
-    u->args.push_back(parse_not());
+    add(*u, parse_not());
     return u;
   }
 
@@ -356,10 +389,10 @@ class Parser {
       }
       if (!cmp) {
         cmp = node(EK::Compare, at);
-        cmp->args.push_back(std::move(first));
+        add(*cmp, std::move(first));
       }
       cmp->ops.push_back(op);
-      cmp->args.push_back(parse_math1());
+      add(*cmp, parse_math1());
     }
     return cmp ? std::move(cmp) : std::move(first);
   }
@@ -403,9 +436,10 @@ class Parser {
   ExprPtr parse_unary(bool with_filter) {
     ExprPtr e;
     if (is_op("-") || is_op("+")) {
+      Nest nest(*this, cur());
       e = node(EK::Unary, cur());
       e->name = next().text;
-      e->args.push_back(parse_unary(false));
+      add(*e, parse_unary(false));
     } else {
       e = parse_primary();
     }
@@ -462,10 +496,10 @@ class Parser {
     ExprPtr first = parse_expression(true);
     if (skip_op(")")) return first;
     auto t = node(EK::Tuple, at);
-    t->args.push_back(std::move(first));
+    add(*t, std::move(first));
     while (skip_op(",")) {
       if (is_op(")")) break;
-      t->args.push_back(parse_expression(true));
+      add(*t, parse_expression(true));
     }
     expect_op(")");
     return t;
@@ -476,7 +510,7 @@ class Parser {
     while (!is_op("]")) {
       if (!l->args.empty()) expect_op(",");
       if (is_op("]")) break;
-      l->args.push_back(parse_expression(true));
+      add(*l, parse_expression(true));
     }
     expect_op("]");
     return l;
@@ -487,9 +521,9 @@ class Parser {
     while (!is_op("}")) {
       if (!d->args.empty()) expect_op(",");
       if (is_op("}")) break;
-      d->args.push_back(parse_expression(true));
+      add(*d, parse_expression(true));
       expect_op(":");
-      d->args.push_back(parse_expression(true));
+      add(*d, parse_expression(true));
     }
     expect_op("}");
     return d;
@@ -501,14 +535,14 @@ class Parser {
         const Token& at = next();
         if (cur().type == T::Int) {  // foo.0 is foo[0]
           auto g = node(EK::GetItem, at);
-          g->args.push_back(std::move(e));
-          g->args.push_back(parse_primary());
+          add(*g, std::move(e));
+          add(*g, parse_primary());
           e = std::move(g);
           continue;
         }
         auto g = node(EK::GetAttr, at);
         g->name = expect_name();
-        g->args.push_back(std::move(e));
+        add(*g, std::move(e));
         e = std::move(g);
       } else if (is_op("[")) {
         e = parse_subscript(std::move(e));
@@ -531,13 +565,13 @@ class Parser {
     }
     expect_op("]");
     auto e = node(colons ? EK::Slice : EK::GetItem, at);
-    e->args.push_back(std::move(obj));
+    add(*e, std::move(obj));
     if (!colons) {
       if (!parts[0]) fail(at, "expected an index");
-      e->args.push_back(std::move(parts[0]));
+      add(*e, std::move(parts[0]));
       return e;
     }
-    for (auto& p : parts) e->args.push_back(std::move(p));
+    for (auto& p : parts) add(*e, std::move(p));
     return e;
   }
 
@@ -552,10 +586,12 @@ class Parser {
       if (cur().type == T::Name && peek().type == T::Op && peek().text == "=") {
         std::string key = next().text;
         next();
-        e.kwargs.emplace_back(std::move(key), parse_expression(true));
+        ExprPtr value = parse_expression(true);
+        deepen(e, value.get());
+        e.kwargs.emplace_back(std::move(key), std::move(value));
       } else {
         if (!e.kwargs.empty()) fail(cur(), "positional argument after keyword argument");
-        e.args.push_back(parse_expression(true));
+        add(e, parse_expression(true));
       }
     }
     expect_op(")");
@@ -563,7 +599,7 @@ class Parser {
 
   ExprPtr parse_call(ExprPtr callee) {
     auto c = node(EK::Call, cur());
-    c->args.push_back(std::move(callee));
+    add(*c, std::move(callee));
     parse_call_args(*c);
     return c;
   }
@@ -592,7 +628,7 @@ class Parser {
       if (!has_filter(name)) fail(at, "unsupported filter '" + name + "'");
       auto f = node(EK::Filter, at);
       f->name = std::move(name);
-      f->args.push_back(std::move(e));
+      add(*f, std::move(e));
       if (is_op("(")) parse_call_args(*f);
       e = std::move(f);
     }
@@ -606,14 +642,14 @@ class Parser {
     const Token& name_tok = cur();
     t->name = expect_name();
     if (!has_test(t->name)) fail(name_tok, "unsupported test '" + t->name + "'");
-    t->args.push_back(std::move(e));
+    add(*t, std::move(e));
     if (is_op("(")) {
       parse_call_args(*t);
     } else if ((cur().type == T::Name || cur().type == T::String || cur().type == T::Int || cur().type == T::Float ||
                 is_op("[") || is_op("{")) &&
                !is_name("else") && !is_name("or") && !is_name("and")) {
       if (is_name("is")) fail(cur(), "you cannot chain multiple tests with is");
-      t->args.push_back(parse_postfix(parse_primary()));
+      add(*t, parse_postfix(parse_primary()));
     }
     return t;
   }

@@ -11,8 +11,8 @@
 #include <string_view>
 #include <vector>
 
-#include "tokenizer/jinja_lexer.h"
-#include "tokenizer/jinja_value.h"
+#include "jinja/jinja_lexer.h"
+#include "jinja/jinja_value.h"
 
 namespace nanovllm::jinja {
 

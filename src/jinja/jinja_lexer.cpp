@@ -1,11 +1,11 @@
 // Splits Jinja template source into text and tag tokens, applying whitespace control as Jinja does.
-#include "tokenizer/jinja_lexer.h"
+#include "jinja/jinja_lexer.h"
 
 #include <cctype>
 #include <cstring>
 
 #include "nanovllm/error.h"
-#include "tokenizer/jinja_text.h"
+#include "jinja/jinja_text.h"
 
 namespace nanovllm::jinja {
 

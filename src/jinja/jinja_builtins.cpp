@@ -1,7 +1,9 @@
 // Jinja's built-in filters and tests, and Python semantics of attribute, item and slice access.
-#include "tokenizer/jinja_builtins.h"
+#include "jinja/jinja_builtins.h"
 
 #include <algorithm>
+#include <charconv>
+#include <cstdint>
 #include <cerrno>
 #include <cmath>
 #include <ctime>
@@ -9,7 +11,7 @@
 #include <initializer_list>
 #include <unordered_map>
 
-#include "tokenizer/jinja_text.h"
+#include "jinja/jinja_text.h"
 
 namespace nanovllm::jinja {
 
@@ -119,6 +121,7 @@ Value filter_join(const Value& v, Args& a) {
     if (!first) out += sep;
     first = false;
     out += (p.has(1) && !p[1].is_none()) ? get_attr(item, p[1].str()).str() : item.str();
+    RenderBudget::fits(out.size());  // a long separator over a long list
   }
   return Value(std::move(out));
 }
@@ -241,8 +244,11 @@ std::string jinja_title(const std::string& s) {
 
 std::string filter_indent(const std::string& text, Args& a) {
   Params p("indent", a, {"width", "first", "blank"});
-  std::string ind = p.has(0) && p[0].is_string() ? p[0].as_string() : std::string(p.int_or(0, 4), ' ');
+  int64_t width = p.has(0) && p[0].is_string() ? 0 : p.int_or(0, 4);
+  RenderBudget::fits(static_cast<size_t>(std::max<int64_t>(width, 0)));
+  std::string ind = p.has(0) && p[0].is_string() ? p[0].as_string() : std::string(std::max<int64_t>(width, 0), ' ');
   std::vector<std::string> lines = py_split(text, &kNewline, -1);
+  RenderBudget::fits(text.size() + lines.size() * ind.size());
   std::string rv;
   for (size_t i = 0; i < lines.size(); ++i) {
     if (i == 0) {
@@ -287,6 +293,7 @@ Value unique(const Value& v, Args& a) {
   for (const Value& item : iterate(v)) {
     Value k = p.has(1) ? get_attr(item, p[1].str()) : item;
     if (!p.bool_or(0, false) && k.is_string()) k = Value(py_lower(k.as_string()));
+    RenderBudget::step(static_cast<int64_t>(seen.size()));  // quadratic: each item against those kept
     if (std::none_of(seen.begin(), seen.end(), [&](const Value& s) { return py_equal(s, k); })) {
       seen.push_back(k);
       out.push_back(item);
@@ -296,7 +303,11 @@ Value unique(const Value& v, Args& a) {
 }
 
 Value add(const Value& a, const Value& b) {
-  if (a.is_int() && b.is_int()) return Value(a.as_int() + b.as_int());
+  int64_t sum;
+  if (a.is_int() && b.is_int()) {
+    if (__builtin_add_overflow(a.as_int(), b.as_int(), &sum)) fail("integer overflow (integers are limited to 64 bits)");
+    return Value(sum);
+  }
   if (a.is_number() && b.is_number()) return Value(a.as_float() + b.as_float());
   fail("unsupported operand types for +: '" + a.type_name() + "' and '" + b.type_name() + "'");
 }
@@ -354,6 +365,7 @@ const std::unordered_map<std::string_view, FilterFn>& filters() {
       {"unique", unique},
       {"abs", [](const Value& v, Args& a) {
          Params p("abs", a, {});
+         if (v.is_int() && v.as_int() == INT64_MIN) fail("integer overflow (integers are limited to 64 bits)");
          if (v.is_int()) return Value(v.as_int() < 0 ? -v.as_int() : v.as_int());
          if (!v.is_number()) fail("bad operand type for abs(): '" + v.type_name() + "'");
          return Value(std::fabs(v.as_float()));
@@ -449,9 +461,13 @@ bool apply_test(std::string_view name, const Value& operand, Args& args) {
 }
 
 std::vector<Value> iterate(const Value& v) {
-  if (v.is_list()) return v.as_list().items;
+  if (v.is_list()) {
+    RenderBudget::step(static_cast<int64_t>(v.as_list().items.size()));  // the copy, and what the caller does per item
+    return v.as_list().items;
+  }
   if (v.is_undefined()) return {};
   if (v.is_string()) {
+    RenderBudget::fits(v.as_string().size() * sizeof(Value));
     std::vector<Value> out;
     for (char32_t c : utf8_decode(v.as_string())) out.emplace_back(utf8_encode(std::u32string(1, c)));
     return out;
@@ -467,11 +483,12 @@ std::vector<Value> iterate(const Value& v) {
 bool py_contains(const Value& container, const Value& item) {
   if (container.is_string()) {
     if (!item.is_string()) fail("'in <string>' requires string as left operand, not " + item.type_name());
+    RenderBudget::scan(container.as_string().size());
     return container.as_string().find(item.as_string()) != std::string::npos;
   }
   if (container.is_dict() && !container.as_dict().is_namespace)
     return item.is_string() && container.as_dict().find(item.as_string()) != nullptr;
-  for (const Value& x : iterate(container))
+  for (const Value& x : iterate(container))  // iterate() counts the steps
     if (py_equal(x, item)) return true;
   return false;
 }
@@ -532,7 +549,10 @@ std::string py_format(const std::string& fmt, Args& a) {
     if (field.find_first_of(":!.[") != std::string::npos) fail("format specs in str.format are not supported");
     const Value* v = nullptr;
     if (field.empty() || std::isdigit(static_cast<unsigned char>(field[0]))) {
-      size_t idx = field.empty() ? auto_index++ : std::stoul(field);
+      size_t idx = auto_index;
+      if (field.empty()) ++auto_index;
+      else if (std::from_chars(field.data(), field.data() + field.size(), idx).ptr != field.data() + field.size())
+        fail("format: bad field '{" + field + "}'");
       if (idx >= a.positional.size()) fail("Replacement index " + std::to_string(idx) + " out of range");
       v = &a.positional[idx];
     } else {
@@ -541,6 +561,7 @@ std::string py_format(const std::string& fmt, Args& a) {
       if (!v) fail("format: missing keyword '" + field + "'");
     }
     out += v->str();
+    RenderBudget::fits(out.size());
     i = close;
   }
   return out;
@@ -691,6 +712,7 @@ Value get_item(const Value& obj, const Value& key) {
     int64_t n = obj.is_list() ? static_cast<int64_t>(obj.as_list().items.size()) : 0;
     std::u32string cps;
     if (obj.is_string()) {
+      RenderBudget::scan(obj.as_string().size());
       cps = utf8_decode(obj.as_string());
       n = static_cast<int64_t>(cps.size());
     }
@@ -713,6 +735,7 @@ Value get_slice(const Value& obj, const Value& start, const Value& stop, const V
   std::u32string cps;
   int64_t n;
   if (obj.is_string()) {
+    RenderBudget::scan(obj.as_string().size());
     cps = utf8_decode(obj.as_string());
     n = static_cast<int64_t>(cps.size());
   } else if (obj.is_list()) {

@@ -1,11 +1,12 @@
 // Renders a parsed Jinja template: scopes, loops, macros and Python expression semantics.
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 
-#include "tokenizer/jinja.h"
-#include "tokenizer/jinja_ast.h"
-#include "tokenizer/jinja_builtins.h"
-#include "tokenizer/jinja_parser.h"
+#include "jinja/jinja.h"
+#include "jinja/jinja_ast.h"
+#include "jinja/jinja_builtins.h"
+#include "jinja/jinja_parser.h"
 
 namespace nanovllm::jinja {
 
@@ -45,6 +46,24 @@ FramePtr child(const FramePtr& parent) {
 
 enum class Flow { Normal, Break, Continue };
 
+// Whether `target` is inside v. A namespace stored into itself (directly or through lists,
+// dicts and other namespaces) would make every walk over it endless and, holding itself by
+// shared_ptr, never be freed.
+bool contains_dict(const Value& v, const Dict* target, int depth = 0) {
+  if (!v.is_list() && !v.is_dict()) return false;
+  if (depth > kMaxValueDepth) throw BuiltinError("value nested deeper than " + std::to_string(kMaxValueDepth) + " levels");
+  RenderBudget::step();
+  if (v.is_dict()) {
+    if (&v.as_dict() == target) return true;
+    for (const auto& [k, x] : v.as_dict().items)
+      if (contains_dict(x, target, depth + 1)) return true;
+    return false;
+  }
+  for (const Value& x : v.as_list().items)
+    if (contains_dict(x, target, depth + 1)) return true;
+  return false;
+}
+
 [[noreturn]] void fail_at(int line, int col, const std::string& msg) { throw Error(location(line, col) + msg); }
 [[noreturn]] void fail_at(const Expr& e, const std::string& msg) { fail_at(e.line, e.col, msg); }
 
@@ -56,20 +75,57 @@ enum class Flow { Normal, Break, Continue };
   fail_at(e, std::string("unsupported operand types for ") + op + ": '" + a.type_name() + "' and '" + b.type_name() + "'");
 }
 
+// Python's ints are unbounded, ours 64-bit: a result that does not fit is an error, never
+// wrapped (and never undefined behaviour).
+[[noreturn]] void int_overflow() { throw BuiltinError("integer overflow (integers are limited to 64 bits)"); }
+
+int64_t int_add(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r)) int_overflow();
+  return r;
+}
+
+int64_t int_sub(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_sub_overflow(a, b, &r)) int_overflow();
+  return r;
+}
+
+int64_t int_mul(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_mul_overflow(a, b, &r)) int_overflow();
+  return r;
+}
+
+// a ** b for b >= 0 by squaring: 64 multiplications at most, where a loop of b would hang.
+int64_t int_pow(int64_t a, int64_t b) {
+  int64_t r = 1;
+  while (b > 0) {
+    if (b & 1) r = int_mul(r, a);
+    b >>= 1;
+    if (b > 0) a = int_mul(a, a);
+  }
+  return r;
+}
+
 int64_t floor_div(int64_t a, int64_t b) {
+  if (a == INT64_MIN && b == -1) int_overflow();
   int64_t q = a / b;
   return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
 
 int64_t floor_mod(int64_t a, int64_t b) {
+  if (b == -1) return 0;  // INT64_MIN % -1 traps on x86
   int64_t m = a % b;
   return (m != 0 && ((m < 0) != (b < 0))) ? m + b : m;
 }
 
 Value repeat(const Expr& e, const Value& seq, int64_t n) {
-  size_t unit = seq.is_string() ? seq.as_string().size() : seq.as_list().items.size();
-  if (n > 0 && unit > 0 && static_cast<uint64_t>(n) > (size_t{1} << 26) / unit)
+  size_t unit = seq.is_string() ? seq.as_string().size() : seq.as_list().items.size() * sizeof(Value);
+  if (n > 0 && unit > 0 && static_cast<uint64_t>(n) > RenderBudget::kMaxBytes / unit)
     fail_at(e, "repetition result too large");  // a template must not exhaust memory
+  if (n <= 0 || unit == 0) n = 0;  // also '' * 10**18, which would loop doing nothing
+  else RenderBudget::fits(static_cast<size_t>(n) * unit);
   if (seq.is_string()) {
     std::string out;
     for (int64_t i = 0; i < n; ++i) out += seq.as_string();
@@ -98,6 +154,7 @@ Value percent_format(const Expr& e, const std::string& fmt, const Value& arg) {
     if (c != 's' && c != 'd' && c != 'i' && c != 'r') fail_at(e, std::string("unsupported format '%") + c + "'");
     if (k >= args.size()) fail_at(e, "not enough arguments for format string");
     const Value& v = args[k++];
+    RenderBudget::fits(out.size());
     if ((c == 'd' || c == 'i') && !v.is_number()) fail_at(e, "%d format: a real number is required");
     out += c == 'r' ? v.repr() : (c == 's' ? v.str() : std::to_string(v.is_int() ? v.as_int() : (int64_t)v.as_float()));
   }
@@ -109,19 +166,23 @@ Value arithmetic(const Expr& e, const std::string& op, const Value& a, const Val
   bool ints = a.is_int() && b.is_int();
   bool nums = a.is_number() && b.is_number();
   if (op == "+") {
-    if (ints) return Value(a.as_int() + b.as_int());
+    if (ints) return Value(int_add(a.as_int(), b.as_int()));
     if (nums) return Value(a.as_float() + b.as_float());
-    if (a.is_string() && b.is_string()) return Value(a.as_string() + b.as_string());
+    if (a.is_string() && b.is_string()) {
+      RenderBudget::fits(a.as_string().size() + b.as_string().size());
+      return Value(a.as_string() + b.as_string());
+    }
     if (a.is_list() && b.is_list()) {
+      RenderBudget::fits((a.as_list().items.size() + b.as_list().items.size()) * sizeof(Value));
       std::vector<Value> items = a.as_list().items;
       items.insert(items.end(), b.as_list().items.begin(), b.as_list().items.end());
       return Value::list(std::move(items), a.as_list().is_tuple);
     }
   } else if (op == "-") {
-    if (ints) return Value(a.as_int() - b.as_int());
+    if (ints) return Value(int_sub(a.as_int(), b.as_int()));
     if (nums) return Value(a.as_float() - b.as_float());
   } else if (op == "*") {
-    if (ints) return Value(a.as_int() * b.as_int());
+    if (ints) return Value(int_mul(a.as_int(), b.as_int()));
     if (nums) return Value(a.as_float() * b.as_float());
     if ((a.is_string() || a.is_list()) && b.is_int()) return repeat(e, a, b.as_int());
     if (a.is_int() && (b.is_string() || b.is_list())) return repeat(e, b, a.as_int());
@@ -136,15 +197,19 @@ Value arithmetic(const Expr& e, const std::string& op, const Value& a, const Val
       return Value((m != 0 && ((m < 0) != (b.as_float() < 0))) ? m + b.as_float() : m);
     }
   } else if (op == "**") {
-    if (ints && b.as_int() >= 0) {
-      int64_t r = 1;
-      for (int64_t i = 0; i < b.as_int(); ++i) r *= a.as_int();
-      return Value(r);
-    }
+    if (ints && b.as_int() >= 0) return Value(int_pow(a.as_int(), b.as_int()));
     if (nums) return Value(std::pow(a.as_float(), b.as_float()));
   }
   type_error(e, op.c_str(), a, b);
 }
+
+// How deeply rendering may recurse: statements, expressions and macro calls, each a level.
+// The parser bounds one template's nesting (kMaxTemplateNesting), so only macros calling macros
+// (or themselves) go deeper; real templates nest 6 statements and 12 expressions, and their
+// recursive macros (JSON schema printers) a few levels of schema. Measured: a level takes about
+// 1.3 KB of stack in a release build and up to 6 KB under ASan, so 256 levels stay under 2 MB
+// of the 8 MB a thread gets (1000 overflowed it under ASan).
+constexpr int kMaxRenderDepth = 256;
 
 class Interpreter {
  public:
@@ -159,19 +224,45 @@ class Interpreter {
   }
 
  private:
-  int depth_ = 0;
+  int depth_ = 0;  // macro calls in progress
+  int render_depth_ = 0;  // statements, expressions and macro calls in progress
+
+  // Counts a level of recursion and a step of the render's budget.
+  struct Level {
+    int& depth;
+    Level(int& d, int line, int col) : depth(d) {
+      if (++depth > kMaxRenderDepth)
+        fail_at(line, col, "template recursion deeper than " + std::to_string(kMaxRenderDepth) + " levels");
+      RenderBudget::step();
+    }
+    ~Level() { --depth; }
+  };
+
+  void emit(const std::string& text) {
+    RenderBudget::charge(text.size());
+    out += text;
+  }
 
   Flow exec(const Stmt& s, const FramePtr& f) {
+    try {
+      Level level(render_depth_, s.line, s.col);
+      return exec_inner(s, f);
+    } catch (const BuiltinError& err) {  // a budget ran out outside any expression
+      fail_at(s.line, s.col, err.what());
+    }
+  }
+
+  Flow exec_inner(const Stmt& s, const FramePtr& f) {
     switch (s.kind) {
-      case SK::Text: out += s.text; return Flow::Normal;
-      case SK::Output: out += eval(*s.expr, f).str(); return Flow::Normal;
+      case SK::Text: emit(s.text); return Flow::Normal;
+      case SK::Output: emit(eval(*s.expr, f).str()); return Flow::Normal;
       case SK::If: return exec_if(s, f);
       case SK::For: return exec_for(s, f);
       case SK::Set: exec_set(s, f); return Flow::Normal;
       case SK::SetBlock: f->set(s.targets[0], render_block(s, f)); return Flow::Normal;
       case SK::Macro: f->set(s.text, make_macro(s, f)); return Flow::Normal;
-      case SK::CallBlock: out += call(*s.expr, f, make_caller(s, f)).str(); return Flow::Normal;
-      case SK::FilterBlock: out += render_block(s, f).str(); return Flow::Normal;
+      case SK::CallBlock: emit(call(*s.expr, f, make_caller(s, f)).str()); return Flow::Normal;
+      case SK::FilterBlock: emit(render_block(s, f).str()); return Flow::Normal;
       case SK::Break: return Flow::Break;
       case SK::Continue: return Flow::Continue;
       case SK::Scope: return exec(s.body, child(f));
@@ -240,6 +331,7 @@ class Interpreter {
   Flow exec_for(const Stmt& s, const FramePtr& f) {
     std::vector<Value> items = loop_items(s, f);
     for (size_t i = 0; i < items.size(); ++i) {
+      RenderBudget::step();  // an empty body costs no steps of its own
       FramePtr g = child(f);
       bind_targets(s, s.targets, items[i], *g);
       g->set("loop", loop_object(items, i));
@@ -255,6 +347,8 @@ class Interpreter {
     const Value* ns = f->lookup(s.targets[0]);
     if (!ns || !ns->is_dict() || !ns->as_dict().is_namespace)
       fail_at(s.line, s.col, "cannot assign attribute on non-namespace object '" + s.targets[0] + "'");
+    if (contains_dict(v, &ns->as_dict()))
+      fail_at(s.line, s.col, "cannot store namespace '" + s.targets[0] + "' inside itself");
     ns->as_dict().set(s.text, std::move(v));
   }
 
@@ -335,6 +429,7 @@ class Interpreter {
 
   Value eval(const Expr& e, const FramePtr& f) {
     try {
+      Level level(render_depth_, e.line, e.col);
       return eval_inner(e, f);
     } catch (const BuiltinError& err) {
       fail_at(e, err.what());
@@ -425,7 +520,7 @@ class Interpreter {
 
   Value unary(const Expr& e, const Value& v) {
     if (e.name == "not") return Value(!v.truthy());
-    if (v.is_int()) return Value(e.name == "-" ? -v.as_int() : v.as_int());
+    if (v.is_int()) return Value(e.name == "-" ? int_sub(0, v.as_int()) : v.as_int());
     if (v.is_number()) return Value(e.name == "-" ? -v.as_float() : v.as_float());
     if (v.is_undefined()) fail_at(e, v.undefined_hint());
     fail_at(e, "bad operand type for unary " + e.name + ": '" + v.type_name() + "'");
@@ -436,7 +531,11 @@ class Interpreter {
     if (e.name == "and") return a.truthy() ? eval(*e.args[1], f) : a;
     if (e.name == "or") return a.truthy() ? a : eval(*e.args[1], f);
     Value b = eval(*e.args[1], f);
-    if (e.name == "~") return Value(a.str() + b.str());
+    if (e.name == "~") {
+      std::string x = a.str(), y = b.str();
+      RenderBudget::fits(x.size() + y.size());
+      return Value(x + y);
+    }
     return arithmetic(e, e.name, a, b);
   }
 
@@ -474,6 +573,7 @@ std::string Template::render(const Value& context) const {
   if (!context.is_dict()) throw Error("chat template: the render context must be a dict");
   auto root = std::make_shared<Frame>();
   for (const auto& [k, v] : context.as_dict().items) root->set(k, v);
+  RenderBudget budget;
   Interpreter interp;
   interp.exec(*body_, root);
   return std::move(interp.out);

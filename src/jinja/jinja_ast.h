@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include "tokenizer/jinja_value.h"
+#include "jinja/jinja_value.h"
 
 namespace nanovllm::jinja {
 
@@ -33,6 +33,7 @@ struct Expr {
   };
   Kind kind;
   int line = 0, col = 0;
+  int depth = 1;  // levels of the tree below and including this node
   Value literal;
   std::string name;
   std::vector<ExprPtr> args;

@@ -11,7 +11,64 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "nanovllm/error.h"
+
 namespace nanovllm::jinja {
+
+// A failure inside a builtin or a value operation, reported without a position; the evaluator
+// adds the template line.
+class BuiltinError : public Error {
+ public:
+  using Error::Error;
+};
+
+// How deep values may nest: JSON arguments (messages, tools, template kwargs) and values a
+// template builds (a list wrapped in a list in a loop). Everything that walks a value (repr,
+// tojson, ==) recurses once per level, so this bounds their stack. Real chat data nests under 20
+// levels; the request JSON itself is limited to kMaxJsonDepth (128) before it gets here.
+constexpr int kMaxValueDepth = 256;
+
+// What one render may spend, so that a hostile template (nested range() loops, a string doubled
+// 40 times) ends with an Error instead of hanging or exhausting memory. The budget is per thread,
+// installed by Template::render for the duration of one render; outside a render nothing is
+// counted. Real templates stay far below both limits: every golden conversation of
+// tests/data/chat_template (the templates of ../shared/tokenizers and inline ones, tools
+// included) renders in at most 536 steps and 6 KB created, about 130 steps a message, and
+// chat_template_test fails if one uses 1 % of either limit.
+class RenderBudget {
+ public:
+  // Statement executions, expression evaluations and loop iterations: about a second of rendering.
+  static constexpr int64_t kMaxSteps = 10'000'000;
+  // Bytes of every string, list and output the render creates, summed (so also a bound on the
+  // time spent copying): 32x the server's 8 MiB body limit, enough for any prompt that fits a
+  // request, while a template cannot hold more than this in memory at once.
+  static constexpr size_t kMaxBytes = size_t{256} << 20;
+
+  RenderBudget();   // becomes this thread's budget
+  ~RenderBudget();  // restores the previous one
+  RenderBudget(const RenderBudget&) = delete;
+  RenderBudget& operator=(const RenderBudget&) = delete;
+
+  // Each throws BuiltinError when the current render's budget runs out; no-ops outside a render.
+  static void step(int64_t n = 1);
+  static void charge(size_t bytes);      // bytes the render creates
+  static void fits(size_t bytes);        // checks, before allocating, that `bytes` more could fit
+  static void scan(size_t bytes) { step(static_cast<int64_t>(bytes / kBytesPerStep)); }  // a search
+
+  static constexpr size_t kBytesPerStep = 64;  // what a scan of a long string costs in steps
+
+  // What the last render finished on this thread spent, to compare real templates with the limits.
+  struct Usage {
+    int64_t steps = 0;
+    size_t bytes = 0;
+  };
+  static Usage last_render();
+
+ private:
+  int64_t steps_ = 0;
+  size_t bytes_ = 0;
+  RenderBudget* previous_;
+};
 
 class Value;
 
@@ -59,8 +116,9 @@ class Value {
   static Value dict(std::vector<std::pair<std::string, Value>> items = {});
   static Value function(std::string name, std::function<Value(Args&)> fn);
 
-  static Value from_json(const nlohmann::ordered_json& j);
-  nlohmann::ordered_json to_json() const;  // throws nanovllm::Error on values JSON cannot hold
+  // Throws nanovllm::Error for values nested deeper than kMaxValueDepth (and out-of-range ints).
+  static Value from_json(const nlohmann::ordered_json& j, int depth = 0);
+  nlohmann::ordered_json to_json(int depth = 0) const;  // throws nanovllm::Error on values JSON cannot hold
 
   Kind kind() const { return kind_; }
   bool is_undefined() const { return kind_ == Kind::Undefined; }
@@ -84,7 +142,7 @@ class Value {
 
   bool truthy() const;                   // Python bool()
   std::string str() const;               // Python str(), with Undefined as ""
-  std::string repr() const;              // Python repr()
+  std::string repr(int depth = 0) const;  // Python repr()
   std::string type_name() const;         // for error messages: "str", "list", ...
 
  private:
@@ -99,7 +157,7 @@ class Value {
 };
 
 // Python semantics shared by the evaluator and the filters.
-bool py_equal(const Value& a, const Value& b);
+bool py_equal(const Value& a, const Value& b, int depth = 0);
 std::string py_float_repr(double f);  // float.__repr__: shortest round-trip, "1.0", "1e+16"
 
 // json.dumps(value, ensure_ascii=..., indent=..., separators=..., sort_keys=...) as Python prints it.

@@ -6,8 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "nanovllm/error.h"
-#include "tokenizer/jinja.h"
-#include "tokenizer/jinja_value.h"
+#include "jinja/jinja.h"
+#include "jinja/jinja_value.h"
 
 namespace nanovllm::jinja {
 namespace {

@@ -1,5 +1,5 @@
 // The dynamic value of the Jinja engine: conversions, Python str()/repr(), equality, json.dumps.
-#include "tokenizer/jinja_value.h"
+#include "jinja/jinja_value.h"
 
 #include <algorithm>
 #include <charconv>
@@ -11,9 +11,50 @@
 #include <nlohmann/json.hpp>
 
 #include "nanovllm/error.h"
-#include "tokenizer/jinja_text.h"
+#include "jinja/jinja_text.h"
 
 namespace nanovllm::jinja {
+
+namespace {
+
+thread_local RenderBudget* current_budget = nullptr;
+thread_local RenderBudget::Usage last_usage;
+
+// Recursion over a value (repr, ==, tojson) stops at kMaxValueDepth: values that deep are built
+// only by hostile templates, and a namespace that contains itself would recurse forever.
+void check_depth(int depth) {
+  if (depth > kMaxValueDepth)
+    throw BuiltinError("value nested deeper than " + std::to_string(kMaxValueDepth) + " levels");
+}
+
+}  // namespace
+
+RenderBudget::RenderBudget() : previous_(current_budget) { current_budget = this; }
+RenderBudget::~RenderBudget() {
+  current_budget = previous_;
+  last_usage = {steps_, bytes_};
+}
+
+RenderBudget::Usage RenderBudget::last_render() { return last_usage; }
+
+void RenderBudget::step(int64_t n) {
+  RenderBudget* b = current_budget;
+  if (b && (b->steps_ += n) > kMaxSteps)
+    throw BuiltinError("template rendering exceeded its budget of " + std::to_string(kMaxSteps) +
+                       " steps (a loop without bound?)");
+}
+
+void RenderBudget::fits(size_t bytes) {
+  RenderBudget* b = current_budget;
+  if (b && bytes > kMaxBytes - b->bytes_)
+    throw BuiltinError("template rendering exceeded its memory budget of " + std::to_string(kMaxBytes >> 20) +
+                       " MiB (" + std::to_string(bytes) + " more bytes wanted)");
+}
+
+void RenderBudget::charge(size_t bytes) {
+  fits(bytes);
+  if (RenderBudget* b = current_budget) b->bytes_ += bytes;
+}
 
 const Value* Dict::find(std::string_view key) const {
   for (const auto& [k, v] : items)
@@ -46,9 +87,13 @@ Value Value::none() {
 Value::Value(bool b) : kind_(Kind::Bool), b_(b) {}
 Value::Value(int64_t i) : kind_(Kind::Int), i_(i) {}
 Value::Value(double f) : kind_(Kind::Float), f_(f) {}
-Value::Value(std::string s) : kind_(Kind::String), s_(std::make_shared<const std::string>(std::move(s))) {}
+Value::Value(std::string s) : kind_(Kind::String) {
+  RenderBudget::charge(s.size());
+  s_ = std::make_shared<const std::string>(std::move(s));
+}
 
 Value Value::list(std::vector<Value> items, bool is_tuple) {
+  RenderBudget::charge(items.size() * sizeof(Value));
   Value v;
   v.kind_ = Kind::List;
   v.list_ = std::make_shared<List>(List{std::move(items), is_tuple});
@@ -69,7 +114,9 @@ Value Value::function(std::string name, std::function<Value(Args&)> fn) {
   return v;
 }
 
-Value Value::from_json(const nlohmann::ordered_json& j) {
+Value Value::from_json(const nlohmann::ordered_json& j, int depth) {
+  if (depth > kMaxValueDepth)
+    throw Error("chat template: argument nested deeper than " + std::to_string(kMaxValueDepth) + " levels");
   switch (j.type()) {
     case nlohmann::ordered_json::value_t::null: return none();
     case nlohmann::ordered_json::value_t::boolean: return Value(j.get<bool>());
@@ -85,20 +132,21 @@ Value Value::from_json(const nlohmann::ordered_json& j) {
     case nlohmann::ordered_json::value_t::array: {
       std::vector<Value> items;
       items.reserve(j.size());
-      for (const auto& e : j) items.push_back(from_json(e));
+      for (const auto& e : j) items.push_back(from_json(e, depth + 1));
       return list(std::move(items));
     }
     case nlohmann::ordered_json::value_t::object: {
       std::vector<std::pair<std::string, Value>> items;
       items.reserve(j.size());
-      for (const auto& [k, e] : j.items()) items.emplace_back(k, from_json(e));
+      for (const auto& [k, e] : j.items()) items.emplace_back(k, from_json(e, depth + 1));
       return dict(std::move(items));
     }
     default: throw Error("chat template: unsupported JSON value (binary or discarded)");
   }
 }
 
-nlohmann::ordered_json Value::to_json() const {
+nlohmann::ordered_json Value::to_json(int depth) const {
+  check_depth(depth);
   switch (kind_) {
     case Kind::None: return nullptr;
     case Kind::Bool: return b_;
@@ -107,12 +155,12 @@ nlohmann::ordered_json Value::to_json() const {
     case Kind::String: return *s_;
     case Kind::List: {
       auto a = nlohmann::ordered_json::array();
-      for (const auto& e : list_->items) a.push_back(e.to_json());
+      for (const auto& e : list_->items) a.push_back(e.to_json(depth + 1));
       return a;
     }
     case Kind::Dict: {
       auto o = nlohmann::ordered_json::object();
-      for (const auto& [k, e] : dict_->items) o[k] = e.to_json();
+      for (const auto& [k, e] : dict_->items) o[k] = e.to_json(depth + 1);
       return o;
     }
     default: throw Error("chat template: a " + type_name() + " value cannot be converted to JSON");
@@ -191,14 +239,18 @@ std::string Value::str() const {
   }
 }
 
-std::string Value::repr() const {
+std::string Value::repr(int depth) const {
+  check_depth(depth);
   switch (kind_) {
     case Kind::Undefined: return "Undefined";
     case Kind::String: return py_repr_string(*s_);
     case Kind::List: {
       const auto& items = list_->items;
       std::string out = list_->is_tuple ? "(" : "[";
-      for (size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + items[i].repr();
+      for (size_t i = 0; i < items.size(); ++i) {
+        out += (i ? ", " : "") + items[i].repr(depth + 1);
+        RenderBudget::fits(out.size());  // one string may appear many times in a list
+      }
       if (list_->is_tuple && items.size() == 1) out += ",";
       return out + (list_->is_tuple ? ")" : "]");
     }
@@ -206,7 +258,8 @@ std::string Value::repr() const {
       std::string out = dict_->is_namespace ? "<Namespace {" : "{";
       bool first = true;
       for (const auto& [k, v] : dict_->items) {
-        out += (first ? "" : ", ") + py_repr_string(k) + ": " + v.repr();
+        out += (first ? "" : ", ") + py_repr_string(k) + ": " + v.repr(depth + 1);
+        RenderBudget::fits(out.size());
         first = false;
       }
       return out + (dict_->is_namespace ? "}>" : "}");
@@ -215,7 +268,8 @@ std::string Value::repr() const {
   }
 }
 
-bool py_equal(const Value& a, const Value& b) {
+bool py_equal(const Value& a, const Value& b, int depth) {
+  check_depth(depth);
   using K = Value::Kind;
   if (a.is_number() && b.is_number()) {
     if (a.is_int() && b.is_int()) return a.as_int() == b.as_int();
@@ -231,7 +285,7 @@ bool py_equal(const Value& a, const Value& b) {
       const auto& y = b.as_list();
       if (x.is_tuple != y.is_tuple || x.items.size() != y.items.size()) return false;
       for (size_t i = 0; i < x.items.size(); ++i)
-        if (!py_equal(x.items[i], y.items[i])) return false;
+        if (!py_equal(x.items[i], y.items[i], depth + 1)) return false;
       return true;
     }
     case K::Dict: {
@@ -241,7 +295,7 @@ bool py_equal(const Value& a, const Value& b) {
       if (x.items.size() != y.items.size()) return false;
       for (const auto& [k, v] : x.items) {
         const Value* w = y.find(k);
-        if (!w || !py_equal(v, *w)) return false;
+        if (!w || !py_equal(v, *w, depth + 1)) return false;
       }
       return true;
     }
@@ -326,6 +380,8 @@ void json_dump_dict(std::string& out, const Dict& d, const JsonDumpOptions& o, i
 }
 
 void json_dump(std::string& out, const Value& v, const JsonDumpOptions& o, int level) {
+  check_depth(level);
+  RenderBudget::fits(out.size());  // one string may appear many times in a list
   using K = Value::Kind;
   switch (v.kind()) {
     case K::None: out += "null"; return;
