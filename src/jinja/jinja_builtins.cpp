@@ -778,6 +778,7 @@ Value make_range(Args& a) {
   std::vector<Value> out;
   for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
     if (out.size() >= 100000) fail("range too big");  // the sandbox's MAX_RANGE
+    RenderBudget::step();  // building the list is work too: range() in a loop must run out
     out.emplace_back(i);
   }
   return Value::list(std::move(out));

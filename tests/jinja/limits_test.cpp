@@ -123,8 +123,8 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 TEST(JinjaLimits, EndlessLoopsRunOutOfSteps) {
   const auto t0 = std::chrono::steady_clock::now();
   const std::string budget = "budget of " + std::to_string(RenderBudget::kMaxSteps) + " steps";
-  // Nested range(100000) loops hung the server (10^15 iterations; empty bodies count too). This
-  // one runs out of memory first: each inner range() is a fresh list.
+  // Nested range(100000) loops hung the server (10^15 iterations; empty bodies count too). Each
+  // inner range() is a fresh list, whose elements count as steps as well as bytes.
   EXPECT_NE(render_error("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}")
                 .find("template rendering exceeded its"),
             std::string::npos);
