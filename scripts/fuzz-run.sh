@@ -32,8 +32,10 @@ run_one() {
   local t="$1" bin="$build_dir/bin/${1}_fuzz"
   local corpus="$build_dir/corpus/$t" artifacts="$build_dir/artifacts/$t/" log="$build_dir/logs/$t-$(date -u +%Y%m%dT%H%M%S).log"
   mkdir -p "$corpus" "$artifacts" "$(dirname "$log")"
+  local seeds="$t"
+  case "$t" in jinja_*) seeds=jinja ;; esac  # the lexer and parser targets share the template seeds
   local dict=()
-  [ -f "$root/tests/fuzz/dict/$t.dict" ] && dict=(-dict="$root/tests/fuzz/dict/$t.dict")
+  [ -f "$root/tests/fuzz/dict/$seeds.dict" ] && dict=(-dict="$root/tests/fuzz/dict/$seeds.dict")
   [ -x "$bin" ] || { echo "fuzz-run: $bin missing (run make fuzz)"; return 1; }
   # UBSan stops at its first report; leaks count; OpenMP's thread pool is not a leak.
   ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}" \
@@ -41,7 +43,7 @@ run_one() {
   OMP_NUM_THREADS=1 \
   # Fork mode (one child at a time) goes on after a crash, timeout or OOM, so one known bug
   # does not end the run: every finding lands in $artifacts.
-  nice -n 10 "$bin" "$corpus" "$root/tests/fuzz/corpus/$t" "${dict[@]}" \
+  nice -n 10 "$bin" "$corpus" "$root/tests/fuzz/corpus/$seeds" "${dict[@]}" \
     -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
     -max_total_time="$seconds" -max_len="$(max_len "$t")" -rss_limit_mb=2048 -timeout=10 \
     -artifact_prefix="$artifacts" >"$log" 2>&1
@@ -50,7 +52,7 @@ run_one() {
   findings=$(ls "$artifacts" | wc -l)
   echo "fuzz-run: $t seconds=$seconds execs=$(echo "$last" | sed -E 's/^#([0-9]+):.*/\1/')" \
        "cov=$(echo "$last" | sed -E 's/.*cov: ([0-9]+).*/\1/') corpus=$(ls "$corpus" | wc -l)" \
-       "(+$(ls "$root/tests/fuzz/corpus/$t" | wc -l) seeds) findings=$findings"
+       "(+$(ls "$root/tests/fuzz/corpus/$seeds" | wc -l) seeds) findings=$findings"
   [ "$findings" -eq 0 ]
 }
 
