@@ -9,6 +9,12 @@ set(launcher "")
 if(LAUNCHER)
   set(launcher -DCMAKE_CXX_COMPILER_LAUNCHER=${LAUNCHER})
 endif()
+# A sanitized build (make test-sanitize): a consumer of its installed libraries links the
+# sanitizer runtimes (add_subdirectory builds libraries of its own and needs nothing).
+set(link_args "")
+if(LINK_FLAGS)
+  set(link_args -DCMAKE_EXE_LINKER_FLAGS=${LINK_FLAGS})
+endif()
 
 if(MODE STREQUAL "add_subdirectory")
   execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE}/tests/install -B ${WORK}/consumer -G Ninja
@@ -27,12 +33,12 @@ else()
                     OUTPUT_STRIP_TRAILING_WHITESPACE COMMAND_ERROR_IS_FATAL ANY)
     separate_arguments(flags UNIX_COMMAND "${flags}")
     file(MAKE_DIRECTORY ${WORK}/pc)
-    execute_process(COMMAND c++ -O1 ${SOURCE}/tests/install/main.cpp -o ${WORK}/pc/consumer ${flags}
+    execute_process(COMMAND c++ -O1 ${LINK_FLAGS} ${SOURCE}/tests/install/main.cpp -o ${WORK}/pc/consumer ${flags}
                     COMMAND_ERROR_IS_FATAL ANY)
     set(consumer ${WORK}/pc/consumer)
   else()
     execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE}/tests/install -B ${WORK}/consumer -G Ninja
-                            -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH=${prefix} ${launcher}
+                            -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH=${prefix} ${launcher} ${link_args}
                     COMMAND_ERROR_IS_FATAL ANY)
     execute_process(COMMAND ${CMAKE_COMMAND} --build ${WORK}/consumer COMMAND_ERROR_IS_FATAL ANY)
     set(consumer ${WORK}/consumer/consumer)
