@@ -37,14 +37,14 @@ ojson read_json(const fs::path& p) { return parse_json<ojson>(read_file(p), p.st
 // copying, dumping or converting one recurses per level, so the depth is checked first, without
 // recursion, against the limit template values have anyway.
 void check_depth(const ojson& root, const char* what) {
-  std::vector<std::pair<const ojson*, int>> todo{{&root, 0}};
-  while (!todo.empty()) {
-    auto [j, depth] = todo.back();
-    todo.pop_back();
+  std::vector<std::pair<const ojson*, int>> pending{{&root, 0}};
+  while (!pending.empty()) {
+    auto [j, depth] = pending.back();
+    pending.pop_back();
     if (!j->is_structured()) continue;
     if (depth >= jinja::kMaxValueDepth)
       throw Error(std::string(what) + ": nested deeper than " + std::to_string(jinja::kMaxValueDepth) + " levels");
-    for (const auto& child : *j) todo.emplace_back(&child, depth + 1);
+    for (const auto& child : *j) pending.emplace_back(&child, depth + 1);
   }
 }
 

@@ -11,6 +11,7 @@
 #include "jinja/jinja_parser.h"
 #include "jinja/jinja_value.h"
 #include "nanovllm/error.h"
+#include "common/nested_json.h"
 
 namespace nanovllm::jinja {
 namespace {
@@ -72,16 +73,7 @@ TEST(JinjaLimits, NestingWithinTheLimitRenders) {
   EXPECT_EQ(render("{{ 0" + repeat(" + 1", n) + " }}"), std::to_string(n));
 }
 
-// Built by moves: copying a deep array (as an initializer list does) recurses once per level.
-ojson nested_array(int depth) {
-  ojson j = ojson::array();
-  for (int i = 0; i < depth; ++i) {
-    ojson outer = ojson::array();
-    outer.push_back(std::move(j));
-    j = std::move(outer);
-  }
-  return j;
-}
+using test::nested_array;
 
 TEST(JinjaLimits, DeepJsonArgumentIsAnError) {
   // 20k levels in a chat message field crashed in from_json.

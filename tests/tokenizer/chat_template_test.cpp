@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "nanovllm/error.h"
+#include "common/nested_json.h"
 #include "jinja/jinja_value.h"
 #include "tokenizer/chat_template.h"
 
@@ -144,17 +145,7 @@ TEST(ChatTemplate, AddedTokenObjectsAndTemplateList) {
   std::filesystem::remove_all(dir);
 }
 
-// An array nested `depth` deep, built by moves: copying one (as an initializer list does)
-// recurses once per level.
-ojson nested_array(int depth) {
-  ojson j = ojson::array();
-  for (int i = 0; i < depth; ++i) {
-    ojson outer = ojson::array();
-    outer.push_back(std::move(j));
-    j = std::move(outer);
-  }
-  return j;
-}
+using test::nested_array;
 
 ojson array_of(ojson item) {
   ojson a = ojson::array();
