@@ -3,7 +3,7 @@
 # and the nanovllm command.
 include(CMakePackageConfigHelpers)
 
-set(nanovllm_libraries nanovllm nanovllm_model nanovllm_tokenizer nanovllm_jinja nanovllm_engine nanovllm_kernels nanovllm_common)
+set(nanovllm_libraries nanovllm nanovllm_backend_native nanovllm_model nanovllm_tokenizer nanovllm_jinja nanovllm_engine nanovllm_kernels nanovllm_common)
 install(TARGETS ${nanovllm_libraries} EXPORT nanovllmTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})

@@ -7,7 +7,7 @@
 #include <fstream>
 
 #include "llm_internal.h"
-#include "model/native_runner.h"
+#include "backends/native/native_runner.h"
 #include "nanovllm/error.h"
 #include "tokenizer/hf_tokenizer.h"
 

@@ -1,5 +1,5 @@
 // NativeRunner: ties the checkpoint, its weights and the decoder to the engine's interface.
-#include "model/native_runner.h"
+#include "backends/native/native_runner.h"
 
 #include <omp.h>
 
