@@ -8,6 +8,7 @@
 
 #include "llm_internal.h"
 #include "backends/native/native_runner.h"
+#include "constraint/llguidance_compiler.h"
 #include "nanovllm/error.h"
 #include "tokenizer/hf_tokenizer.h"
 
@@ -99,7 +100,7 @@ std::unique_ptr<ModelRunner> make_runner(const std::string& model_dir, const Con
   throw Error("unknown backend '" + config.backend + "' (this build has: native)");
 }
 
-std::shared_ptr<const Tokenizer> load_tokenizer(const std::string& model_dir) {
+std::shared_ptr<const HfTokenizer> load_tokenizer(const std::string& model_dir) {
   if (!fs::exists(fs::path(model_dir) / "tokenizer.json")) return nullptr;
   return HfTokenizer::from_dir(model_dir);
 }
@@ -112,8 +113,14 @@ LLM::LLM(const std::string& model_dir, Config config) {
   check_model_path(model_dir);
   std::unique_ptr<ModelRunner> runner = make_runner(model_dir, config);
   check_max_model_len(config, runner->info());
-  tokenizer_ = load_tokenizer(model_dir);
+  std::shared_ptr<const HfTokenizer> tokenizer = load_tokenizer(model_dir);
+  tokenizer_ = tokenizer;
+  const int vocab_size = runner->info().vocab_size;
   engine_ = std::make_unique<LLMEngine>(config, std::move(runner), tokenizer_);
+  // Structured outputs need the tokens' bytes; without a tokenizer such requests are refused.
+  if (tokenizer && !engine_->eos_ids().empty()) {
+    engine_->set_constraint_compiler(make_llguidance_compiler(tokenizer, vocab_size, engine_->eos_ids()));
+  }
 }
 
 LLM::~LLM() = default;

@@ -49,6 +49,11 @@ void SamplingParams::validate() const {
     require(token >= 0, "logit_bias", "keyed by non-negative token ids", token);
     require(std::isfinite(bias) && bias >= -100 && bias <= 100, "logit_bias", "values in [-100, 100]", bias);
   }
+  const StructuredOutputs& so = structured_outputs;
+  const int kinds = !so.json.empty() + so.json_object + !so.regex.empty() + !so.choice.empty() + !so.grammar.empty();
+  if (kinds > 1) {
+    bad("structured_outputs", "one of json, json_object, regex, choice or grammar", std::to_string(kinds) + " of them");
+  }
 }
 
 void Config::validate() const {
