@@ -132,27 +132,41 @@ class LlgCompiler final : public ConstraintCompiler {
   std::shared_ptr<const LlgTokenizerHandle> tok_;
 };
 
-// Rule names of GBNF may hold dashes; Lark's may not.
-std::string rename_dashes(const std::string& s) {
+// GBNF's lexical differences from Lark: rule names may hold dashes (Lark's may not) and a
+// character class [a-z] is a bare term (Lark writes a regex, /[a-z]/).
+std::string gbnf_terms_to_lark(const std::string& s) {
   std::string out;
   bool in_string = false, in_class = false;
   for (size_t i = 0; i < s.size(); ++i) {
     const char c = s[i];
     if (in_string || in_class) {
-      out += c;
-      if (c == '\\' && i + 1 < s.size()) out += s[++i];
-      else if (in_string && c == '"') in_string = false;
-      else if (in_class && c == ']') in_class = false;
+      if (c == '\\' && i + 1 < s.size()) {
+        out += c;
+        out += s[++i];
+      } else if (in_string) {
+        out += c;
+        in_string = c != '"';
+      } else if (c == ']') {
+        out += "]/";
+        in_class = false;
+      } else {
+        out += c == '/' ? "\\/" : std::string(1, c);
+      }
       continue;
     }
     if (c == '"') in_string = true;
-    if (c == '[') in_class = true;
+    if (c == '[') {
+      in_class = true;
+      out += "/[";
+      continue;
+    }
     if (c == '#') {  // comment to the end of the line
       while (i < s.size() && s[i] != '\n') out += s[i++];
       if (i < s.size()) out += '\n';
       continue;
     }
-    const bool in_name = c == '-' && i > 0 && i + 1 < s.size() && (std::isalnum(static_cast<unsigned char>(s[i - 1])) || s[i - 1] == '_') &&
+    const bool in_name = c == '-' && i > 0 && i + 1 < s.size() &&
+                         (std::isalnum(static_cast<unsigned char>(s[i - 1])) || s[i - 1] == '_') &&
                          std::isalpha(static_cast<unsigned char>(s[i + 1]));
     out += in_name ? '_' : c;
   }
@@ -163,7 +177,7 @@ std::string rename_dashes(const std::string& s) {
 
 std::string gbnf_to_lark(const std::string& grammar) {
   if (grammar.find("::=") == std::string::npos) return grammar;  // Lark already
-  std::string out = rename_dashes(grammar);
+  std::string out = gbnf_terms_to_lark(grammar);
   for (size_t pos = 0; (pos = out.find("::=", pos)) != std::string::npos;) out.replace(pos, 3, ":");
   return "start: root\n" + out;
 }

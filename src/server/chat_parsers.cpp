@@ -243,6 +243,7 @@ void ReplyParser::emit_tools(ReplyDelta& d) {
   const std::string rest = text_.substr(pos_);
   pos_ = text_.size();
   json calls = parse_tool_calls(rest, f_);
+  if (f_.max_calls > 0 && calls.size() > static_cast<size_t>(f_.max_calls)) calls.erase(calls.begin() + f_.max_calls, calls.end());
   if (calls.empty()) {  // not a call after all (or malformed): it is text, as vLLM returns it
     d.content += rest;
     return;

@@ -21,6 +21,7 @@ struct ReplyFormat {
   ToolMode tool_mode = ToolMode::kNone;
   std::string tool_parser;       // kAuto: "hermes", "llama3_json" or "mistral"
   std::string named_function;    // kNamed: the function the output calls
+  int max_calls = 0;             // parallel_tool_calls false: 1 (later calls are dropped); 0 = any
 };
 
 // The tool-call parsers this server knows, and reasoning parsers (for --help and checks).

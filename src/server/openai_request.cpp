@@ -104,7 +104,7 @@ const std::set<std::string_view> kCommonFields = {
     // its caches and never change the output.
     "user", "safety_identifier", "prompt_cache_key", "metadata"};
 const std::set<std::string_view> kCompletionFields = {"prompt", "echo", "suffix"};
-const std::set<std::string_view> kChatFields = {"messages", "top_logprobs", "tools", "tool_choice",
+const std::set<std::string_view> kChatFields = {"messages", "top_logprobs", "tools", "tool_choice", "parallel_tool_calls",
                                                 "add_generation_prompt", "chat_template_kwargs"};
 
 // Known fields of OpenAI or vLLM that change the output in ways not implemented here; the
@@ -224,9 +224,9 @@ void read_response_format(const json& v, StructuredOutputs& so) {
     so.json_object = true;
   } else if (*type == "json_schema") {
     const json* js = field(v, "json_schema");
-    if (!js || !js->is_object()) bad("response_format", "'response_format.json_schema' must be an object with a 'schema'");
+    if (!js || !js->is_object()) bad("response_format", "'response_format' of type json_schema needs 'json_schema': {'name': ..., 'schema': {...}}");
     const json* schema = field(*js, "schema");
-    if (!schema) bad("response_format", "'response_format.json_schema.schema' is required");
+    if (!schema) bad("response_format", "'response_format' of type json_schema needs 'json_schema': {'name': ..., 'schema': {...}}");
     so.json = schema_text(*schema, "response_format.json_schema.schema");
   } else {
     bad("response_format", "'response_format' type must be 'text', 'json_object' or 'json_schema', got " + type->dump());
@@ -507,6 +507,10 @@ json parameters_schema(const json& fn) {
 ReplyFormat read_tool_choice(const json& body, const ServingContext& ctx, StructuredOutputs& so) {
   ReplyFormat f;
   const std::vector<json> tools = read_tools(body);
+  // parallel_tool_calls false: one call at most (the grammar's list holds one; auto keeps the first).
+  bool parallel = true;
+  if (const json* v = field(body, "parallel_tool_calls")) parallel = boolean(*v, "parallel_tool_calls");
+  f.max_calls = parallel ? 0 : 1;
   const json* v = field(body, "tool_choice");
   const json choice = v ? *v : json(tools.empty() ? "none" : "auto");
   if (choice == "none" || (choice == "auto" && tools.empty())) return f;
@@ -528,9 +532,11 @@ ReplyFormat read_tool_choice(const json& body, const ServingContext& ctx, Struct
     for (const json& fn : tools) {
       any_of.push_back({{"type", "object"},
                         {"properties", {{"name", {{"type", "string"}, {"enum", {fn["name"]}}}}, {"parameters", parameters_schema(fn)}}},
-                        {"required", {"name", "parameters"}}});
+                        {"required", {"name", "parameters"}}, {"additionalProperties", false}});
     }
-    so.json = json{{"type", "array"}, {"minItems", 1}, {"items", {{"anyOf", any_of}}}}.dump();
+    json list = {{"type", "array"}, {"minItems", 1}, {"items", {{"anyOf", any_of}}}};
+    if (!parallel) list["maxItems"] = 1;
+    so.json = list.dump();
     f.tool_mode = ToolMode::kRequired;
     return f;
   }

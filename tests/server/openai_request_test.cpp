@@ -153,7 +153,7 @@ TEST_F(OpenAiRequestTest, ChatFieldsAreHonouredOrRefused) {
   const std::pair<const char*, json> refused[] = {
       {"tool_choice", "required"}, {"tool_choice", {{"type", "function"}, {"function", {{"name", "f"}}}}},
       {"tool_choice", 1}, {"suffix", "x"}, {"prompt", "x"}, {"echo", false}, {"guided_json", "{not json"},
-      {"response_format", {{"type", "json_schema"}}}, {"parallel_tool_calls", true}, {"best_of", 2},
+      {"response_format", {{"type", "json_schema"}}}, {"parallel_tool_calls", 1}, {"best_of", 2},
       {"top_logprobs", "2"}, {"tools", "x"}, {"add_generation_prompt", "yes"}, {"chat_template_kwargs", 1},
       {"logprobs", 1}, {"continue_final_message", true}};
   for (const auto& [key, value] : refused) {

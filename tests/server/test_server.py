@@ -238,7 +238,7 @@ def test_logit_bias_forces_and_bans_tokens(story_server):
     ("/v1/completions", "max_tokens", "10"),
     ("/v1/chat/completions", "tool_choice", "required"),
     ("/v1/chat/completions", "tool_choice", {"type": "function", "function": {"name": "get_weather"}}),
-    ("/v1/chat/completions", "parallel_tool_calls", False),
+    ("/v1/chat/completions", "parallel_tool_calls", "no"),
     ("/v1/chat/completions", "temperature", "hot"),
 ])
 def test_unsupported_fields_are_400_naming_them(story_server, chat_server, path, field, value):
