@@ -22,6 +22,14 @@ if [ "${1:-}" = "--fuzz" ]; then
   packages=(clang-19 libclang-rt-19-dev libomp-19-dev)
 fi
 
+# llguidance (structured outputs) is a Rust crate that the build compiles with cargo; Debian
+# 12's cargo (1.63) is too old for it, so Rust comes from rustup.
+if [ "${1:-}" != "--fuzz" ] && ! command -v cargo >/dev/null && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]; then
+  echo "deps: cargo (Rust >= 1.87) is missing; it builds llguidance, the structured-output engine." >&2
+  echo "      Install it with rustup: curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal" >&2
+  exit 1
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

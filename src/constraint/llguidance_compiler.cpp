@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <future>
 
 #include <nlohmann/json.hpp>
 
@@ -103,14 +104,34 @@ class LlgConstraint final : public Constraint {
   LlgMatcher* m_;
 };
 
+// The tokenizer set-up (~0.3 s of llguidance work on a 152k vocabulary, seconds on a busy
+// machine) and the first JSON compile (which builds llguidance's shared lexer caches) run on a
+// helper thread from start-up, so neither delays the model load nor stalls the engine thread
+// on the first structured request of a server that has been up for a moment.
 class LlgCompiler final : public ConstraintCompiler {
  public:
-  explicit LlgCompiler(std::shared_ptr<const LlgTokenizerHandle> tok) : tok_(std::move(tok)) {}
+  LlgCompiler(std::shared_ptr<const HfTokenizer> tokenizer, int vocab_size, std::vector<int> eos_ids)
+      : tok_(std::async(std::launch::async, [=] {
+          auto tok = std::make_shared<const LlgTokenizerHandle>(tokenizer, vocab_size, eos_ids);
+          StructuredOutputs warm;
+          warm.json_object = true;
+          try {
+            compile_with(tok, warm);
+          } catch (const Error&) {  // a real request will report it
+          }
+          return tok;
+        }).share()) {}
 
   std::unique_ptr<Constraint> compile(const StructuredOutputs& spec) const override {
+    return compile_with(tok_.get(), spec);  // rethrows a tokenizer set-up failure
+  }
+
+ private:
+  static std::unique_ptr<Constraint> compile_with(const std::shared_ptr<const LlgTokenizerHandle>& tok,
+                                                  const StructuredOutputs& spec) {
     const GrammarText g = grammar_text(spec);
     LlgConstraintInit init;
-    llg_constraint_init_set_defaults(&init, tok_->get());
+    llg_constraint_init_set_defaults(&init, tok->get());
     init.log_stderr_level = 0;  // errors come back as exceptions, not as stderr noise
     LlgMatcher* m = llg_new_matcher(&init, g.type.c_str(), g.text.c_str());
     if (const char* e = llg_matcher_get_error(m)) {
@@ -118,10 +139,9 @@ class LlgCompiler final : public ConstraintCompiler {
       llg_free_matcher(m);
       throw Error(describe(g.type) + " is invalid: " + msg);
     }
-    return std::make_unique<LlgConstraint>(tok_, m);
+    return std::make_unique<LlgConstraint>(tok, m);
   }
 
- private:
   static std::string describe(const std::string& type) {
     if (type == "json") return "the JSON schema";
     if (type == "regex") return "the regular expression";
@@ -129,7 +149,7 @@ class LlgCompiler final : public ConstraintCompiler {
     return "the structured output";
   }
 
-  std::shared_ptr<const LlgTokenizerHandle> tok_;
+  std::shared_future<std::shared_ptr<const LlgTokenizerHandle>> tok_;
 };
 
 // GBNF's lexical differences from Lark: rule names may hold dashes (Lark's may not) and a
@@ -211,8 +231,8 @@ GrammarText grammar_text(const StructuredOutputs& spec) {
 
 std::shared_ptr<const ConstraintCompiler> make_llguidance_compiler(std::shared_ptr<const HfTokenizer> tokenizer,
                                                                    int vocab_size, std::vector<int> eos_ids) {
-  auto tok = std::make_shared<const LlgTokenizerHandle>(std::move(tokenizer), vocab_size, eos_ids);
-  return std::make_shared<LlgCompiler>(std::move(tok));
+  if (eos_ids.empty()) throw Error("structured outputs need an end-of-sequence token; the model has none");
+  return std::make_shared<LlgCompiler>(std::move(tokenizer), vocab_size, std::move(eos_ids));
 }
 
 }  // namespace nanovllm

@@ -16,7 +16,8 @@ class HfTokenizer;
 
 // vocab_size: the logits width (may exceed the tokenizer's: those ids are never allowed).
 // eos_ids: what ends a request; the grammar allows them once it is complete.
-// Throws nanovllm::Error when llguidance refuses the tokenizer.
+// The llguidance tokenizer is set up on a helper thread from here on; a failure there (or
+// no eos id) is a nanovllm::Error from compile().
 std::shared_ptr<const ConstraintCompiler> make_llguidance_compiler(std::shared_ptr<const HfTokenizer> tokenizer,
                                                                    int vocab_size, std::vector<int> eos_ids);
 
