@@ -5,6 +5,8 @@
 #include <optional>
 #include <random>
 
+#include "tokenizer/chat_template.h"
+
 namespace nanovllm::server {
 namespace {
 
@@ -151,6 +153,19 @@ std::string detect_tool_parser(const std::string& rendered) {
     return "llama3_json";
   }
   return "";
+}
+
+std::string template_tool_parser(const ChatTemplate* tmpl) {
+  if (!tmpl) return "";
+  const json call = {{"type", "function"}, {"id", "call_0"}, {"function", {{"name", "probe_fn"}, {"arguments", {{"x", 1}}}}}};
+  const json messages = json::array({{{"role", "user"}, {"content", "hi"}},
+                                     {{"role", "assistant"}, {"content", ""}, {"tool_calls", json::array({call})}}});
+  const json tools = json::array({{{"type", "function"}, {"function", {{"name", "probe_fn"}, {"parameters", {{"type", "object"}}}}}}});
+  try {
+    return detect_tool_parser(tmpl->render(messages, false, json::object(), tools));
+  } catch (const std::exception&) {
+    return "";  // a template that refuses tool calls: tool_choice auto is answered 400
+  }
 }
 
 ReplyDelta ReplyParser::push(const std::string& text) {

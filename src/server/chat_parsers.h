@@ -10,6 +10,10 @@
 
 #include <nlohmann/json.hpp>
 
+namespace nanovllm {
+class ChatTemplate;
+}
+
 namespace nanovllm::server {
 
 using json = nlohmann::ordered_json;
@@ -66,8 +70,12 @@ class ReplyParser {
 // parse (the caller then treats the text as content). Exposed for the parser tests.
 json parse_tool_calls(const std::string& text, const ReplyFormat& format);
 
-// The tool-call format a chat template writes, found by rendering an assistant tool call
-// through it: "hermes", "mistral", "llama3_json", or "" when none is recognised.
+// The tool-call format in a chat template's rendering of an assistant tool call: "hermes",
+// "mistral", "llama3_json", or "" when none is recognised.
 std::string detect_tool_parser(const std::string& rendered_tool_call);
+
+// The tool-call format a chat template writes (vLLM makes the user name it; the template
+// already knows): an assistant tool call rendered through it. "" for none or a null template.
+std::string template_tool_parser(const ChatTemplate* tmpl);
 
 }  // namespace nanovllm::server

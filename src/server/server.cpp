@@ -155,21 +155,6 @@ class Server {
   std::atomic<int> active_jobs_{0};
 };
 
-// The tool-call format of the chat template: an assistant tool call rendered through it shows
-// which one it writes (vLLM makes the user name it; the template already knows).
-std::string template_tool_parser(const ChatTemplate* tmpl) {
-  if (!tmpl) return "";
-  const json call = {{"type", "function"}, {"id", "call_0"}, {"function", {{"name", "probe_fn"}, {"arguments", {{"x", 1}}}}}};
-  const json messages = json::array({{{"role", "user"}, {"content", "hi"}},
-                                     {{"role", "assistant"}, {"content", ""}, {"tool_calls", json::array({call})}}});
-  const json tools = json::array({{{"type", "function"}, {"function", {{"name", "probe_fn"}, {"parameters", {{"type", "object"}}}}}}});
-  try {
-    return detect_tool_parser(tmpl->render(messages, false, json::object(), tools));
-  } catch (const std::exception&) {
-    return "";  // a template that refuses tool calls: tool_choice auto is answered 400
-  }
-}
-
 std::unique_ptr<ChatTemplate> load_chat_template(const std::string& model_dir, const std::string& file) {
   if (!file.empty()) return std::make_unique<ChatTemplate>(ChatTemplate::from_file(file, model_dir));
   try {

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tokenizer/chat_template.h"
+
 namespace nanovllm::server {
 namespace {
 
@@ -143,6 +145,19 @@ TEST(ChatParsers, ToolFormatIsDetectedFromTheRenderedTemplate) {
   EXPECT_EQ(detect_tool_parser("[TOOL_CALLS] [{\"name\": \"probe_fn\"}]"), "mistral");
   EXPECT_EQ(detect_tool_parser("{\"name\": \"probe_fn\", \"parameters\": {\"x\": 1}}<|eot_id|>"), "llama3_json");
   EXPECT_EQ(detect_tool_parser("assistant: hi"), "");
+}
+
+// The real templates from ../shared: Qwen3 and Qwen2.5 write Hermes calls; Llama 3's (3.0,
+// before tool calling) writes none, so auto needs --tool-call-parser there.
+TEST(ChatParsers, RealTemplatesAreRecognised) {
+  auto format = [](const char* name) {
+    const ChatTemplate t = ChatTemplate::from_tokenizer_config(std::string(NANOVLLM_SHARED_DIR) + "/tokenizers/" + name);
+    return template_tool_parser(&t);
+  };
+  EXPECT_EQ(format("qwen3"), "hermes");
+  EXPECT_EQ(format("qwen2.5"), "hermes");
+  EXPECT_EQ(format("llama3"), "");
+  EXPECT_EQ(template_tool_parser(nullptr), "");
 }
 
 }  // namespace
