@@ -28,37 +28,28 @@ static inline __m256i dot32(__m256i u, __m256i x) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), ones);
 }
 
-static inline __m128 load2(const float* p) {  // (p[0], p[1], 0, 0)
-  return _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(p)));
-}
 
 struct Avx2Core {
-  static constexpr int kMR = 4;  // 4 accumulators + 4 offsets + u, scales: within 16 ymm
+  static constexpr int kMR = 4;  // 4 accumulators, u, the scales: within 16 ymm
+  static constexpr bool kUnsignedW = false;  // Q8_0 through dot32<true>
 
   template <class Q, int MR>
-  static void rows(const uint8_t* wrow, size_t K, const QuantX& xq, int m0, float* out) {
+  static void rows(const uint8_t* wrow, size_t K, const QuantX& xq, int m0, const float* a16, float* out) {
     const size_t K16 = K / 16;
     const __m256i spread = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);  // a0 to lanes 0-3, a1 to 4-7
     __m256 acc[MR];
-    __m128 off[MR];
-    for (int i = 0; i < MR; ++i) {
-      acc[i] = _mm256_setzero_ps();
-      off[i] = _mm_setzero_ps();
-    }
+    for (int i = 0; i < MR; ++i) acc[i] = _mm256_setzero_ps();
     for (size_t k = 0; k < K; k += 32) {
-      __m256i u;
-      __m128 ab;
-      row_group<Q>(wrow, k, u, ab);
-      const __m128 b = _mm_movehl_ps(ab, ab);
+      const __m256i u = row_group<Q>(wrow, k);
+      const __m128 a = load2(a16 + k / 16);
       for (int i = 0; i < MR; ++i) {
         const size_t row = size_t(m0 + i);
         const __m256i p = dot32<Q::kSigned>(u, load256(xq.q + row * K + k));
-        const __m128 s = _mm_mul_ps(ab, load2(xq.d16 + row * K16 + k / 16));
+        const __m128 s = _mm_mul_ps(a, load2(xq.d16 + row * K16 + k / 16));
         acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_permutevar8x32_ps(_mm256_castps128_ps256(s), spread), acc[i]);
-        off[i] = _mm_fmadd_ps(b, load2(xq.s16 + row * K16 + k / 16), off[i]);
       }
     }
-    for (int i = 0; i < MR; ++i) out[i] = hsum8(acc[i]) + _mm_cvtss_f32(_mm_add_ss(off[i], _mm_movehdup_ps(off[i])));
+    for (int i = 0; i < MR; ++i) out[i] = hsum8(acc[i]);
   }
 };
 

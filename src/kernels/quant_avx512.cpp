@@ -18,56 +18,42 @@ namespace {
 
 struct Avx512Core {
   static constexpr int kMR = 8;
+  // vpdpbusd multiplies unsigned weights: Q8_0's signed w becomes w + 128 (b = -128 a, prepare).
+  static constexpr bool kUnsignedW = true;
 
-  // vpdpbusd wants unsigned weights: Q8_0's signed w becomes w + 128, its offset b = -128 a.
   template <class Q>
-  static inline void group(const uint8_t* wrow, size_t k, __m256i& u, __m128& ab) {
-    row_group<Q>(wrow, k, u, ab);
-    if constexpr (Q::kSigned) {
-      u = _mm256_xor_si256(u, _mm256_set1_epi8(char(0x80)));
-      ab = _mm_blend_ps(ab, _mm_mul_ps(_mm_movelh_ps(ab, ab), _mm_set1_ps(-128.f)), 0b1100);
-    }
+  static inline __m256i group(const uint8_t* wrow, size_t k) {
+    const __m256i u = row_group<Q>(wrow, k);
+    return Q::kSigned ? _mm256_xor_si256(u, _mm256_set1_epi8(char(0x80))) : u;
   }
 
   template <class Q, int MR>
-  static void rows(const uint8_t* wrow, size_t K, const QuantX& xq, int m0, float* out) {
+  static void rows(const uint8_t* wrow, size_t K, const QuantX& xq, int m0, const float* a16, float* out) {
     const size_t K16 = K / 16;
     const __m512i spread = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     __m512 acc[MR];
-    __m128 off[MR];
-    for (int i = 0; i < MR; ++i) {
-      acc[i] = _mm512_setzero_ps();
-      off[i] = _mm_setzero_ps();
-    }
+    for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
     // One step: 64 weights, or the last 32 of a row with an odd number of groups (the upper
-    // half of u and of the scales zero, and x read only as far as the row goes).
+    // half of u zero, and x and the scales read only as far as the row goes).
     auto step = [&](size_t k, bool full) {
-      __m256i u0, u1 = _mm256_setzero_si256();
-      __m128 ab0, ab1 = _mm_setzero_ps();
-      group<Q>(wrow, k, u0, ab0);
-      if (full) group<Q>(wrow, k + 32, u1, ab1);
-      const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(u0), u1, 1);
-      const __m128 a = _mm_movelh_ps(ab0, ab1), b = _mm_movehl_ps(ab1, ab0);
+      const __m256i u1 = full ? group<Q>(wrow, k + 32) : _mm256_setzero_si256();
+      const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(group<Q>(wrow, k)), u1, 1);
+      const __m128 a = full ? _mm_loadu_ps(a16 + k / 16) : load2(a16 + k / 16);
       for (int i = 0; i < MR; ++i) {
         const size_t row = size_t(m0 + i);
         const int8_t* xr = xq.q + row * K + k;
-        const float *d = xq.d16 + row * K16 + k / 16, *s = xq.s16 + row * K16 + k / 16;
+        const float* d = xq.d16 + row * K16 + k / 16;
         const __m512i xv = full ? _mm512_loadu_si512(xr) : _mm512_zextsi256_si512(load256(xr));
-        const __m128 dv = full ? _mm_loadu_ps(d) : _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(d)));
-        const __m128 sv = full ? _mm_loadu_ps(s) : _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(s)));
+        const __m128 dv = full ? _mm_loadu_ps(d) : load2(d);
         const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, xv);
         const __m512 scale = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_mul_ps(a, dv)));
         acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), scale, acc[i]);
-        off[i] = _mm_fmadd_ps(b, sv, off[i]);
       }
     };
     size_t k = 0;
     for (; k + 64 <= K; k += 64) step(k, true);
     if (k < K) step(k, false);
-    for (int i = 0; i < MR; ++i) {
-      __m128 o = _mm_add_ps(off[i], _mm_movehl_ps(off[i], off[i]));
-      out[i] = _mm512_reduce_add_ps(acc[i]) + _mm_cvtss_f32(_mm_add_ss(o, _mm_movehdup_ps(o)));
-    }
+    for (int i = 0; i < MR; ++i) out[i] = _mm512_reduce_add_ps(acc[i]);
   }
 };
 

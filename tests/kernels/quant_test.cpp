@@ -168,7 +168,7 @@ TEST_P(QuantIsa, MatmulMatchesDequantizedWeights) {
   std::mt19937 rng(151);
   for (DType t : kQuantTypes) {
     const int be = block_elems(t);
-    for (int K : {be, 3 * be, 5 * be})
+    for (int K : {be, 3 * be, 5 * be, 9 * be})  // 9: 8 blocks of 32 gathered at once, and one more
       for (int M : {1, 3, 17})
         for (int N : {1, 17, 33}) {
           SCOPED_TRACE(testing::Message() << dtype_name(t) << " M=" << M << " N=" << N << " K=" << K);
