@@ -8,7 +8,9 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <algorithm>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -74,9 +76,11 @@ class Engine {
 
   // The deltas of `ids` produced since the last call. When there are none yet, runs one engine
   // step (for every request in it) first; the result may still be empty (a prefill chunk).
-  // Called without the GIL.
-  std::vector<StepOutput> take(const std::vector<int64_t>& ids) {
+  // Nullopt when none of `ids` is open any more (another thread aborted them: a stream closed
+  // by asyncio while its worker thread waited). Called without the GIL.
+  std::optional<std::vector<StepOutput>> take(const std::vector<int64_t>& ids) {
     std::lock_guard<std::mutex> lock(mu_);
+    if (std::none_of(ids.begin(), ids.end(), [&](int64_t id) { return inbox_.count(id) > 0; })) return std::nullopt;
     std::vector<StepOutput> mine = collect(ids);
     if (!mine.empty()) return mine;
     for (StepOutput& d : llm_.step()) {
@@ -143,17 +147,18 @@ class Engine {
 };
 
 // Steps until one of `ids` has news, checking for Ctrl-C between steps. On any exception
-// (KeyboardInterrupt included) the requests are aborted, so the engine stays usable.
-std::vector<StepOutput> wait_for_deltas(Engine& engine, const std::vector<int64_t>& ids) {
+// (KeyboardInterrupt included) the requests are aborted, so the engine stays usable. Nullopt
+// when they were aborted by another thread.
+std::optional<std::vector<StepOutput>> wait_for_deltas(Engine& engine, const std::vector<int64_t>& ids) {
   try {
     for (;;) {
-      std::vector<StepOutput> deltas;
+      std::optional<std::vector<StepOutput>> deltas;
       {
         nb::gil_scoped_release nogil;
         deltas = engine.take(ids);
       }
       if (PyErr_CheckSignals() != 0) throw nb::python_error();
-      if (!deltas.empty()) return deltas;
+      if (!deltas || !deltas->empty()) return deltas;
     }
   } catch (...) {
     nb::gil_scoped_release nogil;
@@ -193,7 +198,9 @@ nb::list generate(Engine& engine, const std::vector<std::vector<int>>& prompts,
   std::vector<int64_t> pending = ids;
   while (!pending.empty()) {
     size_t finished = 0;
-    for (const StepOutput& d : wait_for_deltas(engine, pending)) {
+    const std::optional<std::vector<StepOutput>> deltas = wait_for_deltas(engine, pending);
+    NV_CHECK(deltas.has_value(), "requests of a generate() call were aborted by another thread");
+    for (const StepOutput& d : *deltas) {
       results[index.at(d.request_id)].append(d);
       if (d.finished) {
         ++finished;
@@ -222,7 +229,12 @@ nb::list generate(Engine& engine, const std::vector<std::vector<int>>& prompts,
 nb::dict next_delta(Engine& engine, int64_t id, bool with_logprobs) {
   RequestOutput merged;
   bool finished = false;
-  for (const StepOutput& d : wait_for_deltas(engine, {id})) {
+  const std::optional<std::vector<StepOutput>> deltas = wait_for_deltas(engine, {id});
+  if (!deltas) {  // closed meanwhile (Stream.close from another thread)
+    finished = true;
+    merged.finish_reason = FinishReason::kAbort;
+  }
+  for (const StepOutput& d : deltas.value_or(std::vector<StepOutput>{})) {
     merged.append(d);
     finished = finished || d.finished;
   }

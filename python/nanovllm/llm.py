@@ -10,6 +10,7 @@ import asyncio
 import difflib
 import json
 import random
+import re
 import sys
 from typing import Any, AsyncIterator, Callable, Dict, Iterator, List, Optional, Sequence, Union
 
@@ -23,6 +24,16 @@ def _unexpected(owner: str, name: str, known: Sequence[str]) -> TypeError:
     close = difflib.get_close_matches(name, known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return TypeError(f"{owner}() got an unexpected keyword argument {name!r}{hint}")
+
+
+def _set_field(obj: Any, owner: str, name: str, value: Any) -> None:
+    """setattr with a message that names the field (nanobind's names only the setter's types)."""
+    try:
+        setattr(obj, name, value)
+    except TypeError as e:
+        m = re.search(r"arg: ([^,/)]+)", str(e))
+        expected = m.group(1).strip() if m else "another type"
+        raise TypeError(f"{owner}(): {name} must be {expected}, got {type(value).__name__} {value!r:.60}") from None
 
 
 def _fields(cls: type) -> List[str]:
@@ -47,7 +58,7 @@ class SamplingParams(_core.SamplingParams):
                 value = [value]
             if name == "stop_token_ids" and value is None:
                 value = []
-            setattr(self, name, value)
+            _set_field(self, "SamplingParams", name, value)
         self.validate()
 
     def __repr__(self) -> str:
@@ -171,7 +182,7 @@ class LLM:
             elif name == "quantization":
                 config.quantization = "" if value is None else value
             elif name in fields or name in self._CONFIG_NAMES:
-                setattr(config, self._CONFIG_NAMES.get(name, name), value)
+                _set_field(config, "LLM", self._CONFIG_NAMES.get(name, name), value)
             else:
                 raise _unexpected("LLM", name, known)
         config.validate()
@@ -197,7 +208,13 @@ class LLM:
 
     @property
     def max_model_len(self) -> int:
+        """The context served: the configured or the model's length, shrunk to the KV cache."""
         return self._engine.max_model_len
+
+    @property
+    def vocab_size(self) -> int:
+        """Rows of the model's logits: prompt token ids must be below it."""
+        return self._engine.vocab_size
 
     def generate(self, prompts: Union[Prompt, Sequence[Prompt]],
                  sampling_params: Union[None, _core.SamplingParams, Sequence[_core.SamplingParams]] = None,
@@ -282,7 +299,8 @@ class LLM:
 
 
 class Stream:
-    """The deltas of one request (LLM.stream). Closing it, or dropping it, aborts the request."""
+    """The deltas of one request (LLM.stream). Closing it, or dropping it, aborts the request;
+    `with llm.stream(...) as s:` aborts it on any exception, Ctrl-C between two deltas included."""
 
     def __init__(self, engine: _core.Engine, request_id: int, with_logprobs: bool) -> None:
         self._engine, self.request_id, self._with_logprobs = engine, request_id, with_logprobs
@@ -297,7 +315,7 @@ class Stream:
         try:
             delta = self._engine.next_delta(self.request_id, self._with_logprobs)
         except BaseException:
-            self._done = True  # the C++ side has aborted it
+            self.close()  # a no-op when the engine has aborted it already
             raise
         self._done = delta["finished"]
         return delta
