@@ -28,7 +28,7 @@ build: deps configure
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
 
-# Two `nanovllm serve` replicas behind HAProxy running deploy/haproxy.cfg (tests/deploy).
+# Two `nanovllm serve` replicas behind HAProxy and nginx running the files of deploy/ (tests/deploy).
 deploy-test: deps configure
 	cmake --build $(BUILD) -j $(JOBS) --target nanovllm_cli
 	cd $(BUILD) && ctest --output-on-failure -R '^deploy_e2e$$' --timeout 600

@@ -13,7 +13,7 @@ packages=(
   libsentencepiece-dev            # reading tokenizer.model when converting llama2.c checkpoints
   libboost-dev zlib1g-dev         # the OpenAI-compatible server's HTTP layer (Beast/Asio; gzip bodies)
   libedit-dev                     # line editing and history in `nanovllm chat` (BSD license)
-  haproxy                         # the router of deploy/ that `make deploy-test` runs in front of replicas
+  haproxy nginx-light             # the routers of deploy/ that `make deploy-test` runs in front of replicas
 )
 
 # --fuzz: clang with libFuzzer and its OpenMP runtime, for `make fuzz` only. Debian 12's

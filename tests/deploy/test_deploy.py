@@ -1,15 +1,17 @@
-"""Replicas behind a real router: 2 `nanovllm serve` replicas and HAProxy 2.6, run with the
-very file deploy/haproxy.cfg, on free loopback ports.
+"""Replicas behind a real router: 2 `nanovllm serve` replicas behind HAProxy 2.6 and behind nginx
+1.22, run with the very files deploy/haproxy.cfg and deploy/nginx.conf, on free loopback ports.
 
 Shows: requests spread over both replicas; a conversation's turns stick to one replica and hit
 its prefix cache (cached_tokens > 0 from turn 2); killing a replica mid-run loses no request
 that had not started streaming; X-Request-Id passes through; /metrics of both replicas is
-scraped. HAProxy is a Debian 12 package of scripts/install-deps.sh: without it this fails.
+scraped. HAProxy and nginx are Debian 12 packages of scripts/install-deps.sh: without them this
+fails.
 """
 import concurrent.futures as cf
 import importlib.util
 import os
 import pathlib
+import re
 import shutil
 import signal
 import socket
@@ -39,29 +41,28 @@ def free_port():
         return s.getsockname()[1]
 
 
-class Router:
-    """HAProxy running deploy/haproxy.cfg in the foreground, logging to a file."""
+def find_program(name):
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    assert path, f"{name} is not installed: run scripts/install-deps.sh (Debian 12: apt install {name})"
+    return path
 
-    def __init__(self, replicas, log_path):
-        haproxy = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/sbin")
-        assert haproxy, "haproxy is not installed: run scripts/install-deps.sh (Debian 12: apt install haproxy)"
-        port = free_port()
-        env = {**os.environ, "NV_LISTEN": f"127.0.0.1:{port}"}
-        for i, r in enumerate(replicas, 1):
-            env[f"NV_REPLICA{i}"] = r.url.removeprefix("http://")
+
+class Router:
+    """A router process in the foreground on a free port, logging to a file."""
+
+    def start(self, args, env, log_path):
+        self.log_path = log_path
         self.log = open(log_path, "w")
-        self.proc = subprocess.Popen([haproxy, "-db", "-f", str(ROOT / "deploy" / "haproxy.cfg")],
-                                     env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        self.url = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 30
         while True:
-            assert self.proc.poll() is None, f"haproxy exited: {pathlib.Path(log_path).read_text()}"
+            assert self.proc.poll() is None, f"{args[0]} exited: {pathlib.Path(log_path).read_text()}"
             try:
                 if requests.get(self.url + "/health", timeout=5).status_code == 200:
                     break
             except requests.ConnectionError:
                 pass
-            assert time.time() < deadline, "haproxy never answered /health"
+            assert time.time() < deadline, f"{args[0]} never answered /health"
             time.sleep(0.05)
 
     def post(self, path, body, headers=None, **kw):
@@ -73,13 +74,43 @@ class Router:
         self.log.close()
 
 
-@pytest.fixture()
-def cluster(tmp_path):
+class HAProxy(Router):
+    """deploy/haproxy.cfg as it is; the addresses come from the environment."""
+
+    def __init__(self, replicas, tmp_path):
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "NV_LISTEN": f"127.0.0.1:{port}"}
+        for i, r in enumerate(replicas, 1):
+            env[f"NV_REPLICA{i}"] = r.url.removeprefix("http://")
+        self.start([find_program("haproxy"), "-db", "-f", str(ROOT / "deploy" / "haproxy.cfg")], env,
+                   tmp_path / "haproxy.log")
+
+
+class Nginx(Router):
+    """deploy/nginx.conf with its addresses replaced, included in a minimal main config."""
+
+    def __init__(self, replicas, tmp_path):
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        addresses = [f"127.0.0.1:{port}"] + [r.url.removeprefix("http://") for r in replicas]
+        conf = re.sub(r"127\.0\.0\.1:800([0-2])\b", lambda m: addresses[int(m.group(1))],
+                      (ROOT / "deploy" / "nginx.conf").read_text())
+        (tmp_path / "nanovllm.conf").write_text(conf)
+        temp = " ".join(f"{k}_temp_path {tmp_path}/{k};" for k in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"])
+        main = tmp_path / "nginx-main.conf"
+        main.write_text(f"events {{}}\nhttp {{ access_log {tmp_path}/access.log; {temp} include {tmp_path}/nanovllm.conf; }}\n")
+        self.start([find_program("nginx"), "-p", str(tmp_path), "-c", str(main), "-g",
+                    f"daemon off; pid {tmp_path}/nginx.pid; error_log stderr;"], os.environ, tmp_path / "nginx.log")
+
+
+@pytest.fixture(params=[HAProxy, Nginx], ids=["haproxy", "nginx"])
+def cluster(request, tmp_path):
     template = tmp_path / "chat.jinja"
     template.write_text(TEMPLATE)
     replicas = [Server(STORIES, "--api-key", KEY, "--chat-template", str(template), "--max-num-seqs", "32",
                        name="stories") for _ in range(2)]
-    router = Router(replicas, tmp_path / "haproxy.log")
+    router = request.param(replicas, tmp_path)
     yield router, replicas
     router.stop()
     for r in replicas:
@@ -88,8 +119,10 @@ def cluster(tmp_path):
 
 
 def served_by(response, replicas):
-    """The replica (0 or 1) that answered, from HAProxy's X-Served-By (server r1 / r2)."""
-    return int(response.headers["X-Served-By"].removeprefix("r")) - 1
+    """The replica (0 or 1) that answered, from the router's X-Served-By (the replica's address;
+    nginx lists every one it tried, the one that answered last)."""
+    address = response.headers["X-Served-By"].split(",")[-1].strip()
+    return [r.url.removeprefix("http://") for r in replicas].index(address)
 
 
 def completions_on(replica):
@@ -130,10 +163,11 @@ def conversation(router, replicas, turns, key_header=None, key_field=None):
 
 def test_conversation_sticks_to_its_replica_and_hits_the_cache(cluster):
     router, replicas = cluster
-    # Keys from the header and from the body's prompt_cache_key; without affinity, least
-    # connections on idle replicas alternates, so a turn would miss its cache half the time.
-    runs = [conversation(router, replicas, 3, key_header=f"session-{i}") for i in range(3)]
-    runs += [conversation(router, replicas, 3, key_field=f"cache-key-{i}") for i in range(3)]
+    # Keys from the header (and, behind HAProxy, from the body's prompt_cache_key); without
+    # affinity, least connections on idle replicas alternates, so turns would miss their cache.
+    runs = [conversation(router, replicas, 3, key_header=f"session-{i}") for i in range(10)]
+    if isinstance(router, HAProxy):  # nginx reads no JSON body
+        runs += [conversation(router, replicas, 3, key_field=f"cache-key-{i}") for i in range(3)]
     for run in runs:
         assert len({replica for replica, _ in run}) == 1, run
         assert all(cached > 0 for _, cached in run[1:]), run
