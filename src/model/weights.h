@@ -62,6 +62,8 @@ struct WeightOptions {
 // of v when neither changes it, else a copy kept in *owned (then `source`'s pages are dropped).
 kernels::WeightView prepare_matrix(const kernels::WeightView& v, const TensorInfo* source, const WeightOptions& opts,
                                    std::vector<AlignedBuffer>* owned);
+// Drops a tensor's mapped pages once it has been copied (the file still backs them).
+void release_tensor_pages(const TensorInfo& t);
 // A small tensor (norm weight, bias) as f32.
 std::vector<float> tensor_to_f32(const TensorInfo& t);
 

@@ -47,6 +47,9 @@ WeightView gather_blocks(const std::vector<Block>& blocks, const WeightOptions& 
     const size_t stride = static_cast<size_t>(b.t->shape[1]) * es;
     for (int r = b.rows.begin; r < b.rows.end; ++r, dst += cols * es)
       std::memcpy(dst, src + r * stride + b.cols.begin * es, cols * es);
+    // A column slice touches every page of the tensor: drop them, or each rank would hold
+    // the whole matrix in RSS besides its copy.
+    release_tensor_pages(*b.t);
   }
   const WeightView v{buf.data(), first.dtype, rows, cols};
   const WeightView m = prepare_matrix(v, nullptr, opts, owned);
