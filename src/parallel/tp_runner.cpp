@@ -96,13 +96,19 @@ Batch decode_batch(const std::vector<int>& v, size_t at, std::vector<std::vector
   return b;
 }
 
+WeightOptions weight_options(const NativeRunnerOptions& o) {
+  if (!o.quantization.empty())
+    throw Error("tensor parallelism with quantization '" + o.quantization + "' is not supported (weights as stored only)");
+  return {};
+}
+
 // One rank's shard: its config, its slices of the weights, its decoder with the allreduce.
 struct Shard {
   Shard(const std::string& dir, const NativeRunnerOptions& opts, TpRank r)
       : full(load_model_config(dir)),
         cfg(shard_config(full, r)),
         ckpt(dir),
-        weights(load_weight_shard(ckpt, full, r, WeightOptions{.int8 = opts.quantization == "int8"})),
+        weights(load_weight_shard(ckpt, full, r, weight_options(opts))),
         transformer(cfg, weights, allreduce_sum) {
     if (opts.kv_cache_dtype != "bf16" && opts.kv_cache_dtype != "f32")
       throw Error("kv cache dtype '" + opts.kv_cache_dtype + "' is not supported (bf16 or f32)");

@@ -36,7 +36,9 @@ WeightView gather_blocks(const std::vector<Block>& blocks, const WeightOptions& 
   const size_t es = kernels::dtype_size(first.dtype);
   int rows = 0;
   for (const Block& b : blocks) {
-    NV_CHECK(b.t->dtype == first.dtype && b.cols.size() == blocks[0].cols.size(), "shard blocks of one matrix differ");
+    if (b.t->dtype != first.dtype)
+      throw Error(b.t->file + ": tensor '" + b.t->name + "' has dtype " + safetensors_dtype_name(b.t->dtype) +
+                  " unlike '" + first.name + "'");
     rows += b.rows.size();
   }
   const int cols = blocks[0].cols.size();
@@ -112,7 +114,7 @@ ModelConfig shard_config(const ModelConfig& full, TpRank r) {
 }
 
 ModelWeights load_weight_shard(const Checkpoint& ck, const ModelConfig& c, TpRank r, const WeightOptions& opts) {
-  if (opts.int8) throw Error("tensor parallelism with int8 quantization is not supported");
+  NV_CHECK(!opts.int8, "tensor parallelism loads the weights as stored");
   shard_config(c, r);  // the same checks before any tensor is read
   const std::vector<int64_t> shape{c.vocab_size, c.hidden_size};
   const char* embed = "model.embed_tokens.weight";

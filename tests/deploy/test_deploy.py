@@ -184,7 +184,8 @@ def test_request_id_passes_through_the_router(cluster):
 
 def test_killing_a_replica_loses_no_request_that_had_not_started_streaming(cluster):
     router, replicas = cluster
-    body = {"model": "stories", "prompt": "Once upon a time", "max_tokens": 64, "ignore_eos": True}
+    # Long enough (~0.2 s even on an idle machine) for the poll below to see them running.
+    body = {"model": "stories", "prompt": "Once upon a time", "max_tokens": 400, "ignore_eos": True}
     with cf.ThreadPoolExecutor(12) as pool:
         futures = [pool.submit(router.post, "/v1/completions", body) for _ in range(12)]
         deadline = time.time() + 60
@@ -195,7 +196,7 @@ def test_killing_a_replica_loses_no_request_that_had_not_started_streaming(clust
         replicas[0].proc.wait(timeout=10)
         answers = [f.result() for f in futures]
     assert all(a.status_code == 200 for a in answers), [(a.status_code, a.text) for a in answers]
-    assert all(a.json()["usage"]["completion_tokens"] == 64 for a in answers)
+    assert all(a.json()["usage"]["completion_tokens"] == 400 for a in answers)
     assert {served_by(a, replicas) for a in answers} == {1}  # replica 1's requests were redone on 2
     # New requests keep being served by the survivor.
     assert router.post("/v1/completions", {**body, "max_tokens": 4}).status_code == 200

@@ -119,6 +119,9 @@ def check_refusals():
     assert rc != 0 and "--tensor-parallel-size 3 needs exactly that many MPI ranks" in err and "has 2" in err, err
     rc, _, err = run(mpirun(3, "generate", "--model", str(model), *FLAGS, "--prompt-ids", "1", "--tensor-parallel-size", "3"))
     assert rc != 0 and "tensor parallel size 3 does not divide num_key_value_heads (2)" in err, err
+    rc, _, err = run(mpirun(2, "generate", "--model", str(model), *FLAGS, "--prompt-ids", "1", "--tensor-parallel-size", "2",
+                            "--quantization", "int8"))
+    assert rc != 0 and "tensor parallelism with quantization 'int8' is not supported" in err, err
     print("ok refusals name the numbers")
 
 
