@@ -13,6 +13,7 @@ packages=(
   libsentencepiece-dev            # reading tokenizer.model when converting llama2.c checkpoints
   libboost-dev zlib1g-dev         # the OpenAI-compatible server's HTTP layer (Beast/Asio; gzip bodies)
   libedit-dev                     # line editing and history in `nanovllm chat` (BSD license)
+  python3-dev                     # Python headers: the nanovllm package's extension (pip install .)
   libopenmpi-dev openmpi-bin      # tensor parallelism over MPI (mpirun -np N nanovllm ... --tensor-parallel-size N)
   haproxy nginx-light             # the routers of deploy/ that `make deploy-test` runs in front of replicas
 )
