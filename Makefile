@@ -10,7 +10,7 @@ CMAKE_FLAGS ?=
 PREFIX   ?= /usr/local
 NANOVLLM := $(BUILD)/bin/nanovllm
 
-.PHONY: all deps configure build test demo bench install clean format deps-fuzz fuzz fuzz-run test-sanitize
+.PHONY: all deps configure build test demo bench install clean format deps-fuzz fuzz fuzz-run test-sanitize deploy-test
 
 all: build
 
@@ -27,6 +27,11 @@ build: deps configure
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+# Two `nanovllm serve` replicas behind HAProxy and nginx running the files of deploy/ (tests/deploy).
+deploy-test: deps configure
+	cmake --build $(BUILD) -j $(JOBS) --target nanovllm_cli
+	cd $(BUILD) && ctest --output-on-failure -R '^deploy_e2e$$' --timeout 600
 
 # ASan+UBSan build of everything in its own folder, whole test suite (server e2e included: it
 # runs the sanitized binary). Leaks count; UBSan findings fail (-fno-sanitize-recover).

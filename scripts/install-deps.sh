@@ -14,6 +14,8 @@ packages=(
   libboost-dev zlib1g-dev         # the OpenAI-compatible server's HTTP layer (Beast/Asio; gzip bodies)
   libedit-dev                     # line editing and history in `nanovllm chat` (BSD license)
   python3-dev                     # Python headers: the nanovllm package's extension (pip install .)
+  libopenmpi-dev openmpi-bin      # tensor parallelism over MPI (mpirun -np N nanovllm ... --tensor-parallel-size N)
+  haproxy nginx-light             # the routers of deploy/ that `make deploy-test` runs in front of replicas
 )
 
 # --fuzz: clang with libFuzzer and its OpenMP runtime, for `make fuzz` only. Debian 12's

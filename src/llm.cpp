@@ -90,6 +90,8 @@ void check_max_model_len(const Config& config, const ModelInfo& info) {
                numbers.c_str());
 }
 
+internal::TpRunnerFactory tp_runner_factory = nullptr;
+
 std::unique_ptr<ModelRunner> make_runner(const std::string& model_dir, const Config& config) {
   if (config.backend == "native") {
     NativeRunnerOptions opts;
@@ -97,6 +99,11 @@ std::unique_ptr<ModelRunner> make_runner(const std::string& model_dir, const Con
     opts.threads = config.threads;
     opts.prefault_kv_cache = config.kv_cache_prefault;
     opts.quantization = config.quantization;
+    if (config.tensor_parallel_size > 1) {
+      if (!tp_runner_factory)
+        throw Error("tensor_parallel_size > 1 needs the nanovllm command built with MPI (cmake -DNANOVLLM_WITH_MPI=ON)");
+      return tp_runner_factory(model_dir, opts, config.tensor_parallel_size);
+    }
     return make_native_runner(model_dir, opts);
   }
   throw Error("unknown backend '" + config.backend + "' (this build has: native)");
@@ -108,6 +115,8 @@ std::shared_ptr<const HfTokenizer> load_tokenizer(const std::string& model_dir) 
 }
 
 }  // namespace
+
+void internal::set_tp_runner_factory(TpRunnerFactory factory) { tp_runner_factory = factory; }
 
 LLM::LLM(const std::string& model_dir, Config config) {
   config.model = model_dir;

@@ -13,6 +13,9 @@ void add_engine_options(CLI::App* cmd, Config& c) {
   cmd->add_option("MODEL,--model,-m", c.model, "Checkpoint directory in Hugging Face layout")->required();
   cmd->add_option("--backend", c.backend, "Model runner: native")->capture_default_str();
   cmd->add_option("--threads,-t", c.threads, "CPU threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--tensor-parallel-size", c.tensor_parallel_size,
+                  "Split the model over N MPI ranks: mpirun -np N nanovllm ... --tensor-parallel-size N")
+      ->capture_default_str();
   cmd->add_option("--max-num-batched-tokens,--batch-size,-b", c.max_num_batched_tokens,
                   "Token budget of one engine step (prefill chunks + decodes)")->capture_default_str();
   cmd->add_option("--max-num-seqs,--parallel", c.max_num_seqs, "Sequences in one step at most")->capture_default_str();

@@ -8,6 +8,10 @@
 #include <vector>
 
 #include "commands.h"
+#ifdef NANOVLLM_HAVE_MPI
+#include "llm_internal.h"
+#include "parallel/tp_runner.h"
+#endif
 
 namespace {
 
@@ -90,6 +94,9 @@ int report_unknown(const CLI::App& app, const CLI::ExtrasError& e) {
 }  // namespace
 
 int main(int argc, char** argv) {
+#ifdef NANOVLLM_HAVE_MPI
+  nanovllm::internal::set_tp_runner_factory(&nanovllm::make_tp_runner);
+#endif
   CLI::App app{"nano-vllm-cpp: a compact LLM inference engine (continuous batching, paged KV cache)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "nanovllm 0.1.0");

@@ -28,6 +28,8 @@ struct Config {
   std::string quantization;
   bool enable_prefix_caching = true;
   int threads = 0;                    // 0 = all cores
+  // > 1: the model split over that many MPI ranks (mpirun -np N; a build with NANOVLLM_WITH_MPI).
+  int tensor_parallel_size = 1;
   std::string backend = "native";
 
   // Throws std::invalid_argument naming the first bad field and its allowed range.

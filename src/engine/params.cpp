@@ -69,6 +69,7 @@ void Config::validate() const {
           "kv_cache_memory_fraction", "in (0, 0.95]", kv_cache_memory_fraction);
   require(num_kv_blocks >= 0, "num_kv_blocks", ">= 0", num_kv_blocks);
   require(threads >= 0, "threads", ">= 0 (0 = all cores)", threads);
+  require(tensor_parallel_size >= 1, "tensor_parallel_size", ">= 1", tensor_parallel_size);
   if (kv_cache_dtype != "bf16" && kv_cache_dtype != "f32") bad("kv_cache_dtype", "bf16 or f32", kv_cache_dtype);
   if (!quantization.empty() && quantization != "int8") bad("quantization", "int8 or empty", quantization);
 }

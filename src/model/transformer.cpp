@@ -28,8 +28,8 @@ const float* bias_or_null(const std::vector<float>& b) { return b.empty() ? null
 
 }  // namespace
 
-Transformer::Transformer(const ModelConfig& cfg, const ModelWeights& weights)
-    : cfg_(cfg), w_(weights), inv_freq_(rope_inv_freq(cfg)) {}
+Transformer::Transformer(const ModelConfig& cfg, const ModelWeights& weights, Allreduce allreduce)
+    : cfg_(cfg), w_(weights), allreduce_(std::move(allreduce)), inv_freq_(rope_inv_freq(cfg)) {}
 
 int64_t Transformer::kv_block_bytes(int block_size, DType kv_dtype) const {
   return 2LL * cfg_.num_layers * block_size * cfg_.kv_dim() *
@@ -161,6 +161,7 @@ void Transformer::attention_block(const LayerWeights& w, const kernels::KVLayer&
   {
     OpProfile::Scope _(prof_, Op::kOMatmul);
     kernels::matmul(attn, T, w.o, bias_or_null(w.o_bias), s_.h.data());
+    if (allreduce_) allreduce_(s_.h.data(), static_cast<size_t>(T) * H);
   }
   OpProfile::Scope _(prof_, Op::kResidual);
   add_into(s_.x.data(), s_.h.data(), static_cast<size_t>(T) * H);
@@ -186,6 +187,7 @@ void Transformer::mlp_block(const LayerWeights& w, int T) {
   {
     OpProfile::Scope _(prof_, Op::kDownMatmul);
     kernels::matmul(act, T, w.down, bias_or_null(w.down_bias), s_.h.data());
+    if (allreduce_) allreduce_(s_.h.data(), static_cast<size_t>(T) * H);
   }
   OpProfile::Scope _(prof_, Op::kResidual);
   add_into(s_.x.data(), s_.h.data(), static_cast<size_t>(T) * H);
@@ -200,8 +202,8 @@ void Transformer::compute_logits(Logits* out) {
     std::copy(src, src + H, last + static_cast<size_t>(r) * H);
   }
   out->rows = R;
-  out->vocab = cfg_.vocab_size;
-  out->data.resize(static_cast<size_t>(R) * cfg_.vocab_size);
+  out->vocab = w_.lm_head.rows;  // the rank's part of the vocabulary under tensor parallelism
+  out->data.resize(static_cast<size_t>(R) * out->vocab);
   if (R == 0) return;
   OpProfile::Scope _(prof_, Op::kLogits);
   kernels::rmsnorm(last, w_.final_norm.data(), R, H, static_cast<float>(cfg_.rms_norm_eps), last);

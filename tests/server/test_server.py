@@ -425,6 +425,23 @@ def test_api_key():
         assert server.stop(timeout=10) == 0
 
 
+def test_request_id_passes_through(story_server):
+    """A router's X-Request-Id comes back on every answer (plain, streamed, refused), so its log
+    lines match the replica's; without one the server makes a fresh id per request."""
+    body = {"model": story_server.name, "prompt": "Once", "max_tokens": 2}
+    assert story_server.post("/v1/completions", body, headers={"X-Request-Id": "req-42"}).headers["X-Request-Id"] == "req-42"
+    with requests.post(story_server.url + "/v1/completions", json={**body, "stream": True},
+                       headers={"X-Request-Id": "stream-7"}, stream=True, timeout=60) as r:
+        assert r.headers["X-Request-Id"] == "stream-7"
+    r = story_server.post("/v1/completions", {**body, "model": "other"}, headers={"X-Request-Id": "bad-model"})
+    assert r.status_code == 404 and r.headers["X-Request-Id"] == "bad-model"
+    fresh = {story_server.post("/v1/completions", body).headers["X-Request-Id"] for _ in range(3)}
+    assert len(fresh) == 3 and all(re.fullmatch(r"[0-9a-f]{32}", i) for i in fresh), fresh
+    for bad in ["x" * 129, "has space"]:
+        r = story_server.post("/v1/completions", body, headers={"X-Request-Id": bad})
+        assert r.status_code == 400 and "X-Request-Id" in r.json()["error"]["message"], r.text
+
+
 def test_sigterm_drains_in_flight_stream():
     server = Server(STORIES, "--drain-seconds", "2")
     body = {"prompt": "Once", "max_tokens": 300, "ignore_eos": True, "stream": True}
