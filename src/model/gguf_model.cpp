@@ -112,9 +112,15 @@ DType gguf_tensor_dtype(const GgufFile& f, const GgufTensor& t) {
     case GgmlType::F32: return DType::F32;
     case GgmlType::F16: return DType::F16;
     case GgmlType::BF16: return DType::BF16;
+    case GgmlType::Q8_0: return DType::Q8_0;
+    case GgmlType::Q4_0: return DType::Q4_0;
+    case GgmlType::Q4_1: return DType::Q4_1;
+    case GgmlType::Q4_K: return DType::Q4_K;
+    case GgmlType::Q5_K: return DType::Q5_K;
+    case GgmlType::Q6_K: return DType::Q6_K;
     default:
       throw Error(f.path() + ": tensor '" + t.name + "' is " + ggml_type_info(static_cast<uint32_t>(t.type))->name +
-                  ", which the kernels do not read (F32, F16, BF16)");
+                  ", which the kernels do not read (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K)");
   }
 }
 

@@ -133,7 +133,7 @@ WeightView prepare(const WeightView& v, const TensorInfo* source, const WeightOp
                    std::vector<AlignedBuffer>* owned) {
   WeightView m = v;
   AlignedBuffer int8_rows;
-  if (opts.int8) {
+  if (opts.int8 && kernels::block_elems(v.dtype) == 1) {  // a GGUF's quantized blocks stay as they are
     AlignedBuffer scales(static_cast<size_t>(v.rows) * sizeof(float));
     int8_rows = AlignedBuffer(static_cast<size_t>(v.rows) * static_cast<size_t>(v.cols));
     m = kernels::quantize_int8(v, static_cast<int8_t*>(int8_rows.data()), static_cast<float*>(scales.data()));
@@ -144,7 +144,7 @@ WeightView prepare(const WeightView& v, const TensorInfo* source, const WeightOp
     AlignedBuffer buf(kernels::layout_bytes(m, layout));
     m = kernels::repack(m, layout, buf.data());
     owned->push_back(std::move(buf));
-  } else if (opts.int8) {
+  } else if (int8_rows.size() > 0) {
     owned->push_back(std::move(int8_rows));
   }
   if (source && m.data != v.data) release_pages(*source);

@@ -71,9 +71,10 @@ BpeModel::BpeModel(const json& spec, bool byte_level) : byte_level_(byte_level) 
     auto it = vocab_.find(std::string_view(name));
     fallback_ids_[b] = it == vocab_.end() ? -1 : it->second;
     if (byte_level_) {
+      // A vocabulary may lack some bytes' characters (SmolLM2 has no 0x04, nor bytes that UTF-8
+      // never uses): tokenizers then drops such a byte, having no unk to put in its place.
       auto bt = vocab_.find(mapped_bytes(std::string(1, static_cast<char>(b))));
-      if (bt == vocab_.end()) throw Error("byte-level vocabulary lacks the character of byte " + std::to_string(b));
-      byte_ids_[b] = bt->second;
+      byte_ids_[b] = bt == vocab_.end() ? -1 : bt->second;
     }
   }
   if (byte_level_ && (!subword_prefix_.empty() || !word_suffix_.empty()))
@@ -197,7 +198,8 @@ void BpeModel::initial_symbols(std::string_view word, std::vector<int>& ids, std
   ids.clear();
   lens.clear();
   if (!byte_level_) return initial_chars(word, ids, lens);
-  for (unsigned char c : word) ids.push_back(byte_ids_[c]), lens.push_back(1);
+  for (unsigned char c : word)
+    if (byte_ids_[c] >= 0) ids.push_back(byte_ids_[c]), lens.push_back(1);
 }
 
 void BpeModel::merge_word(std::string_view word, std::vector<int>& out) const {
