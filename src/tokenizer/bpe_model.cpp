@@ -264,9 +264,9 @@ void BpeModel::encode_word(std::string_view word, std::vector<int>& out) const {
 // pieces of the vocabulary is a merge, ranked by the merged piece's id, then by the lengths
 // of the halves; ties keep the order of the halves' ids.
 std::vector<std::string> merges_from_vocab(const std::vector<std::string>& pieces,
-                                           const std::map<std::string, int>& vocab) {
+                                           const std::map<std::string, int>& vocab, const std::vector<float>* scores) {
   struct Merge {
-    int rank;
+    int rank;  // the merged piece's id
     std::string left, right;
   };
   std::vector<Merge> merges;
@@ -285,10 +285,17 @@ std::vector<std::string> merges_from_vocab(const std::vector<std::string>& piece
   auto utf8_len = [](const std::string& s) {
     return std::count_if(s.begin(), s.end(), [](char c) { return (c & 0xC0) != 0x80; });
   };
-  std::stable_sort(merges.begin(), merges.end(), [&](const Merge& a, const Merge& b) {
-    return std::tuple(a.rank, utf8_len(a.left), utf8_len(a.right)) <
-           std::tuple(b.rank, utf8_len(b.left), utf8_len(b.right));
-  });
+  if (scores) {  // highest score first, then the longer left and right halves (Python's stable reverse sort)
+    std::stable_sort(merges.begin(), merges.end(), [&](const Merge& a, const Merge& b) {
+      return std::tuple((*scores)[a.rank], utf8_len(a.left), utf8_len(a.right)) >
+             std::tuple((*scores)[b.rank], utf8_len(b.left), utf8_len(b.right));
+    });
+  } else {
+    std::stable_sort(merges.begin(), merges.end(), [&](const Merge& a, const Merge& b) {
+      return std::tuple(a.rank, utf8_len(a.left), utf8_len(a.right)) <
+             std::tuple(b.rank, utf8_len(b.left), utf8_len(b.right));
+    });
+  }
   std::vector<std::string> out;
   for (const Merge& m : merges) out.push_back(m.left + " " + m.right);
   return out;

@@ -139,7 +139,8 @@ json gpt2_tokenizer(const GgufFile& f, const Vocab& v) {
 }
 
 // Llama 2 style (transformers' LlamaConverter, legacy): "▁" for spaces and before the text,
-// no pre-tokenizer, BPE over the pieces with byte fallback.
+// no pre-tokenizer, BPE over the pieces with byte fallback, merges ranked by the pieces' scores
+// (SentencePiece merges the best-scored pair first; Llama's whitespace runs score -1e9).
 json llama_tokenizer(const GgufFile& f, const Vocab& v) {
   std::map<std::string, int> ids;
   json vocab = json::object();
@@ -147,11 +148,18 @@ json llama_tokenizer(const GgufFile& f, const Vocab& v) {
     ids.emplace(v.tokens[i], static_cast<int>(i));
     vocab.emplace(v.tokens[i], static_cast<int>(i));
   }
+  std::vector<float> scores;
+  if (const std::vector<GgufValue>* s = f.get_array("tokenizer.ggml.scores", GgufType::F32)) {
+    if (s->size() != v.tokens.size())
+      throw Error(f.path() + ": tokenizer.ggml.scores has " + std::to_string(s->size()) + " entries for " +
+                  std::to_string(v.tokens.size()) + " tokens");
+    for (const GgufValue& x : *s) scores.push_back(static_cast<float>(x.f));
+  }
   auto unk = token_id(f, "tokenizer.ggml.unknown_token_id", v.tokens.size());
   json model = {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", unk ? json(v.tokens[*unk]) : json(nullptr)},
                 {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr}, {"fuse_unk", true},
                 {"byte_fallback", true}, {"ignore_merges", false}, {"vocab", vocab},
-                {"merges", merges_from_vocab(v.tokens, ids)}};
+                {"merges", merges_from_vocab(v.tokens, ids, scores.empty() ? nullptr : &scores)}};
   const bool prefix = f.get_bool("tokenizer.ggml.add_space_prefix").value_or(true);
   json replace_space = {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "\u2581"}};
   json normalizer = prefix ? json{{"type", "Sequence"}, {"normalizers", {{{"type", "Prepend"}, {"prepend", "\u2581"}}, replace_space}}}
