@@ -9,22 +9,16 @@
 
 #include "model/gguf.h"
 #include "model/gguf_writer.h"
+#include "common/tokenizer_goldens.h"
 #include "tokenizer/gguf_tokenizer.h"
 
 namespace nanovllm {
 namespace {
 
 using json = nlohmann::json;
-const std::string kData = std::string(NANOVLLM_SOURCE_DIR) + "/tests/data/tokenizer/";
+const std::string& kData = test::kTokenizerData;
+using test::read_jsonl;
 const std::string kShared = NANOVLLM_SHARED_DIR;
-
-std::vector<json> read_jsonl(const std::string& path) {
-  std::ifstream in(path);
-  std::vector<json> rows;
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) rows.push_back(json::parse(line));
-  return rows;
-}
 
 // llama.cpp's token types (convert_hf_to_gguf.py): added special tokens are CONTROL (3), other
 // added tokens USER_DEFINED (4), SentencePiece's <unk> UNKNOWN (2) and <0xXX> BYTE (6).
