@@ -34,19 +34,16 @@ struct Avx2Core {
   static constexpr bool kUnsignedW = false;  // Q8_0 through dot32<true>
 
   template <class Q, int MR>
-  static void rows(const uint8_t* wrow, size_t K, const QuantX& xq, int m0, const float* a16, float* out) {
-    const size_t K16 = K / 16;
-    const __m256i spread = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);  // a0 to lanes 0-3, a1 to 4-7
+  static void rows(const uint8_t* wrow, size_t K, const QuantX& xq, int m0, const float* a4, float* out) {
     __m256 acc[MR];
     for (int i = 0; i < MR; ++i) acc[i] = _mm256_setzero_ps();
     for (size_t k = 0; k < K; k += 32) {
       const __m256i u = row_group<Q>(wrow, k);
-      const __m128 a = load2(a16 + k / 16);
+      const __m256 a = _mm256_loadu_ps(a4 + k / 4);
       for (int i = 0; i < MR; ++i) {
         const size_t row = size_t(m0 + i);
         const __m256i p = dot32<Q::kSigned>(u, load256(xq.q + row * K + k));
-        const __m128 s = _mm_mul_ps(a, load2(xq.d16 + row * K16 + k / 16));
-        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_permutevar8x32_ps(_mm256_castps128_ps256(s), spread), acc[i]);
+        acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(p), a), _mm256_loadu_ps(xq.d4 + row * (K / 4) + k / 4), acc[i]);
       }
     }
     for (int i = 0; i < MR; ++i) out[i] = hsum8(acc[i]);

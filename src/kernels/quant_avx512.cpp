@@ -28,26 +28,23 @@ struct Avx512Core {
   }
 
   template <class Q, int MR>
-  static void rows(const uint8_t* wrow, size_t K, const QuantX& xq, int m0, const float* a16, float* out) {
-    const size_t K16 = K / 16;
-    const __m512i spread = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+  static void rows(const uint8_t* wrow, size_t K, const QuantX& xq, int m0, const float* a4, float* out) {
     __m512 acc[MR];
     for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
     // One step: 64 weights, or the last 32 of a row with an odd number of groups (the upper
     // half of u zero, and x and the scales read only as far as the row goes).
     auto step = [&](size_t k, bool full) {
+      const __mmask16 lanes = full ? 0xffff : 0x00ff;
       const __m256i u1 = full ? group<Q>(wrow, k + 32) : _mm256_setzero_si256();
       const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(group<Q>(wrow, k)), u1, 1);
-      const __m128 a = full ? _mm_loadu_ps(a16 + k / 16) : load2(a16 + k / 16);
+      const __m512 a = _mm512_maskz_loadu_ps(lanes, a4 + k / 4);
       for (int i = 0; i < MR; ++i) {
         const size_t row = size_t(m0 + i);
         const int8_t* xr = xq.q + row * K + k;
-        const float* d = xq.d16 + row * K16 + k / 16;
         const __m512i xv = full ? _mm512_loadu_si512(xr) : _mm512_zextsi256_si512(load256(xr));
-        const __m128 dv = full ? _mm_loadu_ps(d) : load2(d);
         const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, xv);
-        const __m512 scale = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_mul_ps(a, dv)));
-        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), scale, acc[i]);
+        const __m512 dx = _mm512_maskz_loadu_ps(lanes, xq.d4 + row * (K / 4) + k / 4);
+        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(p), a), dx, acc[i]);
       }
     };
     size_t k = 0;
