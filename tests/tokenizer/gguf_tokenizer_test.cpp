@@ -31,9 +31,7 @@ void write_tokenizer_gguf(const std::string& tokenizer_dir, const std::string& p
   std::vector<std::string> tokens;
   std::vector<int32_t> types;
   auto put = [&](int id, const std::string& text, int type) {
-    if (static_cast<int>(tokens.size()) <= id) tokens.resize(id + 1), types.resize(id + 1, 1);
-    for (size_t i = 0; i < tokens.size(); ++i)
-      if (tokens[i].empty()) tokens[i] = "[PAD" + std::to_string(i) + "]", types[i] = 5;
+    if (static_cast<int>(tokens.size()) <= id) tokens.resize(id + 1), types.resize(id + 1, 5);
     tokens[id] = text;
     types[id] = type;
   };
@@ -43,6 +41,8 @@ void write_tokenizer_gguf(const std::string& tokenizer_dir, const std::string& p
     const bool unk = spm && a["content"] == model["unk_token"];
     put(a["id"].get<int>(), a["content"].get<std::string>(), unk ? 2 : a["special"].get<bool>() ? 3 : 4);
   }
+  for (size_t i = 0; i < tokens.size(); ++i)  // ids no token has (none in these vocabularies) as llama.cpp pads
+    if (tokens[i].empty()) tokens[i] = "[PAD" + std::to_string(i) + "]";
   test::GgufWriter w;
   w.str("general.architecture", "llama");
   w.str("tokenizer.ggml.model", spm ? "llama" : "gpt2");
