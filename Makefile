@@ -4,6 +4,11 @@ JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 SHARED   ?= $(abspath ../shared)
 MODEL    ?=
 DEMO_QUESTION ?= What is the capital of France?
+# With the template's default system prompt ("...named SmolLM, trained by Hugging Face") this
+# Q4_1 file answers "L'Etoile, la ..." under llama.cpp and under our SIMD kernels alike (both
+# round activations to int8 per 32 for the dot products); f32 activations answer Paris. A plain
+# system prompt gives Paris under every kernel table.
+DEMO_SYSTEM ?= You are a helpful assistant.
 PROMPT   ?= Once upon a time
 # TinyStories writes its end marker as text before its EOS token; a MODEL= demo stops there.
 DEMO_FLAGS ?= --stop '<|end_story|>'
@@ -68,7 +73,7 @@ demo: build
 	@if [ -z "$(MODEL)" ]; then \
 	  model="$$(bash scripts/fetch-demo-model.sh)" && \
 	  echo "> $(DEMO_QUESTION)" && \
-	  echo "$(DEMO_QUESTION)" | $(NANOVLLM) chat --model "$$model" --temperature 0 --max-tokens 64; \
+	  echo "$(DEMO_QUESTION)" | $(NANOVLLM) chat --model "$$model" --system "$(DEMO_SYSTEM)" --temperature 0 --max-tokens 64; \
 	elif [ ! -e "$(MODEL)" ]; then \
 	  echo "demo: no model at $(MODEL)."; \
 	  echo "Download one from the Hugging Face hub, e.g."; \
