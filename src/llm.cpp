@@ -7,7 +7,7 @@
 #include <fstream>
 
 #include "llm_internal.h"
-#include "backends/native/native_runner.h"
+#include "backends/registry.h"
 #include "nanovllm/error.h"
 #include "tokenizer/hf_tokenizer.h"
 
@@ -87,18 +87,6 @@ void check_max_model_len(const Config& config, const ModelInfo& info) {
                numbers.c_str());
 }
 
-std::unique_ptr<ModelRunner> make_runner(const std::string& model_dir, const Config& config) {
-  if (config.backend == "native") {
-    NativeRunnerOptions opts;
-    opts.kv_cache_dtype = config.kv_cache_dtype;
-    opts.threads = config.threads;
-    opts.prefault_kv_cache = config.kv_cache_prefault;
-    opts.quantization = config.quantization;
-    return make_native_runner(model_dir, opts);
-  }
-  throw Error("unknown backend '" + config.backend + "' (this build has: native)");
-}
-
 std::shared_ptr<const Tokenizer> load_tokenizer(const std::string& model_dir) {
   if (!fs::exists(fs::path(model_dir) / "tokenizer.json")) return nullptr;
   return HfTokenizer::from_dir(model_dir);
@@ -110,7 +98,7 @@ LLM::LLM(const std::string& model_dir, Config config) {
   config.model = model_dir;
   config.validate();
   check_model_path(model_dir);
-  std::unique_ptr<ModelRunner> runner = make_runner(model_dir, config);
+  std::unique_ptr<ModelRunner> runner = find_backend(config.backend).make(model_dir, config);
   check_max_model_len(config, runner->info());
   tokenizer_ = load_tokenizer(model_dir);
   engine_ = std::make_unique<LLMEngine>(config, std::move(runner), tokenizer_);

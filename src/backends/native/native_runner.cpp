@@ -3,6 +3,9 @@
 
 #include <omp.h>
 
+#include "backends/host_memory.h"
+#include "backends/registry.h"
+
 #include "nanovllm/error.h"
 #include "model/transformer.h"
 #include "model/model_config.h"
@@ -48,6 +51,7 @@ class NativeRunner final : public ModelRunner {
   int64_t kv_block_bytes(int block_size) const override {
     return transformer_.kv_block_bytes(block_size, kv_dtype_);
   }
+  int64_t kv_capacity_bytes() const override { return host_available_memory(); }
   void allocate_kv_cache(int num_blocks, int block_size) override {
     transformer_.allocate_kv_cache(num_blocks, block_size, kv_dtype_, prefault_kv_);
   }
@@ -68,6 +72,28 @@ class NativeRunner final : public ModelRunner {
 std::unique_ptr<ModelRunner> make_native_runner(const std::string& model_dir,
                                                 const NativeRunnerOptions& opts) {
   return std::make_unique<NativeRunner>(model_dir, opts);
+}
+
+namespace {
+
+// The native runner's typed options from the engine Config; it runs on the host CPU only.
+NativeRunnerOptions native_options(const Config& config) {
+  NativeRunnerOptions o;
+  o.kv_cache_dtype = config.kv_cache_dtype;
+  o.threads = config.threads;
+  o.prefault_kv_cache = config.kv_cache_prefault;
+  o.quantization = config.quantization;
+  std::string device = "cpu";
+  read_backend_options(config, "native", {{"device", &device}});
+  if (device != "cpu") throw Error("backend native runs on the CPU only (device '" + device + "'); use --backend torch");
+  return o;
+}
+
+}  // namespace
+
+BackendEntry native_backend() {
+  return {"native", "this project's CPU kernels (AVX-512 / AVX2 / scalar, bf16/int8 weights)",
+          [](const std::string& dir, const Config& c) { return make_native_runner(dir, native_options(c)); }};
 }
 
 }  // namespace nanovllm
