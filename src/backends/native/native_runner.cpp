@@ -32,12 +32,11 @@ class NativeRunner final : public ModelRunner {
   NativeRunner(const std::string& dir, const NativeRunnerOptions& opts)
       : kv_dtype_(parse_kv_dtype(opts.kv_cache_dtype)),
         prefault_kv_(opts.prefault_kv_cache),
+        threads_(opts.threads > 0 ? opts.threads : omp_get_num_procs()),
         cfg_(load_model_config(dir)),
         ckpt_(dir),
         weights_(load_weights(ckpt_, cfg_, weight_options(opts))),
         transformer_(cfg_, weights_) {
-    // The OpenMP team size is process-wide: set it either way, so 0 undoes an earlier runner's limit.
-    omp_set_num_threads(opts.threads > 0 ? opts.threads : omp_get_num_procs());
     info_.generation = load_generation_config(dir, &cfg_);
     info_.architecture = cfg_.architecture;
     info_.vocab_size = cfg_.vocab_size;
@@ -55,11 +54,17 @@ class NativeRunner final : public ModelRunner {
   void allocate_kv_cache(int num_blocks, int block_size) override {
     transformer_.allocate_kv_cache(num_blocks, block_size, kv_dtype_, prefault_kv_);
   }
-  void forward(const Batch& batch, Logits* out) override { transformer_.forward(batch, out); }
+  // The team size is an ICV of the calling thread: set per forward, so each runner keeps its own
+  // (set once at construction, the last runner built won for every runner of that thread).
+  void forward(const Batch& batch, Logits* out) override {
+    omp_set_num_threads(threads_);
+    transformer_.forward(batch, out);
+  }
 
  private:
   kernels::DType kv_dtype_;
   bool prefault_kv_;
+  int threads_;
   ModelConfig cfg_;
   Checkpoint ckpt_;
   ModelWeights weights_;
