@@ -167,6 +167,10 @@ TEST(BackendRegistry, ListsTheCompiledBackendsAndRefusesOthers) {
   c.backend_options["device"] = "cuda";
   EXPECT_NE(error_of([&] { find_backend("native").make(data_dir() + "/llama-f32", c); }).find("CPU only"),
             std::string::npos);
+  c.quantization = "int8";
+  EXPECT_NE(error_of([&] { find_backend("torch").make(data_dir() + "/llama-f32", c); }).find("no --quantization int8"),
+            std::string::npos);
+  c.quantization = "";
   c.backend_options = {{"colour", "red"}};
   EXPECT_NE(error_of([&] { find_backend("torch").make(data_dir() + "/llama-f32", c); }).find("no option 'colour' (it has: device, dtype)"),
             std::string::npos);

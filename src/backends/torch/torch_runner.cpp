@@ -387,6 +387,8 @@ TorchRunnerOptions torch_options(const Config& config) {
   o.kv_cache_dtype = config.kv_cache_dtype;
   o.threads = config.threads;
   read_backend_options(config, "torch", {{"device", &o.device}, {"dtype", &o.dtype}});
+  if (!config.quantization.empty())
+    throw Error("backend torch has no --quantization " + config.quantization + " (use --dtype bf16 or f16, or the native backend)");
   return o;
 }
 
