@@ -13,6 +13,7 @@ packages=(
   libsentencepiece-dev            # reading tokenizer.model when converting llama2.c checkpoints
   libboost-dev zlib1g-dev         # the OpenAI-compatible server's HTTP layer (Beast/Asio; gzip bodies)
   libedit-dev                     # line editing and history in `nanovllm chat` (BSD license)
+  python3-dev                     # Python headers: the nanovllm package's extension (pip install .)
 )
 
 # --fuzz: clang with libFuzzer and its OpenMP runtime, for `make fuzz` only. Debian 12's

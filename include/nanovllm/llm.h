@@ -66,6 +66,15 @@ class LLM {
   // Null when the checkpoint has no tokenizer.json (then only token-id prompts work).
   const Tokenizer* tokenizer() const { return tokenizer_.get(); }
 
+  // The model's chat template (tokenizer_config.json / chat_template.jinja) rendered on
+  // messages_json, a JSON array of {"role", "content", ...} objects, as transformers'
+  // apply_chat_template(tokenize=False) does. kwargs_json: an object of extra template
+  // variables ({"enable_thinking": false}); tools_json: an array of tools, or null. JSON text
+  // keeps the header free of a JSON library. Throws nanovllm::Error when the model has no chat
+  // template, the JSON is bad, or the template fails (its raise_exception() included).
+  std::string apply_chat_template(const std::string& messages_json, bool add_generation_prompt = true,
+                                  const std::string& kwargs_json = "{}", const std::string& tools_json = "null") const;
+
  private:
   friend LLMEngine& internal::engine(LLM& llm);
 

@@ -157,7 +157,7 @@ WeightView merge_rows(const std::vector<const TensorInfo*>& parts, const WeightO
                   safetensors_dtype_name(p->dtype) + " unlike '" + first.name + "'");
     rows += p->shape[0];
   }
-  AlignedBuffer buf(static_cast<size_t>(rows * first.shape[1]) * kernels::dtype_size(first.dtype));
+  AlignedBuffer buf(static_cast<size_t>(rows) * kernels::row_bytes(first.dtype, first.shape[1]));
   uint8_t* dst = static_cast<uint8_t*>(buf.data());
   for (const TensorInfo* p : parts) {
     std::memcpy(dst, p->data, p->nbytes);
