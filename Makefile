@@ -16,7 +16,7 @@ CMAKE_FLAGS ?=
 PREFIX   ?= /usr/local
 NANOVLLM := $(BUILD)/bin/nanovllm
 
-.PHONY: all deps configure build test demo bench install clean format deps-fuzz fuzz fuzz-run test-sanitize deploy-test
+.PHONY: all deps configure build build-torch build-all test demo bench install clean format deps-fuzz fuzz fuzz-run test-sanitize deploy-test
 
 all: build
 
@@ -31,7 +31,16 @@ configure: $(BUILD)/CMakeCache.txt
 build: deps configure
 	cmake --build $(BUILD) -j $(JOBS)
 
-test: build
+# The LibTorch backend too (src/backends/torch): scripts/setup-torch.sh installs PyPI's torch
+# wheel once into ~/.cache/nanovllm (NANOVLLM_CACHE_DIR), outside git and the build folder.
+build-torch: deps configure
+	cmake -S . -B $(BUILD) -DNANOVLLM_WITH_TORCH=ON
+	cmake --build $(BUILD) -j $(JOBS)
+
+# Every backend in the tree (native, torch).
+build-all: build-torch
+
+test: build-all
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
 
 # Two `nanovllm serve` replicas behind HAProxy and nginx running the files of deploy/ (tests/deploy).

@@ -3,7 +3,13 @@
 # and the nanovllm command.
 include(CMakePackageConfigHelpers)
 
-set(nanovllm_libraries nanovllm nanovllm_backend_native nanovllm_model nanovllm_constraint nanovllm_tokenizer nanovllm_jinja nanovllm_engine nanovllm_kernels nanovllm_common)
+set(nanovllm_libraries nanovllm nanovllm_backend_native)  # the backends, then the stages they use
+set(nanovllm_pc_torch "")
+if(TARGET nanovllm_backend_torch)  # LibTorch stays where setup-torch.sh put it (see cmake/torch.cmake)
+  list(APPEND nanovllm_libraries nanovllm_backend_torch)
+  set(nanovllm_pc_torch "-L${NANOVLLM_TORCH_LINKS} -ltorch_cpu -lc10 -ldl -Wl,-rpath,${NANOVLLM_TORCH_LINKS}")
+endif()
+list(APPEND nanovllm_libraries nanovllm_model nanovllm_constraint nanovllm_tokenizer nanovllm_jinja nanovllm_engine nanovllm_kernels nanovllm_common)
 install(TARGETS ${nanovllm_libraries} EXPORT nanovllmTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})

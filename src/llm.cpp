@@ -8,6 +8,7 @@
 
 #include "llm_internal.h"
 #include "backends/native/native_runner.h"
+#include "backends/registry.h"
 #include "common/json.h"
 #include "constraint/llguidance_compiler.h"
 #include "model/gguf_model.h"
@@ -84,21 +85,14 @@ void check_max_model_len(const Config& config, const ModelInfo& info) {
 
 internal::TpRunnerFactory tp_runner_factory = nullptr;
 
+// tensor_parallel_size > 1 splits the native runner over MPI ranks: the nanovllm command
+// registers that factory, so that the library itself needs no MPI.
 std::unique_ptr<ModelRunner> make_runner(const std::string& model_dir, const Config& config) {
-  if (config.backend == "native") {
-    NativeRunnerOptions opts;
-    opts.kv_cache_dtype = config.kv_cache_dtype;
-    opts.threads = config.threads;
-    opts.prefault_kv_cache = config.kv_cache_prefault;
-    opts.quantization = config.quantization;
-    if (config.tensor_parallel_size > 1) {
-      if (!tp_runner_factory)
-        throw Error("tensor_parallel_size > 1 needs the nanovllm command built with MPI (cmake -DNANOVLLM_WITH_MPI=ON)");
-      return tp_runner_factory(model_dir, opts, config.tensor_parallel_size);
-    }
-    return make_native_runner(model_dir, opts);
-  }
-  throw Error("unknown backend '" + config.backend + "' (this build has: native)");
+  if (config.tensor_parallel_size <= 1) return find_backend(config.backend).make(model_dir, config);
+  if (config.backend != "native") throw Error("tensor_parallel_size > 1 runs on the native backend only");
+  if (!tp_runner_factory)
+    throw Error("tensor_parallel_size > 1 needs the nanovllm command built with MPI (cmake -DNANOVLLM_WITH_MPI=ON)");
+  return tp_runner_factory(model_dir, native_options(config), config.tensor_parallel_size);
 }
 
 std::shared_ptr<const HfTokenizer> load_tokenizer(const std::string& model_dir) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "engine_options.h"
 #ifdef NANOVLLM_HAVE_MPI
 #include "llm_internal.h"
 #include "parallel/tp_runner.h"
@@ -99,7 +100,7 @@ int main(int argc, char** argv) {
 #endif
   CLI::App app{"nano-vllm-cpp: a compact LLM inference engine (continuous batching, paged KV cache)"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "nanovllm 0.1.0");
+  app.set_version_flag("--version", "nanovllm 0.1.0 (backends: " + nanovllm::tools::backend_list() + ")");
   nanovllm::tools::add_generate_command(app);
   nanovllm::tools::add_chat_template_command(app);
   nanovllm::tools::add_tokenize_commands(app);

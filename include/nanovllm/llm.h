@@ -19,6 +19,10 @@ namespace nanovllm {
 class LLMEngine;
 class LLM;
 
+// Names of the backends (model runners) compiled into this build, "native" first; one of them
+// goes in Config::backend.
+std::vector<std::string> compiled_backends();
+
 namespace internal {
 // The engine behind an LLM, for this project's own server (src/llm_internal.h); not public API.
 LLMEngine& engine(LLM& llm);

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <sstream>
 
 #include "nanovllm/error.h"
@@ -23,18 +22,6 @@ struct LLMEngine::RequestState {
 };
 
 namespace {
-
-// MemAvailable from /proc/meminfo, in bytes (0 when unknown).
-int64_t available_memory() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  int64_t kb = 0;
-  std::string unit;
-  while (in >> key >> kb >> unit) {
-    if (key == "MemAvailable:") return kb * 1024;
-  }
-  return 0;
-}
 
 uint64_t splitmix64(uint64_t& state) {
   uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
@@ -78,7 +65,7 @@ void LLMEngine::size_kv_cache() {
   if (n == 0) {
     const int64_t budget = config_.kv_cache_bytes > 0
                                ? config_.kv_cache_bytes
-                               : static_cast<int64_t>(config_.kv_cache_memory_fraction * available_memory());
+                               : static_cast<int64_t>(config_.kv_cache_memory_fraction * runner_->kv_capacity_bytes());
     n = std::min<int64_t>(budget / std::max<int64_t>(block_bytes, 1),
                           static_cast<int64_t>(config_.max_num_seqs) * blocks_per_seq);
   }

@@ -62,20 +62,15 @@ void Transformer::prepare_step(const Batch& batch) {
   const int T = batch.num_tokens();
   NV_CHECK(!kv_.empty(), "allocate_kv_cache before forward");
   NV_CHECK(batch.block_size == kv_[0].block_size, "batch block_size differs from the cache's");
-  NV_CHECK(static_cast<int>(batch.positions.size()) == T, "one position per token");
+  batch.check();
   const int bs = batch.block_size;
   int* slots = sized(s_.slots, T);
   s_.attn_seqs.clear();
   s_.sample_rows.clear();
   int t = 0;
   for (const SeqSlice& seq : batch.seqs) {
-    NV_CHECK(seq.num_new > 0 && seq.num_cached >= 0, "a slice computes at least one token");
-    const int len = seq.num_cached + seq.num_new;
-    NV_CHECK(static_cast<int>(seq.block_table.size()) * bs >= len, "block table too short");
-    NV_CHECK(t + seq.num_new <= T, "slices cover more tokens than the batch has");
     for (int i = 0; i < seq.num_new; ++i, ++t) {
       const int pos = seq.num_cached + i;
-      NV_CHECK(batch.positions[t] == pos, "positions follow num_cached");
       const int block = seq.block_table[pos / bs];
       NV_CHECK(block >= 0 && block < num_blocks_, "block id outside the cache");
       slots[t] = block * bs + pos % bs;
@@ -87,7 +82,6 @@ void Transformer::prepare_step(const Batch& batch) {
     s_.attn_seqs.push_back({t - seq.num_new, seq.num_new, seq.num_cached, seq.block_table.data()});
     if (seq.sample) s_.sample_rows.push_back(t - 1);
   }
-  NV_CHECK(t == T, "slices must cover every token of the batch");
 }
 
 void Transformer::forward(const Batch& batch, Logits* out) {
