@@ -24,14 +24,14 @@ mkdir -p "$work"
 
 venv_ok() {
   [ -x "$venv/bin/python" ] &&
-    "$venv/bin/python" -c "import torch, transformers, gguf, sentencepiece, pytest, diskcache" 2>/dev/null
+    "$venv/bin/python" -c "import torch, transformers, gguf, sentencepiece, accelerate, pytest, diskcache" 2>/dev/null
 }
 if ! venv_ok; then
   python3 -m venv "$venv"
   # transformers' GGUF loader and the converter need torch; PyPI's wheel is the only one
   # reachable here (it brings CUDA libraries that stay unused).
   "$venv/bin/pip" install --quiet --disable-pip-version-check torch "transformers>=4.56" \
-    "gguf>=0.17" numpy sentencepiece safetensors jinja2 protobuf pytest diskcache
+    "gguf>=0.17" numpy sentencepiece safetensors jinja2 protobuf accelerate pytest diskcache
   venv_ok
 fi
 
