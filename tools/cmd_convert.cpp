@@ -13,6 +13,7 @@
 #include "commands.h"
 #include "nanovllm/error.h"
 #include "model/llama2c.h"
+#include "tokenizer/bpe_model.h"
 
 namespace nanovllm::tools {
 namespace {
@@ -23,40 +24,6 @@ using json = nlohmann::json;
 struct ConvertArgs {
   std::string checkpoint, tokenizer, out;
 };
-
-// transformers' generate_merges (what LlamaConverter uses): every split of a piece into two
-// pieces of the vocabulary is a merge, ranked by the merged piece's id, then by the lengths
-// of the halves; ties keep the order of the halves' ids.
-std::vector<std::string> merges_from_vocab(const std::vector<std::string>& pieces,
-                                           const std::map<std::string, int>& vocab) {
-  struct Merge {
-    int rank;
-    std::string left, right;
-  };
-  std::vector<Merge> merges;
-  for (int id = 0; id < static_cast<int>(pieces.size()); ++id) {
-    const std::string& p = pieces[id];
-    std::vector<Merge> local;
-    for (size_t cut = 1; cut < p.size(); ++cut) {  // byte cuts; cuts inside a UTF-8 char never match
-      std::string l = p.substr(0, cut), r = p.substr(cut);
-      if (vocab.count(l) && vocab.count(r)) local.push_back({id, l, r});
-    }
-    std::stable_sort(local.begin(), local.end(), [&](const Merge& a, const Merge& b) {
-      return std::pair(vocab.at(a.left), vocab.at(a.right)) < std::pair(vocab.at(b.left), vocab.at(b.right));
-    });
-    merges.insert(merges.end(), local.begin(), local.end());
-  }
-  auto utf8_len = [](const std::string& s) {
-    return std::count_if(s.begin(), s.end(), [](char c) { return (c & 0xC0) != 0x80; });
-  };
-  std::stable_sort(merges.begin(), merges.end(), [&](const Merge& a, const Merge& b) {
-    return std::tuple(a.rank, utf8_len(a.left), utf8_len(a.right)) <
-           std::tuple(b.rank, utf8_len(b.left), utf8_len(b.right));
-  });
-  std::vector<std::string> out;
-  for (const Merge& m : merges) out.push_back(m.left + " " + m.right);
-  return out;
-}
 
 json added_token(int id, const std::string& content) {
   return {{"id", id}, {"content", content}, {"single_word", false}, {"lstrip", false},

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/kernels_internal.h"
+#include "nanovllm/error.h"
 
 namespace nanovllm::kernels {
 
@@ -69,6 +70,8 @@ const KernelTable& ops() { return *active().load(std::memory_order_acquire); }
 
 void check_weight(const WeightView& w) {
   NV_KCHECK(w.rows >= 0 && w.cols >= 0, "weight shape must be non-negative");
+  NV_KCHECK(w.cols % block_elems(w.dtype) == 0, "a quantized row must hold whole blocks");
+  NV_KCHECK(!is_quantized(w.dtype) || w.layout == Layout::kRows, "quantized weights are row-major");
   NV_KCHECK(w.data != nullptr || size_t(w.rows) * size_t(w.cols) == 0, "weight data is null");
   NV_KCHECK(w.dtype != DType::I8 || w.scales != nullptr || w.rows == 0, "int8 weights need their scales");
 }
@@ -81,7 +84,10 @@ void check_kv(const KVLayer& kv) {
 
 }  // namespace
 
-size_t dtype_size(DType t) { return t == DType::F32 ? 4 : t == DType::I8 ? 1 : 2; }
+size_t dtype_size(DType t) {
+  NV_KCHECK(!is_quantized(t), "dtype_size of a quantized dtype (use row_bytes)");
+  return block_bytes(t);
+}
 
 const char* dtype_name(DType t) {
   switch (t) {
@@ -89,15 +95,41 @@ const char* dtype_name(DType t) {
     case DType::BF16: return "BF16";
     case DType::F16: return "F16";
     case DType::I8: return "I8";
+    case DType::Q8_0: return "Q8_0";
+    case DType::Q4_0: return "Q4_0";
+    case DType::Q4_1: return "Q4_1";
+    case DType::Q4_K: return "Q4_K";
+    case DType::Q5_K: return "Q5_K";
+    case DType::Q6_K: return "Q6_K";
   }
   return "?";
+}
+
+int block_elems(DType t) {
+  if (!is_quantized(t)) return 1;
+  return t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K ? 256 : 32;
+}
+
+size_t row_bytes(DType t, int64_t cols) {
+  const int be = block_elems(t);
+  if (cols < 0 || cols % be != 0)
+    throw Error(std::string("a row of ") + dtype_name(t) + " must hold whole blocks of " + std::to_string(be) +
+                " elements; it has " + std::to_string(cols));
+  return size_t(cols / be) * block_bytes(t);
+}
+
+void dequantize_row(DType t, const void* src, int64_t n, float* dst) {
+  row_bytes(t, n);  // whole blocks only
+  dequantize_row_ref(t, src, n, dst);
 }
 
 Layout preferred_layout(DType dtype) { return ops().layout[int(dtype)]; }
 
 Precision matmul_precision(DType dtype) { return ops().precision[int(dtype)]; }
 
-const char* precision_name(Precision p) { return p == Precision::kBF16 ? "bf16" : "f32"; }
+const char* precision_name(Precision p) {
+  return p == Precision::kBF16 ? "bf16" : p == Precision::kQ8 ? "q8" : "f32";
+}
 
 WeightView quantize_int8(const WeightView& src, int8_t* q, float* scales) {
   check_weight(src);
@@ -144,10 +176,11 @@ WeightView quantize_int8(const WeightView& src, int8_t* q, float* scales) {
 }
 
 size_t layout_bytes(const WeightView& w, Layout layout) {
+  NV_KCHECK(layout == Layout::kRows || !is_quantized(w.dtype), "quantized weights have no panel layout");
   const size_t rows = layout == Layout::kPanels
                           ? (size_t(w.rows) + kPanelRows - 1) / kPanelRows * kPanelRows
                           : size_t(w.rows);
-  return rows * size_t(w.cols) * dtype_size(w.dtype);
+  return rows * row_bytes(w.dtype, w.cols);
 }
 
 WeightView repack(const WeightView& src, Layout layout, void* dst) {
@@ -156,11 +189,12 @@ WeightView repack(const WeightView& src, Layout layout, void* dst) {
   WeightView out = src;
   out.data = dst;
   out.layout = layout;
-  const size_t K = size_t(src.cols), esz = dtype_size(src.dtype);
   if (layout == Layout::kRows) {
     std::memcpy(dst, src.data, layout_bytes(src, layout));
     return out;
   }
+  NV_KCHECK(!is_quantized(src.dtype), "quantized weights have no panel layout");
+  const size_t K = size_t(src.cols), esz = dtype_size(src.dtype);
   const size_t panels = (size_t(src.rows) + kPanelRows - 1) / kPanelRows;
   const auto* in = static_cast<const uint8_t*>(src.data);
   auto* o = static_cast<uint8_t*>(dst);

@@ -11,10 +11,27 @@ namespace nanovllm::kernels {
 
 // I8: symmetric int8 weights with one f32 scale per row (WeightView::scales), W[n][k] =
 // scales[n] * q[n][k]; made from a checkpoint's weights by quantize_int8, never read from one.
-enum class DType : uint8_t { F32, BF16, F16, I8 };
+// Q8_0 .. Q6_K: ggml's quantized blocks, byte for byte as a GGUF file stores them (f16 scales,
+// little-endian): Q8_0 / Q4_0 / Q4_1 blocks of 32 (34 / 18 / 20 bytes), the K-quants super-blocks
+// of 256 (Q4_K 144, Q5_K 176, Q6_K 210 bytes). dequantize_row gives their values. Append only:
+// the values index the kernel tables.
+enum class DType : uint8_t { F32, BF16, F16, I8, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K };
 
+// Bytes of one element: for F32, BF16, F16 and I8 only (a quantized type has no per-element size;
+// asking is a bug). Use row_bytes for any dtype.
 size_t dtype_size(DType t);
 const char* dtype_name(DType t);
+
+// Elements per block: 1 for F32, BF16, F16, I8; 32 for Q8_0, Q4_0, Q4_1; 256 for the K-quants.
+int block_elems(DType t);
+
+// Bytes of a row of `cols` elements; throws nanovllm::Error if cols is not a multiple of the
+// block (a quantized row holds whole blocks).
+size_t row_bytes(DType t, int64_t cols);
+
+// Decodes n elements (a multiple of the block) of a row stored in `t` to f32, by ggml's formulas.
+// I8 gives the integers, before the row's scale.
+void dequantize_row(DType t, const void* src, int64_t n, float* dst);
 
 // How a weight matrix is laid out in memory.
 //  kRows:   row-major [rows, cols], as checkpoints store it.
@@ -27,6 +44,7 @@ enum class Layout : uint8_t { kRows, kPanels };
 constexpr int kPanelRows = 16;
 
 // A weight matrix [rows, cols] in its stored dtype (mmapped, or repacked at load time).
+// Quantized dtypes are always kRows: `rows` rows back to back, each row_bytes(dtype, cols) bytes.
 struct WeightView {
   const void* data = nullptr;
   DType dtype = DType::F32;
@@ -45,7 +63,13 @@ Layout preferred_layout(DType dtype);
 //  kBF16: x rounded to bf16 (8 significant bits, relative error up to 2^-9 per element) before
 //         the products, sums in f32: what vdpbf16ps multiplies, and what llama.cpp does for
 //         BF16 weights on such CPUs.
-enum class Precision : uint8_t { kF32, kBF16 };
+//  kQ8:   x rounded per block of 32 to int8 with one f32 scale (amax / 127, round to nearest:
+//         absolute error up to scale / 2 per element), then exact integer dot products with the
+//         quantized weights (VNNI vpdpbusd, or vpmaddubsw on AVX2), scaled in f32. This is what
+//         llama.cpp does (its Q8_0 / Q8_K activations); the SIMD tables use it for every
+//         quantized weight dtype, since an f32 dot product cannot keep up with the memory
+//         stream of a 4-bit row. The scalar reference keeps x in f32 (kF32).
+enum class Precision : uint8_t { kF32, kBF16, kQ8 };
 
 // The activation precision of the active table's matmul for weights of `dtype`.
 Precision matmul_precision(DType dtype);
@@ -55,7 +79,8 @@ const char* precision_name(Precision p);
 // q holds rows * cols bytes and scales rows floats; returns the I8 view of them (kRows).
 WeightView quantize_int8(const WeightView& src, int8_t* q, float* scales);
 
-// Bytes that `w` takes in `layout` (panels pad rows to a multiple of 16).
+// Bytes that `w` takes in `layout` (panels pad rows to a multiple of 16; quantized weights
+// have only kRows).
 size_t layout_bytes(const WeightView& w, Layout layout);
 
 // Copies a kRows matrix into dst (layout_bytes(src, layout) bytes) in `layout`; returns the
@@ -108,7 +133,7 @@ struct AttnSeq {
 void paged_attention(const float* q, const AttnSeq* seqs, int n_seqs, int n_heads,
                      const KVLayer& kv, float scale, float* out);
 
-// out[i, :] = table[ids[i], :] converted to f32 (from either layout).
+// out[i, :] = table[ids[i], :] converted to f32 (from either layout; any dtype).
 void embed(const WeightView& table, const int* ids, int n, float* out);
 
 // Name of the implementation chosen for this CPU ("avx512bf16", "avx2", "scalar").

@@ -497,6 +497,7 @@ void matmul_packed_avx2(const float* x, int M, const WeightView& w, const float*
     case DType::F32: return matmul_packed_with<PanelF32>(x, M, w, bias, y);
     case DType::F16: return matmul_packed_with<PanelF16>(x, M, w, bias, y);
     case DType::I8: return matmul_packed_with<PanelI8>(x, M, w, bias, y);
+    default: NV_KCHECK(false, "quantized weights have no panel layout");
   }
 }
 
@@ -505,6 +506,7 @@ void matmul_packed_avx2(const float* x, int M, const WeightView& w, const float*
 constexpr int kPanelMinRows = 8;
 
 void matmul_avx2(const float* x, int M, const WeightView& w, const float* bias, float* y) {
+  if (is_quantized(w.dtype)) return matmul_quant_avx2(x, M, w, bias, y);  // quant_avx2.cpp
   if (w.layout == Layout::kPanels) return matmul_packed_avx2(x, M, w, bias, y);
   // int8 weights are repacked into panels on SIMD ISAs (preferred_layout); row-major ones
   // (loaded under the scalar ISA, or passed by a caller) take the reference kernel.
@@ -514,7 +516,7 @@ void matmul_avx2(const float* x, int M, const WeightView& w, const float* bias, 
     case DType::BF16: return matmul_with<Avx2Matmul<LoadBF16, true>>(x, M, w, bias, y);
     case DType::F32: return matmul_with<Avx2Matmul<LoadF32, false>>(x, M, w, bias, y);
     case DType::F16: return matmul_with<Avx2Matmul<LoadF16, false>>(x, M, w, bias, y);
-    case DType::I8: break;  // handled above
+    default: break;  // I8 and quantized: handled above
   }
 }
 
@@ -1089,8 +1091,13 @@ const KernelTable& avx2_table() {
   static const KernelTable t = [] {
     KernelTable k = scalar_table();
     k.name = "avx2";
-    // Every dtype in 16-row panels, widened to f32 and multiplied by FMA: activations stay f32.
-    for (Layout& l : k.layout) l = Layout::kPanels;
+    // Every element dtype in 16-row panels, widened to f32 and multiplied by FMA: activations
+    // stay f32. Quantized dtypes stay as the file stores them, with x rounded to int8 (kQ8).
+    for (int t = 0; t < kNumDTypes; ++t) {
+      const bool q = is_quantized(DType(t));
+      k.layout[t] = q ? Layout::kRows : Layout::kPanels;
+      k.precision[t] = q ? Precision::kQ8 : Precision::kF32;
+    }
     k.matmul = matmul_avx2;
     k.rmsnorm = rmsnorm_avx2;
     k.rope = rope_avx2;

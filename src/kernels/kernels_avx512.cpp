@@ -132,12 +132,14 @@ struct FmaMatmul {
 void matmul_avx512(const float* x, int M, const WeightView& w, const float* bias, float* y) {
   // Panels are the AVX2 layout: int8 weights use it here too (preferred_layout), 16-bit and f32
   // ones only when the ISA was switched after the weights were repacked.
+  if (is_quantized(w.dtype)) return matmul_quant_avx512(x, M, w, bias, y);  // quant_avx512.cpp
   if (w.layout == Layout::kPanels) return avx2_table().matmul(x, M, w, bias, y);
   switch (w.dtype) {
     case DType::BF16: return matmul_with<Bf16DotMatmul>(x, M, w, bias, y);
     case DType::F32: return matmul_with<FmaMatmul<LoadF32x16>>(x, M, w, bias, y);
     case DType::F16: return matmul_with<FmaMatmul<LoadF16x16>>(x, M, w, bias, y);
     case DType::I8: return scalar_table().matmul(x, M, w, bias, y);  // row-major int8: reference only
+    default: break;  // quantized: handled above
   }
 }
 
@@ -148,7 +150,8 @@ const KernelTable& avx512_table() {
     KernelTable k = avx2_table();
     k.name = "avx512bf16";
     // 16-bit and f32 weights row by row; int8 through the AVX2 panels. BF16 weights multiply
-    // activations rounded to bf16 (Bf16DotMatmul); every other dtype keeps them f32.
+    // activations rounded to bf16 (Bf16DotMatmul); quantized ones (rows, as stored) activations
+    // rounded to int8 (kQ8, from the AVX2 table); every other dtype keeps them f32.
     k.layout[int(DType::F32)] = k.layout[int(DType::BF16)] = k.layout[int(DType::F16)] = Layout::kRows;
     k.layout[int(DType::I8)] = Layout::kPanels;
     k.precision[int(DType::BF16)] = Precision::kBF16;

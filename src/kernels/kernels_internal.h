@@ -7,6 +7,7 @@
 #include <exception>
 
 #include "kernels/kernels.h"
+#include "kernels/quant.h"
 
 // Helpers here are `static inline` on purpose: this header is compiled into TUs with different
 // ISA flags, and a shared (COMDAT) copy could be an AVX-512 build picked for the scalar path.
@@ -28,7 +29,7 @@ namespace nanovllm::kernels {
 // functions, a table states what callers must know of it: the weight layout its matmul reads
 // fastest and the precision its matmul gives the activations, per weight dtype (indexed by
 // DType), so that no caller needs to compare table names.
-constexpr int kNumDTypes = 4;
+constexpr int kNumDTypes = 10;
 struct KernelTable {
   const char* name;
   Layout layout[kNumDTypes];
@@ -117,15 +118,16 @@ static inline float f16_to_f32(uint16_t h) {
   return f;
 }
 
-// Element i of a matrix in any stored dtype, as f32; for I8 the integer before its row's scale.
+// Element i of a matrix in an element dtype (not a quantized one), as f32; for I8 the integer
+// before its row's scale.
 static inline float load_as_f32(const void* data, DType t, size_t i) {
   switch (t) {
     case DType::F32: return static_cast<const float*>(data)[i];
     case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(data)[i]);
     case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(data)[i]);
     case DType::I8: return float(static_cast<const int8_t*>(data)[i]);
+    default: kernel_check_failed("!is_quantized(t)", __FILE__, __LINE__, "load_as_f32 of a quantized dtype");
   }
-  return 0.f;
 }
 
 // Row n of a row-major matrix as f32 (for I8 the integers before the row's scale), with one
@@ -140,6 +142,9 @@ static inline void row_as_f32(const WeightView& w, size_t n, float* out) {
     case DType::I8:
       for (size_t k = 0; k < K; ++k) out[k] = float(static_cast<const int8_t*>(w.data)[first + k]);
       return;
+    default:  // quantized: whole blocks, row n at n * row_bytes
+      dequantize_row_ref(w.dtype, static_cast<const uint8_t*>(w.data) + n * row_bytes(w.dtype, w.cols),
+                         int64_t(K), out);
   }
 }
 

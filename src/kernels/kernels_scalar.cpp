@@ -9,7 +9,8 @@
 namespace nanovllm::kernels {
 namespace {
 
-// One W row converted to f32 per (thread, n) and reused for every row of x.
+// One W row converted to f32 per (thread, n) and reused for every row of x (quantized rows
+// through the reference decoder: x stays f32).
 void matmul_scalar(const float* x, int M, const WeightView& w, const float* bias, float* y) {
   const int N = w.rows, K = w.cols;
   const double flops = 2.0 * M * N * K;
@@ -21,7 +22,8 @@ void matmul_scalar(const float* x, int M, const WeightView& w, const float* bias
 #pragma omp for schedule(static)
     for (int n = 0; n < N; ++n) {
       if (wrow.size() != size_t(K)) continue;  // no row buffer: the error is rethrown below
-      for (int k = 0; k < K; ++k) wrow[k] = load_as_f32(w.data, w.dtype, weight_index(w, n, k));
+      if (w.layout == Layout::kRows) row_as_f32(w, size_t(n), wrow.data());  // any dtype
+      else for (int k = 0; k < K; ++k) wrow[k] = load_as_f32(w.data, w.dtype, weight_index(w, n, k));
       for (int m = 0; m < M; ++m) {
         const float* xr = x + size_t(m) * K;
         float acc = 0.f;
@@ -151,8 +153,11 @@ void embed_scalar(const WeightView& table, const int* ids, int n, float* out) {
 const KernelTable& scalar_table() {
   // The reference: row-major weights of every dtype, decoded to f32 and multiplied in f32.
   static const KernelTable t{"scalar",
-                             {Layout::kRows, Layout::kRows, Layout::kRows, Layout::kRows},
-                             {Precision::kF32, Precision::kF32, Precision::kF32, Precision::kF32},
+                             {Layout::kRows, Layout::kRows, Layout::kRows, Layout::kRows, Layout::kRows,
+                              Layout::kRows, Layout::kRows, Layout::kRows, Layout::kRows, Layout::kRows},
+                             {Precision::kF32, Precision::kF32, Precision::kF32, Precision::kF32,
+                              Precision::kF32, Precision::kF32, Precision::kF32, Precision::kF32,
+                              Precision::kF32, Precision::kF32},
                              matmul_scalar,
                              rmsnorm_scalar,
                              rope_scalar,

@@ -132,13 +132,15 @@ void set_shape(const json& j, const std::string& path, ModelConfig* c) {
   if (uses_window && window > 0 && window < c->max_position_embeddings) c->max_position_embeddings = window;
 }
 
+}  // namespace
+
 // Positions are ints in the engine (block counts, position + offset): no model is trained for
 // more than about 10M, and 2^30 leaves room for that arithmetic.
 constexpr int kMaxPositions = 1 << 30;
 
 // Each field against what the decoder can run; the tensors are checked against the shapes these
 // imply when the weights load. Errors name the field, its value and what was expected.
-void validate(const ModelConfig& c, const std::string& path) {
+void validate_model_config(const ModelConfig& c, const std::string& path) {
   auto need = [&](bool ok, const std::string& field, double value, const std::string& expected) {
     if (ok) return;
     std::ostringstream v;
@@ -172,6 +174,8 @@ void validate(const ModelConfig& c, const std::string& path) {
        r.original_max_position_embeddings, "> 0");
 }
 
+namespace {
+
 ModelConfig parse_model_config(const json& j, const std::string& path) {
   ModelConfig c;
   if (!j.contains("architectures") || !j["architectures"].is_array() || j["architectures"].empty() ||
@@ -188,7 +192,7 @@ ModelConfig parse_model_config(const json& j, const std::string& path) {
     c.bos_token_id = checked_int(j["bos_token_id"], path, "bos_token_id");
   add_eos_ids(j, path, &c.eos_token_ids);
   set_rope(j, path, &c);
-  validate(c, path);
+  validate_model_config(c, path);
   return c;
 }
 
@@ -231,6 +235,7 @@ std::vector<float> rope_inv_freq(const ModelConfig& cfg) {
   const float base = static_cast<float>(cfg.rope_theta);
   for (int i = 0; i < half; ++i)
     inv[i] = 1.0f / std::pow(base, static_cast<float>(2 * i) / static_cast<float>(cfg.head_dim));
+  for (size_t i = 0; i < cfg.rope_freq_factors.size() && i < inv.size(); ++i) inv[i] /= cfg.rope_freq_factors[i];
   const RopeScaling& r = cfg.rope_scaling;
   if (r.factor <= 0) return inv;
   // Llama 3: keep high frequencies, divide low ones by factor, interpolate in between.

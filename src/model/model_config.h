@@ -33,6 +33,7 @@ struct ModelConfig {
   double rope_theta = 10000;
   RopeScaling rope_scaling;
   bool llama3_rope = false;  // rope_scaling read from config.json (its values are then validated)
+  std::vector<float> rope_freq_factors;  // GGUF's rope_freqs: each inv_freq divided by its factor
   bool tie_word_embeddings = false;
   std::optional<int> bos_token_id;
   std::vector<int> eos_token_ids;  // config.json's, then generation_config.json's
@@ -49,6 +50,9 @@ struct ModelConfig {
 // Reads DIR/config.json; throws nanovllm::Error naming the file and field on anything unsupported.
 ModelConfig load_model_config(const std::string& model_dir);
 ModelConfig load_model_config_file(const std::string& config_path);
+
+// Each field against what the decoder can run; throws Error naming source and field.
+void validate_model_config(const ModelConfig& cfg, const std::string& source);
 
 // Reads DIR/generation_config.json when present: sampling defaults, and adds its eos ids to cfg.
 GenerationDefaults load_generation_config(const std::string& model_dir, ModelConfig* cfg);

@@ -61,8 +61,8 @@ const char* safetensors_dtype_name(kernels::DType t) {
     case kernels::DType::BF16: return "BF16";
     case kernels::DType::F16: return "F16";
     case kernels::DType::I8: return "I8";
+    default: return kernels::dtype_name(t);  // quantized: never in a safetensors file
   }
-  return "?";
 }
 
 // Shapes are validated when the header is parsed (each product fits, and the bytes exist).

@@ -107,6 +107,24 @@ void Transformer::forward(const Batch& batch, Logits* out) {
   compute_logits(out);
 }
 
+// y = x · [parts]^T, the parts stacked as one matrix: one matmul when they were merged, else
+// one per part, each written into its columns of y.
+void Transformer::project(const float* x, int T, const kernels::WeightView& merged,
+                          const std::vector<kernels::WeightView>& parts, const std::vector<float>& bias, float* y) {
+  if (parts.empty()) return kernels::matmul(x, T, merged, bias_or_null(bias), y);
+  int n = 0;
+  for (const kernels::WeightView& p : parts) n += p.rows;
+  int col = 0;
+  for (const kernels::WeightView& p : parts) {
+    float* part = sized(s_.part, static_cast<size_t>(T) * p.rows);
+    kernels::matmul(x, T, p, bias.empty() ? nullptr : bias.data() + col, part);
+    for (int t = 0; t < T; ++t)
+      std::copy(part + static_cast<size_t>(t) * p.rows, part + static_cast<size_t>(t + 1) * p.rows,
+                y + static_cast<size_t>(t) * n + col);
+    col += p.rows;
+  }
+}
+
 // The merged projection gives rows of [q | k | v]; rope, the norms and the cache want each
 // contiguous as [T, heads, head_dim].
 void Transformer::split_qkv(int T) {
@@ -131,8 +149,8 @@ void Transformer::attention_block(const LayerWeights& w, const kernels::KVLayer&
   }
   {
     OpProfile::Scope _(prof_, Op::kQkvMatmul);
-    kernels::matmul(s_.h.data(), T, w.qkv, bias_or_null(w.qkv_bias),
-                    sized(s_.qkv, static_cast<size_t>(T) * w.qkv.rows));
+    project(s_.h.data(), T, w.qkv, w.qkv_parts, w.qkv_bias,
+            sized(s_.qkv, static_cast<size_t>(T) * (cfg_.q_dim() + 2 * cfg_.kv_dim())));
   }
   {
     OpProfile::Scope _(prof_, Op::kSplitQkv);
@@ -176,7 +194,7 @@ void Transformer::mlp_block(const LayerWeights& w, int T) {
   float* gate_up = sized(s_.gate_up, static_cast<size_t>(T) * 2 * I);
   {
     OpProfile::Scope _(prof_, Op::kGateUpMatmul);
-    kernels::matmul(s_.h.data(), T, w.gate_up, bias_or_null(w.gate_up_bias), gate_up);
+    project(s_.h.data(), T, w.gate_up, w.gate_up_parts, w.gate_up_bias, gate_up);
   }
   float* act = sized(s_.act, static_cast<size_t>(T) * I);
   {

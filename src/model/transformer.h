@@ -15,7 +15,7 @@ namespace nanovllm {
 
 // Activation buffers of one step, grown to the largest step seen and reused after that.
 struct StepScratch {
-  std::vector<float> x, h, qkv, q, k, v, attn, gate_up, act, last;
+  std::vector<float> x, h, qkv, q, k, v, attn, gate_up, act, last, part;
   std::vector<int> slots, sample_rows;
   std::vector<kernels::AttnSeq> attn_seqs;
 };
@@ -35,6 +35,8 @@ class Transformer {
   void attention_block(const LayerWeights& w, const kernels::KVLayer& kv, const Batch& batch);
   void mlp_block(const LayerWeights& w, int T);
   void split_qkv(int T);
+  void project(const float* x, int T, const kernels::WeightView& merged, const std::vector<kernels::WeightView>& parts,
+               const std::vector<float>& bias, float* y);
   void compute_logits(Logits* out);
 
   const ModelConfig& cfg_;

@@ -44,6 +44,12 @@ Checkpoint::Checkpoint(const std::string& model_dir) {
   }
 }
 
+Checkpoint::Checkpoint(std::string source, std::vector<TensorInfo> tensors, std::shared_ptr<const void> keep_alive)
+    : source_(std::move(source)), given_(std::move(tensors)), keep_alive_(std::move(keep_alive)) {
+  for (const TensorInfo& t : given_)
+    if (!tensors_.emplace(t.name, &t).second) throw Error(source_ + ": tensor '" + t.name + "' given twice");
+}
+
 void Checkpoint::open_index(const std::string& index_path) {
   std::ifstream in(index_path, std::ios::binary);
   if (!in) throw Error(index_path + ": cannot open");
@@ -93,8 +99,7 @@ const TensorInfo& Checkpoint::get(const std::string& name, const std::vector<int
 
 int64_t Checkpoint::total_bytes() const {
   int64_t n = 0;
-  for (const auto& f : files_)
-    for (const auto& [name, t] : f->tensors()) n += static_cast<int64_t>(t.nbytes);
+  for (const auto& [name, t] : tensors_) n += static_cast<int64_t>(t->nbytes);
   return n;
 }
 
@@ -128,7 +133,7 @@ WeightView prepare(const WeightView& v, const TensorInfo* source, const WeightOp
                    std::vector<AlignedBuffer>* owned) {
   WeightView m = v;
   AlignedBuffer int8_rows;
-  if (opts.int8) {
+  if (opts.int8 && kernels::block_elems(v.dtype) == 1) {  // a GGUF's quantized blocks stay as they are
     AlignedBuffer scales(static_cast<size_t>(v.rows) * sizeof(float));
     int8_rows = AlignedBuffer(static_cast<size_t>(v.rows) * static_cast<size_t>(v.cols));
     m = kernels::quantize_int8(v, static_cast<int8_t*>(int8_rows.data()), static_cast<float*>(scales.data()));
@@ -139,7 +144,7 @@ WeightView prepare(const WeightView& v, const TensorInfo* source, const WeightOp
     AlignedBuffer buf(kernels::layout_bytes(m, layout));
     m = kernels::repack(m, layout, buf.data());
     owned->push_back(std::move(buf));
-  } else if (opts.int8) {
+  } else if (int8_rows.size() > 0) {
     owned->push_back(std::move(int8_rows));
   }
   if (source && m.data != v.data) release_pages(*source);
@@ -151,13 +156,12 @@ WeightView merge_rows(const std::vector<const TensorInfo*>& parts, const WeightO
                       std::vector<AlignedBuffer>* owned) {
   const TensorInfo& first = *parts[0];
   int64_t rows = 0;
+  size_t bytes = 0;
   for (const TensorInfo* p : parts) {
-    if (p->dtype != first.dtype)
-      throw Error(p->file + ": tensor '" + p->name + "' has dtype " +
-                  safetensors_dtype_name(p->dtype) + " unlike '" + first.name + "'");
     rows += p->shape[0];
+    bytes += p->nbytes;
   }
-  AlignedBuffer buf(static_cast<size_t>(rows * first.shape[1]) * kernels::dtype_size(first.dtype));
+  AlignedBuffer buf(bytes);
   uint8_t* dst = static_cast<uint8_t*>(buf.data());
   for (const TensorInfo* p : parts) {
     std::memcpy(dst, p->data, p->nbytes);
@@ -168,6 +172,18 @@ WeightView merge_rows(const std::vector<const TensorInfo*>& parts, const WeightO
   const WeightView m = prepare(v, nullptr, opts, owned);
   if (m.data == v.data) owned->push_back(std::move(buf));
   return m;
+}
+
+// Parts of one dtype become one merged matrix; parts of mixed dtypes stay apart (each prepared).
+void merge_or_split(const std::vector<const TensorInfo*>& parts, const WeightOptions& opts,
+                    std::vector<AlignedBuffer>* owned, WeightView* merged, std::vector<WeightView>* split) {
+  bool same = true;
+  for (const TensorInfo* p : parts) same = same && p->dtype == parts[0]->dtype;
+  if (same) {
+    *merged = merge_rows(parts, opts, owned);
+    return;
+  }
+  for (const TensorInfo* p : parts) split->push_back(prepare(view_of(*p), p, opts, owned));
 }
 
 // A single checkpoint matrix, prepared.
@@ -192,11 +208,11 @@ LayerWeights load_layer(const Checkpoint& ck, const ModelConfig& c, int i, const
   L.attn_norm = to_f32(ck.get(p + "input_layernorm.weight", {h}));
   L.mlp_norm = to_f32(ck.get(p + "post_attention_layernorm.weight", {h}));
   const std::string a = p + "self_attn.", m = p + "mlp.";
-  L.qkv = merge_rows({&ck.get(a + "q_proj.weight", {q, h}), &ck.get(a + "k_proj.weight", {kv, h}),
-                      &ck.get(a + "v_proj.weight", {kv, h})}, opts, owned);
+  merge_or_split({&ck.get(a + "q_proj.weight", {q, h}), &ck.get(a + "k_proj.weight", {kv, h}),
+                  &ck.get(a + "v_proj.weight", {kv, h})}, opts, owned, &L.qkv, &L.qkv_parts);
   L.o = matrix(ck.get(a + "o_proj.weight", {h, q}), opts, owned);
-  L.gate_up = merge_rows({&ck.get(m + "gate_proj.weight", {inter, h}),
-                          &ck.get(m + "up_proj.weight", {inter, h})}, opts, owned);
+  merge_or_split({&ck.get(m + "gate_proj.weight", {inter, h}), &ck.get(m + "up_proj.weight", {inter, h})}, opts,
+                 owned, &L.gate_up, &L.gate_up_parts);
   L.down = matrix(ck.get(m + "down_proj.weight", {h, inter}), opts, owned);
   if (c.qkv_bias)
     L.qkv_bias = concat_f32({&ck.get(a + "q_proj.bias", {q}), &ck.get(a + "k_proj.bias", {kv}),

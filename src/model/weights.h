@@ -19,6 +19,9 @@ namespace nanovllm {
 class Checkpoint {
  public:
   explicit Checkpoint(const std::string& model_dir);
+  // Tensors another reader (GGUF) has already named and shaped as Hugging Face does;
+  // keep_alive owns the memory they point into.
+  Checkpoint(std::string source, std::vector<TensorInfo> tensors, std::shared_ptr<const void> keep_alive);
 
   const TensorInfo* find(const std::string& name) const;
   // The tensor `name` with exactly `shape`; throws Error naming file and tensor otherwise.
@@ -34,14 +37,18 @@ class Checkpoint {
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::map<std::string, const TensorInfo*> tensors_;
   std::map<std::string, std::string> aliases_;  // name -> name it is stored under
+  std::vector<TensorInfo> given_;              // the tensors of the second constructor
+  std::shared_ptr<const void> keep_alive_;
 };
 
 // One decoder layer. q/k/v and gate/up are merged into one matrix each (one matmul streams
-// them together, and silu_mul reads gate|up side by side).
+// them together, and silu_mul reads gate|up side by side), unless their dtypes differ (a GGUF
+// Q4_K_M file keeps some attn_v in Q6_K): then qkv_parts / gate_up_parts hold them apart.
 struct LayerWeights {
   std::vector<float> attn_norm, mlp_norm;
   std::vector<float> q_norm, k_norm;  // Qwen3 only: [head_dim]
   kernels::WeightView qkv, o, gate_up, down;
+  std::vector<kernels::WeightView> qkv_parts, gate_up_parts;  // empty when merged
   std::vector<float> qkv_bias, o_bias, gate_up_bias, down_bias;  // empty when absent
 };
 

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <tuple>
 
 #include "nanovllm/error.h"
 #include "tokenizer/unicode.h"
@@ -70,9 +71,10 @@ BpeModel::BpeModel(const json& spec, bool byte_level) : byte_level_(byte_level) 
     auto it = vocab_.find(std::string_view(name));
     fallback_ids_[b] = it == vocab_.end() ? -1 : it->second;
     if (byte_level_) {
+      // A vocabulary may lack some bytes' characters (SmolLM2 has no 0x04, nor bytes that UTF-8
+      // never uses): tokenizers then drops such a byte, having no unk to put in its place.
       auto bt = vocab_.find(mapped_bytes(std::string(1, static_cast<char>(b))));
-      if (bt == vocab_.end()) throw Error("byte-level vocabulary lacks the character of byte " + std::to_string(b));
-      byte_ids_[b] = bt->second;
+      byte_ids_[b] = bt == vocab_.end() ? -1 : bt->second;
     }
   }
   if (byte_level_ && (!subword_prefix_.empty() || !word_suffix_.empty()))
@@ -196,7 +198,8 @@ void BpeModel::initial_symbols(std::string_view word, std::vector<int>& ids, std
   ids.clear();
   lens.clear();
   if (!byte_level_) return initial_chars(word, ids, lens);
-  for (unsigned char c : word) ids.push_back(byte_ids_[c]), lens.push_back(1);
+  for (unsigned char c : word)
+    if (byte_ids_[c] >= 0) ids.push_back(byte_ids_[c]), lens.push_back(1);
 }
 
 void BpeModel::merge_word(std::string_view word, std::vector<int>& out) const {
@@ -255,6 +258,47 @@ void BpeModel::encode_word(std::string_view word, std::vector<int>& out) const {
   std::lock_guard<std::mutex> lock(cache_mu_);
   if (cache_.size() >= kCacheCapacity) cache_.clear();  // bounded: start over rather than grow
   cache_.emplace(std::string(word), std::vector<int>(out.begin() + before, out.end()));
+}
+
+// transformers' generate_merges (what LlamaConverter uses): every split of a piece into two
+// pieces of the vocabulary is a merge, ranked by the merged piece's id, then by the lengths
+// of the halves; ties keep the order of the halves' ids.
+std::vector<std::string> merges_from_vocab(const std::vector<std::string>& pieces,
+                                           const std::map<std::string, int>& vocab, const std::vector<float>* scores) {
+  struct Merge {
+    int rank;  // the merged piece's id
+    std::string left, right;
+  };
+  std::vector<Merge> merges;
+  for (int id = 0; id < static_cast<int>(pieces.size()); ++id) {
+    const std::string& p = pieces[id];
+    std::vector<Merge> local;
+    for (size_t cut = 1; cut < p.size(); ++cut) {  // byte cuts; cuts inside a UTF-8 char never match
+      std::string l = p.substr(0, cut), r = p.substr(cut);
+      if (vocab.count(l) && vocab.count(r)) local.push_back({id, l, r});
+    }
+    std::stable_sort(local.begin(), local.end(), [&](const Merge& a, const Merge& b) {
+      return std::pair(vocab.at(a.left), vocab.at(a.right)) < std::pair(vocab.at(b.left), vocab.at(b.right));
+    });
+    merges.insert(merges.end(), local.begin(), local.end());
+  }
+  auto utf8_len = [](const std::string& s) {
+    return std::count_if(s.begin(), s.end(), [](char c) { return (c & 0xC0) != 0x80; });
+  };
+  if (scores) {  // highest score first, then the longer left and right halves (Python's stable reverse sort)
+    std::stable_sort(merges.begin(), merges.end(), [&](const Merge& a, const Merge& b) {
+      return std::tuple((*scores)[a.rank], utf8_len(a.left), utf8_len(a.right)) >
+             std::tuple((*scores)[b.rank], utf8_len(b.left), utf8_len(b.right));
+    });
+  } else {
+    std::stable_sort(merges.begin(), merges.end(), [&](const Merge& a, const Merge& b) {
+      return std::tuple(a.rank, utf8_len(a.left), utf8_len(a.right)) <
+             std::tuple(b.rank, utf8_len(b.left), utf8_len(b.right));
+    });
+  }
+  std::vector<std::string> out;
+  for (const Merge& m : merges) out.push_back(m.left + " " + m.right);
+  return out;
 }
 
 }  // namespace nanovllm

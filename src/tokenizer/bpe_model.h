@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <map>
 #include <cstdint>
 #include <mutex>
 #include <optional>
@@ -74,5 +75,12 @@ class BpeModel {
 char32_t byte_to_char(uint8_t b);
 // -1 when cp is not one of the 256 characters.
 int char_to_byte(char32_t cp);
+
+// The merges of a SentencePiece vocabulary (pieces by id), as transformers' LlamaConverter
+// derives them: every split of a piece into two vocabulary pieces, ranked by the piece's id, or,
+// given the pieces' scores (a GGUF's tokenizer.ggml.scores), by score, highest first.
+std::vector<std::string> merges_from_vocab(const std::vector<std::string>& pieces,
+                                           const std::map<std::string, int>& vocab,
+                                           const std::vector<float>* scores = nullptr);
 
 }  // namespace nanovllm

@@ -1,6 +1,9 @@
 // Renders a model's chat template into a prompt, preparing inputs as transformers does.
 #include "tokenizer/chat_template.h"
 
+#include "model/gguf_model.h"
+#include "tokenizer/gguf_tokenizer.h"
+
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -112,6 +115,7 @@ ojson normalize_message(const ojson& message) {
 }  // namespace
 
 ChatTemplate ChatTemplate::from_tokenizer_config(const std::string& path_or_dir) {
+  if (!fs::is_directory(path_or_dir) && is_gguf_file(path_or_dir)) return gguf_chat_template(GgufFile(path_or_dir));
   fs::path p(path_or_dir);
   fs::path config_path = fs::is_directory(p) ? p / "tokenizer_config.json" : p;
   fs::path dir = config_path.parent_path();

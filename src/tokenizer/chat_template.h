@@ -18,7 +18,8 @@ class Template;
 
 class ChatTemplate {
  public:
-  // path_or_dir: a tokenizer_config.json, or the folder holding it. The template comes from
+  // path_or_dir: a tokenizer_config.json, or the folder holding it, or a GGUF file (its
+  // tokenizer.chat_template). The template comes from
   // chat_template.jinja / additional_chat_templates/*.jinja when present (transformers gives
   // those priority), else from "chat_template" (a string, or a list of {"name", "template"}).
   // Special tokens (bos_token, eos_token, ...; strings or AddedToken objects) come from the

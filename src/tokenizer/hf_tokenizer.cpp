@@ -15,6 +15,8 @@
 #include "tokenizer/added_tokens.h"
 #include "tokenizer/bpe_model.h"
 #include "tokenizer/decoders.h"
+#include "tokenizer/gguf_tokenizer.h"
+#include "model/gguf_model.h"
 #include "tokenizer/normalizers.h"
 #include "tokenizer/pre_tokenizers.h"
 #include "tokenizer/unicode.h"
@@ -66,6 +68,7 @@ std::unique_ptr<HfTokenizer> HfTokenizer::from_file(const std::string& path) {
 }
 
 std::unique_ptr<HfTokenizer> HfTokenizer::from_dir(const std::string& dir) {
+  if (!std::filesystem::is_directory(dir) && is_gguf_file(dir)) return gguf_tokenizer(GgufFile(dir));
   const std::filesystem::path d(dir);
   auto tok = from_file((d / "tokenizer.json").string());
   const std::filesystem::path cfg = d / "tokenizer_config.json";
@@ -73,8 +76,18 @@ std::unique_ptr<HfTokenizer> HfTokenizer::from_dir(const std::string& dir) {
   return tok;
 }
 
-void HfTokenizer::load(const std::string& path) {
-  const json spec = read_json(path);
+std::unique_ptr<HfTokenizer> HfTokenizer::from_spec(const nlohmann::json& spec, const std::string& source,
+                                                    std::optional<int> bos, std::optional<int> eos) {
+  std::unique_ptr<HfTokenizer> tok(new HfTokenizer());
+  tok->load_spec(spec, source);
+  if (bos) tok->bos_id_ = bos;
+  tok->eos_id_ = eos;
+  return tok;
+}
+
+void HfTokenizer::load(const std::string& path) { load_spec(read_json(path), path); }
+
+void HfTokenizer::load_spec(const json& spec, const std::string& path) {
   try {
     normalizer_ = make_normalizer(spec.value("normalizer", json()));
     pre_tokenizer_ = make_pre_tokenizer(spec.value("pre_tokenizer", json()));

@@ -9,6 +9,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "engine/tokenizer.h"
 
 namespace nanovllm {
@@ -30,11 +32,16 @@ struct AddedToken {
 
 class HfTokenizer : public Tokenizer {
  public:
-  // dir/tokenizer.json plus dir/tokenizer_config.json (optional: bos/eos token strings).
+  // dir/tokenizer.json plus dir/tokenizer_config.json (optional: bos/eos token strings); or,
+  // when dir is a GGUF file, the tokenizer its tokenizer.ggml.* metadata describes.
   // Throws nanovllm::Error naming the file when one is missing, malformed or unsupported.
   static std::unique_ptr<HfTokenizer> from_dir(const std::string& dir);
   // A tokenizer.json alone; bos/eos then come from its post-processor, if it adds any.
   static std::unique_ptr<HfTokenizer> from_file(const std::string& tokenizer_json_path);
+  // A tokenizer.json built in memory (from a GGUF file's vocabulary); source names it in
+  // errors; bos/eos as its metadata gives them (bos also from the post-processor).
+  static std::unique_ptr<HfTokenizer> from_spec(const nlohmann::json& spec, const std::string& source,
+                                                std::optional<int> bos, std::optional<int> eos);
   ~HfTokenizer() override;
 
   std::vector<int> encode(std::string_view text, bool add_special_tokens = true) const override;
@@ -55,6 +62,7 @@ class HfTokenizer : public Tokenizer {
  private:
   HfTokenizer();
   void load(const std::string& tokenizer_json_path);
+  void load_spec(const nlohmann::json& spec, const std::string& source);
   void load_config(const std::string& config_path);
   void load_post_processor(const void* spec);
   void encode_segment(std::string_view text, bool at_origin, bool split_special, std::vector<int>& ids) const;

@@ -135,9 +135,86 @@ def openai_request_seeds():
         write("openai_request", name, json.dumps(body))
 
 
+def gguf_bytes(kv, tensors, alignment=32):
+    """A GGUF v3 file: kv is [(key, type, value)] (type 8 string, 9 array as (elem, items),
+    4 u32, 6 f32, 7 bool), tensors [(name, ne, ggml_type, bytes)], data aligned as llama.cpp writes."""
+    def s(x):
+        b = x.encode()
+        return struct.pack("<Q", len(b)) + b
+
+    def value(t, v):
+        if t == 8:
+            return s(v)
+        if t == 9:
+            elem, items = v
+            return struct.pack("<IQ", elem, len(items)) + b"".join(value(elem, i) for i in items)
+        return struct.pack({4: "<I", 5: "<i", 6: "<f", 7: "<?"}[t], v)
+
+    out = struct.pack("<IIQQ", 0x46554747, 3, len(tensors), len(kv))
+    out += b"".join(s(k) + struct.pack("<I", t) + value(t, v) for k, t, v in kv)
+    offset, data = 0, b""
+    for name, ne, gt, raw in tensors:
+        out += s(name) + struct.pack("<I", len(ne)) + b"".join(struct.pack("<Q", d) for d in ne)
+        out += struct.pack("<IQ", gt, offset)
+        pad = (-len(raw)) % alignment
+        data += raw + b"\0" * pad
+        offset += len(raw) + pad
+    out += b"\0" * ((-len(out)) % alignment)
+    return out + data
+
+
+def gguf_seeds():
+    """Tiny models in llama.cpp's layout (names, metadata of each architecture) with a trimmed
+    byte-level and SentencePiece vocabulary, a chat template, and a header cut short."""
+    f32 = lambda n: struct.pack(f"<{n}f", *[0.5] * n)
+    tok = json.loads((SHARED / "tokenizers/qwen3/tokenizer.json").read_text())
+    vocab = sorted(tok["model"]["vocab"].items(), key=lambda kv: kv[1])[:300]
+    tokens = [t for t, _ in vocab] + ["<|im_start|>", "<|im_end|>"]
+    kept = {t for t, _ in vocab}
+    merges = [m if isinstance(m, str) else " ".join(m) for m in tok["model"]["merges"]]
+    merges = [m for m in merges if all(p in kept for p in m.split(" ")) and m.replace(" ", "") in kept][:200]
+    template = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+    for arch, pre in [("llama", "smollm"), ("qwen2", "qwen2"), ("qwen3", "llama-bpe")]:
+        kv = [("general.architecture", 8, arch), (f"{arch}.block_count", 4, 1), (f"{arch}.context_length", 4, 64),
+              (f"{arch}.embedding_length", 4, 8), (f"{arch}.feed_forward_length", 4, 16),
+              (f"{arch}.attention.head_count", 4, 2), (f"{arch}.attention.head_count_kv", 4, 1),
+              (f"{arch}.rope.freq_base", 6, 10000.0), (f"{arch}.attention.layer_norm_rms_epsilon", 6, 1e-5),
+              ("tokenizer.ggml.model", 8, "gpt2"), ("tokenizer.ggml.pre", 8, pre),
+              ("tokenizer.ggml.tokens", 9, (8, tokens)), ("tokenizer.ggml.token_type", 9, (5, [1] * 300 + [3, 3])),
+              ("tokenizer.ggml.merges", 9, (8, merges)), ("tokenizer.ggml.bos_token_id", 4, 300),
+              ("tokenizer.ggml.eos_token_id", 4, 301), ("tokenizer.ggml.add_bos_token", 7, arch == "llama"),
+              ("tokenizer.chat_template", 8, template)]
+        V = len(tokens)
+        tensors = [("token_embd.weight", [8, V], 0, f32(8 * V)), ("output_norm.weight", [8], 0, f32(8)),
+                   ("blk.0.attn_norm.weight", [8], 0, f32(8)), ("blk.0.ffn_norm.weight", [8], 0, f32(8)),
+                   ("blk.0.attn_q.weight", [8, 8], 1, b"\0\x38" * 64), ("blk.0.attn_k.weight", [8, 4], 0, f32(32)),
+                   ("blk.0.attn_v.weight", [8, 4], 0, f32(32)), ("blk.0.attn_output.weight", [8, 8], 0, f32(64)),
+                   ("blk.0.ffn_gate.weight", [8, 16], 0, f32(128)), ("blk.0.ffn_up.weight", [8, 16], 0, f32(128)),
+                   ("blk.0.ffn_down.weight", [16, 8], 0, f32(128))]
+        if arch == "qwen2":
+            tensors += [(f"blk.0.attn_{x}.bias", [n], 0, f32(n)) for x, n in [("q", 8), ("k", 4), ("v", 4)]]
+        if arch == "qwen3":
+            tensors += [(f"blk.0.attn_{x}_norm.weight", [4], 0, f32(4)) for x in "qk"]
+        data = gguf_bytes(kv, tensors)
+        write("gguf", f"{arch}-{pre}", data)
+        if arch == "llama":
+            write("gguf", "llama-header-only", data[: len(data) - 4096])
+    # SentencePiece ("llama") vocabulary: the real TinyLlama pieces, trimmed, with scores and types.
+    sp = json.loads((SHARED / "tokenizers/tinyllama/tokenizer.json").read_text())
+    pieces = [t for t, _ in sorted(sp["model"]["vocab"].items(), key=lambda kv: kv[1])][:400]
+    types = [2, 3, 3] + [6 if p.startswith("<0x") else 1 for p in pieces[3:]]
+    kv = [("general.architecture", 8, "llama"), ("tokenizer.ggml.model", 8, "llama"),
+          ("tokenizer.ggml.tokens", 9, (8, pieces)), ("tokenizer.ggml.scores", 9, (6, [-float(i) for i in range(400)])),
+          ("tokenizer.ggml.token_type", 9, (5, types)), ("tokenizer.ggml.bos_token_id", 4, 1),
+          ("tokenizer.ggml.eos_token_id", 4, 2), ("tokenizer.ggml.unknown_token_id", 4, 0),
+          ("tokenizer.ggml.add_bos_token", 7, True)]
+    write("gguf", "llama-spm-vocab", gguf_bytes(kv, []))
+
+
 if __name__ == "__main__":
     safetensors_seeds()
     model_config_seeds()
     hf_tokenizer_seeds()
     jinja_seeds()
     openai_request_seeds()
+    gguf_seeds()

@@ -334,6 +334,10 @@ TEST(KernelsDispatch, TablesStateTheirPrecision) {
     // Only vdpbf16ps rounds x: every other table widens the weights and keeps x in f32.
     EXPECT_EQ(matmul_precision(DType::BF16),
               std::strcmp(isa, "avx512bf16") == 0 ? Precision::kBF16 : Precision::kF32) << isa;
+    // Quantized weights: the SIMD tables round x to int8 per 32, the reference keeps it f32.
+    for (DType dt : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4_K, DType::Q5_K, DType::Q6_K})
+      EXPECT_EQ(matmul_precision(dt), std::strcmp(isa, "scalar") == 0 ? Precision::kF32 : Precision::kQ8)
+          << isa << " " << dtype_name(dt);
   }
   force_isa(test::best_isa());
 }

@@ -12,7 +12,7 @@
 #include "engine/batch.h"
 #include "kernels/kernels.h"
 #include "engine/model_runner.h"
-#include "model/native_runner.h"
+#include "backends/native/native_runner.h"
 
 namespace nanovllm::test {
 

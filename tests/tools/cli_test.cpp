@@ -199,9 +199,7 @@ TEST_F(Cli, WrongModelPathsSayWhatTheyAre) {
   write_text(d + "/llamacpp/tiny-q4.gguf", std::string("GGUF\x03\0\0\0", 8));
   const Outcome gguf = run_cli("generate " + d + "/model.gguf -p hi");
   EXPECT_NE(gguf.status, 0);
-  EXPECT_NE(gguf.err.find("is a GGUF file"), std::string::npos) << gguf.err;
-  EXPECT_NE(gguf.err.find("not supported yet"), std::string::npos) << gguf.err;
-  EXPECT_NE(gguf.err.find("config.json + model.safetensors"), std::string::npos) << gguf.err;
+  EXPECT_NE(gguf.err.find("model.gguf: tensor count: needs 8 bytes"), std::string::npos) << gguf.err;  // cut short
   const Outcome folder = run_cli("generate " + d + "/llamacpp -p hi");
   EXPECT_NE(folder.err.find("llama.cpp model folder"), std::string::npos) << folder.err;
   EXPECT_NE(folder.err.find("tiny-q4.gguf"), std::string::npos) << folder.err;

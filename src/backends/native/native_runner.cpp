@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include "nanovllm/error.h"
+#include "model/gguf_model.h"
 #include "model/transformer.h"
 #include "model/model_config.h"
 #include "model/weights.h"
@@ -29,8 +30,9 @@ class NativeRunner final : public ModelRunner {
   NativeRunner(const std::string& dir, const NativeRunnerOptions& opts)
       : kv_dtype_(parse_kv_dtype(opts.kv_cache_dtype)),
         prefault_kv_(opts.prefault_kv_cache),
-        cfg_(load_model_config(dir)),
-        ckpt_(dir),
+        gguf_(is_gguf_file(dir) ? std::make_shared<const GgufFile>(dir) : nullptr),
+        cfg_(gguf_ ? gguf_model_config(*gguf_) : load_model_config(dir)),
+        ckpt_(gguf_ ? gguf_checkpoint(gguf_, cfg_) : Checkpoint(dir)),
         weights_(load_weights(ckpt_, cfg_, weight_options(opts))),
         transformer_(cfg_, weights_) {
     // The OpenMP team size is process-wide: set it either way, so 0 undoes an earlier runner's limit.
@@ -56,6 +58,7 @@ class NativeRunner final : public ModelRunner {
  private:
   kernels::DType kv_dtype_;
   bool prefault_kv_;
+  std::shared_ptr<const GgufFile> gguf_;  // a GGUF file's metadata and mapping; null for a folder
   ModelConfig cfg_;
   Checkpoint ckpt_;
   ModelWeights weights_;

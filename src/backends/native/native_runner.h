@@ -1,4 +1,4 @@
-// The native CPU backend: a ModelRunner over a Hugging Face checkpoint directory.
+// The native CPU backend: a ModelRunner over a Hugging Face checkpoint directory or a GGUF file.
 #pragma once
 
 #include <memory>

@@ -1,0 +1,45 @@
+// ggml's quantized blocks (the layouts GGUF files store) and the quantized-matmul entry points
+// of each ISA. Internal to the kernels library.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/kernels.h"
+
+namespace nanovllm::kernels {
+
+// Byte-identical to ggml's block_q8_0, block_q4_0, ... (ggml-common.h); f16 fields as raw bits.
+struct BlockQ8_0 { uint16_t d; int8_t qs[32]; };
+struct BlockQ4_0 { uint16_t d; uint8_t qs[16]; };          // element j: qs[j] & 15, j + 16: qs[j] >> 4
+struct BlockQ4_1 { uint16_t d, m; uint8_t qs[16]; };       // w = d * q + m
+constexpr int kKScaleBytes = 12;                           // 8 scales and 8 mins of 6 bits
+struct BlockQ4_K { uint16_t d, dmin; uint8_t scales[kKScaleBytes]; uint8_t qs[128]; };
+struct BlockQ5_K { uint16_t d, dmin; uint8_t scales[kKScaleBytes]; uint8_t qh[32]; uint8_t qs[128]; };
+struct BlockQ6_K { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; };
+static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20);
+static_assert(sizeof(BlockQ4_K) == 144 && sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210);
+
+static inline bool is_quantized(DType t) { return t >= DType::Q8_0; }
+
+// Bytes of one block of t (one element for the element types).
+size_t block_bytes(DType t);
+
+// The 6-bit scale and min of sub-block j (0..7) of a Q4_K / Q5_K block (ggml's get_scale_min_k4).
+static inline void k_scale_min(const uint8_t* q, int j, int* sc, int* m) {
+  if (j < 4) {
+    *sc = q[j] & 63;
+    *m = q[j + 4] & 63;
+  } else {
+    *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+    *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+  }
+}
+
+// The reference decoder (quant_scalar.cpp, no ISA flags): n elements, a multiple of the block.
+void dequantize_row_ref(DType t, const void* src, int64_t n, float* dst);
+
+// Quantized (kRows) matmuls with activations rounded to int8 per 32 (Precision::kQ8).
+void matmul_quant_avx2(const float* x, int M, const WeightView& w, const float* bias, float* y);
+void matmul_quant_avx512(const float* x, int M, const WeightView& w, const float* bias, float* y);
+
+}  // namespace nanovllm::kernels

@@ -1,0 +1,251 @@
+// ggml's quantized dtypes: dequantization against gguf-py (the golden file that
+// scripts/gen_quant_goldens.py wrote), and every ISA's matmul / embed against the scalar reference
+// and against an f32 matmul of the dequantized weights.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "kernels_test_util.h"
+#include "nanovllm/error.h"
+
+namespace nanovllm::kernels {
+namespace {
+
+constexpr DType kQuantTypes[] = {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+std::vector<uint8_t> from_hex(const std::string& s) {
+  std::vector<uint8_t> out(s.size() / 2);
+  for (size_t i = 0; i < out.size(); ++i) out[i] = uint8_t(std::stoul(s.substr(2 * i, 2), nullptr, 16));
+  return out;
+}
+
+uint16_t f16_bits(float f) {  // normal values only, truncated: what the tests need
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  const int exp = int((u >> 23) & 0xff) - 127 + 15;
+  return uint16_t(((u >> 16) & 0x8000) | uint32_t(exp) << 10 | ((u >> 13) & 0x3ff));
+}
+
+// Rows of random blocks, starting at byte 1 (misaligned, as a view into a file may be): random
+// bytes, with the f16 scales set to sane values (|d| in [2^-12, 2^-2]; K-quant d and dmin
+// positive, as ggml's quantizers make them).
+std::vector<uint8_t> random_quant_rows(DType t, int rows, int cols, std::mt19937& rng) {
+  std::vector<uint8_t> bytes(1 + size_t(rows) * row_bytes(t, cols));
+  std::uniform_int_distribution<int> byte(0, 255), expo(-12, -3);
+  std::uniform_real_distribution<float> man(1.f, 2.f);
+  for (uint8_t& b : bytes) b = uint8_t(byte(rng));
+  const bool k_quant = block_elems(t) == 256;
+  std::vector<size_t> offsets = {0};
+  if (t == DType::Q4_1 || t == DType::Q4_K || t == DType::Q5_K) offsets.push_back(2);
+  if (t == DType::Q6_K) offsets = {208};
+  const size_t bb = row_bytes(t, block_elems(t)), blocks = size_t(rows) * size_t(cols / block_elems(t));
+  for (size_t b = 0; b < blocks; ++b)
+    for (size_t off : offsets) {
+      const float sign = !k_quant && byte(rng) % 2 ? -1.f : 1.f;
+      const uint16_t h = f16_bits(sign * std::ldexp(man(rng), expo(rng)));
+      std::memcpy(&bytes[1 + b * bb + off], &h, 2);
+    }
+  return bytes;
+}
+
+std::vector<float> dequantized(DType t, const uint8_t* data, int rows, int cols) {
+  std::vector<float> w(size_t(rows) * cols);
+  for (int r = 0; r < rows; ++r)
+    dequantize_row(t, data + size_t(r) * row_bytes(t, cols), cols, w.data() + size_t(r) * cols);
+  return w;
+}
+
+TEST(Quant, BlockSizes) {
+  EXPECT_EQ(block_elems(DType::F32), 1);
+  EXPECT_EQ(block_elems(DType::I8), 1);
+  EXPECT_EQ(row_bytes(DType::BF16, 7), 14u);
+  EXPECT_EQ(row_bytes(DType::Q8_0, 64), 68u);
+  EXPECT_EQ(row_bytes(DType::Q4_0, 96), 54u);
+  EXPECT_EQ(row_bytes(DType::Q4_1, 32), 20u);
+  EXPECT_EQ(row_bytes(DType::Q4_K, 512), 288u);
+  EXPECT_EQ(row_bytes(DType::Q5_K, 256), 176u);
+  EXPECT_EQ(row_bytes(DType::Q6_K, 768), 630u);
+  for (DType t : kQuantTypes) EXPECT_EQ(block_elems(t), std::string(dtype_name(t)).find("_K") != std::string::npos ? 256 : 32);
+  // A quantized row holds whole blocks; anything else is the input's fault, named.
+  try {
+    row_bytes(DType::Q4_K, 576);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("Q4_K"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("576"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(dequantize_row(DType::Q8_0, nullptr, 33, nullptr), Error);
+  EXPECT_THROW(dtype_size(DType::Q4_0), std::logic_error);
+}
+
+// Block by block, bit for bit, what gguf-py's numpy reference decodes from the same bytes.
+TEST(Quant, DequantizeMatchesGgufPy) {
+  std::ifstream in(std::string(NANOVLLM_SOURCE_DIR) + "/tests/kernels/data/quant_goldens.txt");
+  ASSERT_TRUE(in) << "tests/kernels/data/quant_goldens.txt is missing (scripts/gen_quant_goldens.py)";
+  std::string line;
+  int types = 0;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    std::string name, hex_blocks, hex_values;
+    int n_blocks = 0;
+    ls >> name >> n_blocks >> hex_blocks >> hex_values;
+    const auto it = std::find_if(std::begin(kQuantTypes), std::end(kQuantTypes),
+                                 [&](DType t) { return name == dtype_name(t); });
+    ASSERT_NE(it, std::end(kQuantTypes)) << name;
+    const DType t = *it;
+    const std::vector<uint8_t> blocks = from_hex(hex_blocks), value_bits = from_hex(hex_values);
+    const int n = n_blocks * block_elems(t);
+    ASSERT_EQ(blocks.size(), row_bytes(t, n)) << name;
+    ASSERT_EQ(value_bits.size(), size_t(n) * 4) << name;
+    // One block at a time, and the whole run as one row.
+    std::vector<float> one(static_cast<size_t>(block_elems(t))), all(static_cast<size_t>(n));
+    dequantize_row(t, blocks.data(), n, all.data());
+    for (int b = 0; b < n_blocks; ++b) {
+      dequantize_row(t, blocks.data() + b * row_bytes(t, block_elems(t)), block_elems(t), one.data());
+      for (int i = 0; i < block_elems(t); ++i) {
+        const size_t at = size_t(b) * block_elems(t) + i;
+        uint32_t bits = 0;  // the hex digits are big-endian text of the f32 bit pattern
+        for (int j = 0; j < 4; ++j) bits = bits << 8 | value_bits[at * 4 + j];
+        float want;
+        std::memcpy(&want, &bits, 4);
+        ASSERT_EQ(one[i], want) << name << " block " << b << " element " << i;
+        ASSERT_EQ(all[at], want) << name << " element " << at;
+      }
+    }
+    ++types;
+  }
+  EXPECT_EQ(types, int(std::size(kQuantTypes)));
+}
+
+class QuantIsa : public ::testing::TestWithParam<const char*> {
+ protected:
+  void SetUp() override {
+    if (!force_isa(GetParam())) GTEST_SKIP() << "this CPU lacks " << GetParam();
+  }
+  void TearDown() override { force_isa(test::best_isa()); }
+};
+
+// y = x W^T in f64 from the dequantized weights, and a bound on the error of an f32 matmul:
+// 1e-5 sum |w x| for the f32 sums, plus, where x is rounded to int8 per 32 (kQ8), what that may
+// change: sum |w| * (amax of x's block / 127) / 2.
+void reference(const std::vector<float>& x, int M, const std::vector<float>& w, int N, int K,
+               bool rounds_x, std::vector<double>* y, std::vector<double>* bound) {
+  y->assign(size_t(M) * N, 0.0);
+  bound->assign(size_t(M) * N, 0.0);
+  for (int m = 0; m < M; ++m) {
+    std::vector<double> half_step(static_cast<size_t>(K));
+    for (int k0 = 0; k0 < K; k0 += 32) {
+      float amax = 0.f;
+      for (int k = k0; k < k0 + 32; ++k) amax = std::max(amax, std::fabs(x[size_t(m) * K + k]));
+      for (int k = k0; k < k0 + 32; ++k) half_step[k] = amax / 127.0 / 2;
+    }
+    for (int n = 0; n < N; ++n) {
+      double s = 0, b = 0, mag = 0;
+      for (int k = 0; k < K; ++k) {
+        const double wk = w[size_t(n) * K + k], xk = x[size_t(m) * K + k];
+        s += wk * xk;
+        b += std::fabs(wk) * half_step[k];
+        mag += std::fabs(wk * xk);
+      }
+      (*y)[size_t(m) * N + n] = s;
+      (*bound)[size_t(m) * N + n] = (rounds_x ? b : 0.0) + 1e-5 * mag + 1e-6;
+    }
+  }
+}
+
+// Every dtype, odd sizes: rows not a multiple of 16, M = 1, 3, 17, one to several blocks per row
+// (an odd number of 32-groups too), misaligned pointers: within the rounding bound of x of an
+// f64 product of gguf-checked dequantized weights, and of the scalar table's result.
+TEST_P(QuantIsa, MatmulMatchesDequantizedWeights) {
+  std::mt19937 rng(151);
+  for (DType t : kQuantTypes) {
+    const int be = block_elems(t);
+    for (int K : {be, 3 * be, 5 * be, 9 * be})  // 9: 8 blocks of 32 gathered at once, and one more
+      for (int M : {1, 3, 17})
+        for (int N : {1, 17, 33}) {
+          SCOPED_TRACE(testing::Message() << dtype_name(t) << " M=" << M << " N=" << N << " K=" << K);
+          const std::vector<uint8_t> bytes = random_quant_rows(t, N, K, rng);
+          const WeightView wv{bytes.data() + 1, t, N, K};
+          const std::vector<float> w = dequantized(t, bytes.data() + 1, N, K);
+          std::vector<float> x = test::random_floats(size_t(M) * K + 1, rng, 2.f);
+          const std::vector<float> bias = test::random_floats(size_t(N), rng);
+          std::vector<float> y(size_t(M) * N + 1, NAN);
+          matmul(x.data() + 1, M, wv, bias.data(), y.data() + 1);
+          std::vector<double> ref, bound;
+          reference(std::vector<float>(x.begin() + 1, x.end()), M, w, N, K,
+                    matmul_precision(t) == Precision::kQ8, &ref, &bound);
+          // And against its scalar twin, which keeps x in f32 (within 1e-5 sum |w x| of ref).
+          std::vector<float> y_scalar(y.size(), NAN);
+          force_isa("scalar");
+          matmul(x.data() + 1, M, wv, bias.data(), y_scalar.data() + 1);
+          force_isa(GetParam());
+          for (size_t i = 0; i < ref.size(); ++i) {
+            ASSERT_NEAR(y[i + 1], ref[i] + bias[i % N], bound[i] + 1e-6) << "at " << i;
+            ASSERT_NEAR(y[i + 1], y_scalar[i + 1], 2 * bound[i] + 1e-6) << "at " << i;
+          }
+        }
+  }
+}
+
+// The precision the tables state, measured: max |y - y_f32| / max |y_f32| for Gaussian x and
+// a 16 x 1024 x 1024 matmul, y_f32 the f32 product of the dequantized weights.
+TEST_P(QuantIsa, ErrorAgainstF32) {
+  std::mt19937 rng(152);
+  std::normal_distribution<float> normal;
+  const int M = 16, N = 1024, K = 1024;
+  std::vector<float> x(size_t(M) * K);
+  for (float& v : x) v = normal(rng);
+  for (DType t : kQuantTypes) {
+    const std::vector<uint8_t> bytes = random_quant_rows(t, N, K, rng);
+    const std::vector<float> w = dequantized(t, bytes.data() + 1, N, K);
+    std::vector<float> y(size_t(M) * N);
+    matmul(x.data(), M, WeightView{bytes.data() + 1, t, N, K}, nullptr, y.data());
+    std::vector<double> ref, bound;
+    reference(x, M, w, N, K, false, &ref, &bound);
+    double err = 0, mag = 0;
+    for (size_t i = 0; i < y.size(); ++i) {
+      err = std::max(err, std::fabs(y[i] - ref[i]));
+      mag = std::max(mag, std::fabs(ref[i]));
+    }
+    std::printf("[ %s ] %s: max relative error vs f32 %.2e (x %s)\n", GetParam(), dtype_name(t), err / mag,
+                precision_name(matmul_precision(t)));
+    EXPECT_LT(err / mag, matmul_precision(t) == Precision::kQ8 ? 1e-2 : 1e-5) << dtype_name(t);
+  }
+}
+
+TEST_P(QuantIsa, EmbedIsTheDequantizedRow) {
+  std::mt19937 rng(153);
+  for (DType t : kQuantTypes) {
+    const int V = 19, K = 2 * block_elems(t);
+    const std::vector<uint8_t> bytes = random_quant_rows(t, V, K, rng);
+    const std::vector<float> w = dequantized(t, bytes.data() + 1, V, K);
+    const std::vector<int> ids = {0, 18, 7, 7};
+    std::vector<float> out(ids.size() * K);
+    embed(WeightView{bytes.data() + 1, t, V, K}, ids.data(), int(ids.size()), out.data());
+    for (size_t i = 0; i < ids.size(); ++i)
+      for (int k = 0; k < K; ++k) ASSERT_EQ(out[i * K + k], w[size_t(ids[i]) * K + k]) << dtype_name(t);
+  }
+}
+
+// The tables keep quantized weights as the file stores them: nothing to repack.
+TEST_P(QuantIsa, LayoutIsRows) {
+  for (DType t : kQuantTypes) {
+    EXPECT_EQ(preferred_layout(t), Layout::kRows) << dtype_name(t);
+    const WeightView w{nullptr, t, 3, block_elems(t)};
+    EXPECT_EQ(layout_bytes(w, Layout::kRows), 3 * row_bytes(t, block_elems(t)));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllIsas, QuantIsa, ::testing::ValuesIn(kIsaNames),
+                         [](const auto& info) { return std::string(info.param); });
+
+}  // namespace
+}  // namespace nanovllm::kernels
