@@ -52,6 +52,10 @@ void print_json(size_t index, const std::vector<int>& prompt, const RequestOutpu
                       {"token_ids", r.token_ids},
                       {"text", r.text},
                       {"finish_reason", finish_reason_name(r.finish_reason)}};
+  if (!r.logprobs.empty()) {  // --logprobs: per new token [[id, logprob], ...], most likely first
+    nlohmann::json& rows = j["top_logprobs"] = nlohmann::json::array();
+    for (const TokenLogprob& t : r.logprobs) rows.push_back(t.top);
+  }
   std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
 }
 
@@ -102,6 +106,9 @@ void add_generate_command(CLI::App& app) {
                   "Prompt as comma-separated token ids (repeatable; \"\" = BOS alone)")
       ->allow_extra_args(false);
   add_sampling_options(cmd, args->sampling);
+  cmd->add_option("--logprobs", args->sampling.logprobs,
+                  "With --json: the N most likely tokens' log-probabilities at each new token (top_logprobs)")
+      ->check(CLI::Range(1, 20));
   cmd->add_flag("--json", args->json,
                 "One JSON object per prompt per line: index, prompt_token_ids, token_ids, text, finish_reason");
   cmd->add_flag("--quiet,-q", args->quiet, "No progress bar and no timing line on stderr");

@@ -1,0 +1,252 @@
+"""Three engines on one GGUF file: llama.cpp, transformers' own GGUF loader, and ours.
+
+- llama.cpp: llama-cpp-python's bindings over the libllama.so that scripts/setup-oracles.sh
+  --llama-cpp builds from the llama.cpp its sdist vendors. Only scripts/gen_oracle_goldens.py
+  runs it (the build is too slow for CI); the tests read its answers from tests/data/oracles.
+- transformers: AutoModelForCausalLM.from_pretrained(dir, gguf_file=...), which dequantizes
+  every tensor to f32, and the tokenizer it rebuilds from the file's tokenizer.ggml.* keys.
+- ours: the `nanovllm` command ($NANOVLLM_BIN).
+Greedy runs stop after the file's EOS token (kept) or after `n` new tokens.
+"""
+import hashlib
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SHARED = pathlib.Path(os.environ.get("NANOVLLM_SHARED_DIR", ROOT.parent / "shared"))
+DATA = ROOT / "tests" / "data" / "oracles"
+THREADS = 2
+
+# The conversations go through each engine's own rendering of the file's chat template.
+CHATS = [
+    [{"role": "user", "content": "What is the capital of France?"}],
+    [{"role": "system", "content": "You are a concise assistant."},
+     {"role": "user", "content": "Name three primary colors."}],
+    [{"role": "user", "content": "Hi!"},
+     {"role": "assistant", "content": "Hello! How can I help you today?"},
+     {"role": "user", "content": "Write a haiku about the sea."}],
+]
+RAW_PROMPTS = [
+    "The capital of France is",
+    "Once upon a time, there was a",
+    "def fibonacci(n):\n    ",
+    "Les étoiles brillent ☀ et 42 + 17 =",
+]
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def gguf_metadata(path, key):
+    """One metadata value of a GGUF file, read with PyPI's gguf package (None when absent)."""
+    import gguf
+    field = gguf.GGUFReader(str(path)).get_field(key)
+    return None if field is None else field.contents()
+
+
+def truncate_at_eos(ids, eos):
+    return ids[: ids.index(eos) + 1] if eos in ids else ids
+
+
+def common_prefix(a, b):
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def oracle_rule_violation(ours, a, b, names=("llama.cpp", "transformers")):
+    """None when `ours` passes the rule, else why not. Rule: where the two oracles agree we
+    agree with them; where they part (a near-tie that their different arithmetic breaks
+    differently) we follow one of them, the whole way from its first token to its last."""
+    if ours == a or ours == b:
+        return None
+    shared = common_prefix(a, b)
+    where = common_prefix(ours, a if common_prefix(ours, a) >= common_prefix(ours, b) else b)
+    return (f"ours {ours}\n{names[0]:>12} {a}\n{names[1]:>12} {b}\n"
+            f"the oracles share {shared} tokens; ours leaves the closer one at token {where}")
+
+
+# ---------------------------------------------------------------- llama.cpp (goldens only)
+_llama = {}
+
+
+def llama_cpp(path):
+    from llama_cpp import Llama
+    if path not in _llama:
+        _llama[path] = Llama(model_path=str(path), n_ctx=1024, n_batch=512, n_threads=THREADS,
+                             logits_all=True, verbose=False)
+    return _llama[path]
+
+
+def llama_cpp_tokenize(path, text):
+    # add_bos=True means "add the specials the vocabulary asks for" (tokenizer.ggml.add_bos_token).
+    return llama_cpp(path).tokenize(text.encode(), add_bos=True, special=True)
+
+
+def llama_cpp_greedy(path, prompt_ids, n, eos):
+    """Greedy ids and the logits of every new position (f32 lists)."""
+    import numpy as np
+    llm = llama_cpp(path)
+    llm.reset()
+    llm.eval(prompt_ids)
+    ids, logits = [], []
+    while len(ids) < n:
+        row = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32)
+        logits.append(row)
+        ids.append(int(row.argmax()))
+        if ids[-1] == eos:
+            break
+        llm.eval([ids[-1]])
+    return ids, logits
+
+
+def llama_cpp_chat_text(path, messages):
+    """The prompt llama-cpp-python renders with the file's tokenizer.chat_template (jinja2)."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+    llm = llama_cpp(path)
+    text = lambda tok: llm.detokenize([tok], special=True).decode()
+    fmt = Jinja2ChatFormatter(template=llm.metadata["tokenizer.chat_template"],
+                              eos_token=text(llm.token_eos()), bos_token=text(llm.token_bos()),
+                              add_generation_prompt=True)
+    return fmt(messages=messages).prompt
+
+
+# ---------------------------------------------------------------- transformers
+_hf = {}
+
+
+def transformers_model(path):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    if path not in _hf:
+        path = pathlib.Path(path)
+        torch.set_num_threads(THREADS)
+        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name,
+                                                     torch_dtype=torch.float32)
+        tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        _hf[str(path)] = (model.eval(), tok)
+    return _hf[str(path)]
+
+
+def transformers_greedy(path, prompt_ids, n, eos):
+    """Greedy ids and the logits of every new position, f32 throughout."""
+    import torch
+    model, _ = transformers_model(path)
+    ids, logits, past = [], [], None
+    step = torch.tensor([prompt_ids])
+    with torch.no_grad():
+        while len(ids) < n:
+            out = model(step, past_key_values=past, use_cache=True)
+            past = out.past_key_values
+            row = out.logits[0, -1].float()
+            logits.append(row.numpy())
+            ids.append(int(row.argmax()))
+            if ids[-1] == eos:
+                break
+            step = torch.tensor([[ids[-1]]])
+    return ids, logits
+
+
+def transformers_chat_text(path, messages):
+    _, tok = transformers_model(path)
+    return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def transformers_tokenize(path, text):
+    _, tok = transformers_model(path)
+    return tok(text, add_special_tokens=True)["input_ids"]
+
+
+# ---------------------------------------------------------------- ours
+def nanovllm_bin():
+    path = os.environ.get("NANOVLLM_BIN", str(ROOT / "build" / "bin" / "nanovllm"))
+    assert os.path.exists(path), f"nanovllm binary not found at {path} (set NANOVLLM_BIN)"
+    return path
+
+
+def run(args, stdin=None):
+    proc = subprocess.run([nanovllm_bin(), *map(str, args)], input=stdin, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, f"nanovllm {' '.join(map(str, args))}: {proc.stderr}"
+    return proc.stdout
+
+
+def ours_generate(model, prompts=(), prompt_ids=(), n=1, extra=()):
+    """`nanovllm generate --json` on text prompts or id lists: one dict per prompt, in order."""
+    args = ["generate", "--model", model, "--json", "-q", "--temperature", "0", "--threads",
+            THREADS, "--max-tokens", n, "--kv-cache-dtype", "f32", "--kv-cache-memory", "256MiB",
+            *extra]
+    for p in prompts:
+        args += ["--prompt", p]
+    for ids in prompt_ids:
+        args += ["--prompt-ids", ",".join(map(str, ids))]
+    rows = [json.loads(line) for line in run(args).splitlines() if line.strip()]
+    return sorted(rows, key=lambda r: r["index"])
+
+
+def ours_chat_text(model, messages):
+    return run(["chat-template", "--model", model, "--messages", "-"], stdin=json.dumps(messages))
+
+
+# ---------------------------------------------------------------- converted test checkpoints
+# Our random test checkpoints (tests/data/model) have 300-token vocabularies, and llama.cpp's
+# converter needs a real tokenizer beside the weights that fits the vocabulary. So each is
+# made again by `nanovllm make-model` with its config and the vocabulary of a real tokenizer
+# (seeded: the same bytes on every machine, which the goldens check through sha256).
+CONVERTED = {  # name: (config of the shape, tokenizer folder, vocab_size)
+    "llama": (ROOT / "tests/data/model/llama-f32/config.json", SHARED / "tokenizers/tinyllama", 32000),
+    "qwen3": (ROOT / "tests/data/model/qwen3-f32/config.json", SHARED / "tokenizers/qwen3", 151936),
+}
+OUTTYPES = ["f32", "f16", "q8_0"]
+# Their prompts, as ids: the weights are random, so text would mean nothing.
+CONVERTED_PROMPTS = [[1, 450, 4996, 17354, 1701, 432, 6, 3], [7, 7, 7, 7], [250, 9, 31999, 42, 1000]]
+
+
+def llama_cpp_src(build_dir):
+    found = sorted(pathlib.Path(build_dir, "oracles").glob("llama_cpp_python-*/vendor/llama.cpp"))
+    assert found, f"no llama.cpp sources under {build_dir}/oracles: run scripts/setup-oracles.sh"
+    return found[-1]
+
+
+def convert_to_gguf(build_dir, model_dir, outtype, out, vocab_only=False):
+    """llama.cpp's convert_hf_to_gguf.py, with the gguf-py it ships, in the oracle venv."""
+    src = llama_cpp_src(build_dir)
+    env = dict(os.environ, PYTHONPATH=str(src / "gguf-py"))
+    args = [sys.executable, str(src / "convert_hf_to_gguf.py"), str(model_dir), "--outtype", outtype,
+            "--outfile", str(out)] + (["--vocab-only"] if vocab_only else [])
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"convert_hf_to_gguf.py {model_dir}: {proc.stderr[-3000:]}"
+    return out
+
+
+def converted_checkpoint(build_dir, name):
+    """The safetensors checkpoint `name` (made once, cached under BUILD_DIR/oracles/converted)."""
+    config, tokenizer, vocab = CONVERTED[name]
+    work = pathlib.Path(build_dir, "oracles", "converted")
+    ckpt = work / f"{name}-f32"
+    if not (ckpt / "model.safetensors").exists():
+        work.mkdir(parents=True, exist_ok=True)
+        shape = json.loads(config.read_text())
+        shape["vocab_size"] = vocab
+        (work / f"{name}-config.json").write_text(json.dumps(shape, indent=2))
+        run(["make-model", "--config", work / f"{name}-config.json", "--out", ckpt, "--dtype", "f32",
+             "--seed", "0", "--tokenizer", tokenizer])
+    return ckpt
+
+
+def converted_gguf(build_dir, name, outtype):
+    ckpt = converted_checkpoint(build_dir, name)
+    out = ckpt.parent / f"{name}-{outtype}.gguf"
+    if not out.exists():
+        convert_to_gguf(build_dir, ckpt, outtype, str(out) + ".tmp")
+        os.replace(str(out) + ".tmp", out)
+    return out
