@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstdlib>
 
+#include "backends/host_memory.h"
 #include "model/model_config.h"
 #include "model/transformer.h"
 #include "model/weights.h"
@@ -171,6 +172,9 @@ class TpRunner final : public ModelRunner {
   int64_t kv_block_bytes(int block_size) const override {
     return shard_.transformer.kv_block_bytes(block_size, shard_.kv_dtype);
   }
+  // The ranks of one machine share its memory, each taking 1/size of every block: rank 0's
+  // share of what is free (an underestimate when the ranks are on separate machines).
+  int64_t kv_capacity_bytes() const override { return host_available_memory() / rank_.size; }
   void allocate_kv_cache(int num_blocks, int block_size) override {
     std::vector<int> cmd{kAllocate, num_blocks, block_size};
     broadcast_ints(cmd);
