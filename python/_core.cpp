@@ -251,6 +251,23 @@ nb::dict next_delta(Engine& engine, int64_t id, bool with_logprobs) {
 // Every field of the C++ SamplingParams, read and written as attributes. A new field is one
 // line here; the Python SamplingParams(**kwargs) finds the fields from these attributes.
 void bind_sampling_params(nb::module_& m) {
+  // vLLM's StructuredOutputsParams; python/nanovllm adds its keyword constructor.
+  nb::class_<StructuredOutputs>(m, "StructuredOutputs")
+      .def(nb::init<>())
+      .def("__copy__", [](const StructuredOutputs& s) { return s; })
+      .def(
+          "validate",
+          [](const StructuredOutputs& s) {
+            SamplingParams p;  // the check (one kind at most) lives in SamplingParams::validate
+            p.structured_outputs = s;
+            p.validate();
+          },
+          "Raises ValueError when more than one kind of constraint is set.")
+      .def_rw("json", &StructuredOutputs::json)
+      .def_rw("json_object", &StructuredOutputs::json_object)
+      .def_rw("regex", &StructuredOutputs::regex)
+      .def_rw("choice", &StructuredOutputs::choice)
+      .def_rw("grammar", &StructuredOutputs::grammar);
   nb::class_<SamplingParams>(m, "SamplingParams")
       .def(nb::init<>())
       .def("__copy__", [](const SamplingParams& p) { return p; })
@@ -271,7 +288,8 @@ void bind_sampling_params(nb::module_& m) {
       .def_rw("frequency_penalty", &SamplingParams::frequency_penalty)
       .def_rw("logprobs", &SamplingParams::logprobs, nb::arg().none())
       .def_rw("skip_special_tokens", &SamplingParams::skip_special_tokens)
-      .def_rw("logit_bias", &SamplingParams::logit_bias);
+      .def_rw("logit_bias", &SamplingParams::logit_bias)
+      .def_rw("structured_outputs", &SamplingParams::structured_outputs);
 }
 
 // The engine's configuration, field by field like SamplingParams; python/nanovllm maps vLLM's

@@ -11,12 +11,15 @@ build_dir="$(cd "${1:-$root/build}" && pwd)"
 shift || true
 work="$build_dir/python-test"
 tools=("nanobind==3.1.0" "scikit-build-core==1.1.2" "pytest>=7")
+test_deps=("pytest>=7" "jsonschema>=4")  # jsonschema: the oracle for structured outputs
 
 mkdir -p "$work"
-if [ ! -f "$work/wheels/.complete" ]; then
+# .complete lists what was downloaded, so adding a package to the lists fetches it once.
+wanted="${tools[*]} ${test_deps[*]}"
+if [ "$(cat "$work/wheels/.complete" 2>/dev/null)" != "$wanted" ]; then
   python3 -m venv "$work/fetch-venv"  # Debian's python3 has no pip of its own
-  "$work/fetch-venv/bin/pip" download --quiet --disable-pip-version-check -d "$work/wheels" "${tools[@]}"
-  touch "$work/wheels/.complete"
+  "$work/fetch-venv/bin/pip" download --quiet --disable-pip-version-check -d "$work/wheels" "${tools[@]}" "${test_deps[@]}"
+  echo "$wanted" > "$work/wheels/.complete"
 fi
 pip_offline=(--quiet --disable-pip-version-check --no-index --find-links "$work/wheels")
 # The venv that builds stays (its nanobind sources keep their dates, so the kept CMake build
@@ -35,7 +38,7 @@ rm -rf "$work/dist" "$work/venv"
   -w "$work/dist" -Cbuild-dir="$work/ext" -Ccmake.define.NANOVLLM_PREBUILT="$work/prefix" \
   ${launcher:+-Ccmake.define.CMAKE_CXX_COMPILER_LAUNCHER="$launcher"} "$root"
 python3 -m venv "$work/venv"
-"$work/venv/bin/pip" install "${pip_offline[@]}" pytest "$work"/dist/nanovllm-*.whl
+"$work/venv/bin/pip" install "${pip_offline[@]}" "${test_deps[@]}" "$work"/dist/nanovllm-*.whl
 
 export NANOVLLM_BIN="${NANOVLLM_BIN:-$build_dir/bin/nanovllm}"
 export NANOVLLM_SHARED_DIR="${NANOVLLM_SHARED_DIR:-$root/../shared}"

@@ -6,7 +6,9 @@
     print(outputs[0]["text"])
 """
 
-from .llm import LLM, AsyncLLM, SamplingParams, Stream, Tokenizer
+from .llm import (LLM, AsyncLLM, GuidedDecodingParams, SamplingParams, Stream, StructuredOutputsParams,
+                  Tokenizer)
 
-__all__ = ["LLM", "AsyncLLM", "SamplingParams", "Stream", "Tokenizer"]
+__all__ = ["LLM", "AsyncLLM", "GuidedDecodingParams", "SamplingParams", "Stream", "StructuredOutputsParams",
+           "Tokenizer"]
 __version__ = "0.1.0"

@@ -41,6 +41,65 @@ def _fields(cls: type) -> List[str]:
     return sorted(n for n, v in vars(cls).items() if not n.startswith("_") and not callable(v))
 
 
+class StructuredOutputsParams(_core.StructuredOutputs):
+    """vLLM's StructuredOutputsParams: at most one constraint the output is decoded under.
+
+    json: a JSON schema as text, a dict, or a pydantic model (anything with model_json_schema());
+    json_object: any JSON object; regex: a regular expression (Rust regex syntax); choice: one
+    of these strings; grammar: a Lark grammar (llguidance) or GBNF. Two at once raise ValueError;
+    an invalid schema or grammar raises ValueError when the request is added.
+    """
+
+    _FIELDS = _fields(_core.StructuredOutputs)
+
+    def __init__(self, json: Any = None, json_object: Optional[bool] = None, regex: Optional[str] = None,
+                 choice: Optional[Sequence[str]] = None, grammar: Optional[str] = None) -> None:
+        super().__init__()
+        if json is not None:
+            _set_field(self, "StructuredOutputsParams", "json", _schema_text(json))
+        if json_object is not None:
+            _set_field(self, "StructuredOutputsParams", "json_object", json_object)
+        if regex is not None:
+            _set_field(self, "StructuredOutputsParams", "regex", regex)
+        if choice is not None:
+            _set_field(self, "StructuredOutputsParams", "choice", list(choice))
+        if grammar is not None:
+            _set_field(self, "StructuredOutputsParams", "grammar", grammar)
+        self.validate()
+
+    def __repr__(self) -> str:
+        return _structured_repr(self)
+
+
+# vLLM's name before 0.11 (SamplingParams(guided_decoding=GuidedDecodingParams(...))).
+GuidedDecodingParams = StructuredOutputsParams
+
+
+def _schema_text(schema: Any) -> str:
+    """A JSON schema as the engine takes it: text. Dicts are serialised, pydantic models (or
+    anything with model_json_schema()) give their schema; text is passed on as it is."""
+    if isinstance(schema, str):
+        return schema
+    if hasattr(schema, "model_json_schema"):
+        schema = schema.model_json_schema()
+    return _to_json(schema, "structured_outputs.json")
+
+
+def _structured_repr(s: _core.StructuredOutputs) -> str:
+    # Only the fields that are set, as vLLM's dataclass repr would show the non-None ones.
+    set_fields = [f"{n}={getattr(s, n)!r}" for n in StructuredOutputsParams._FIELDS if getattr(s, n)]
+    return "StructuredOutputsParams(" + ", ".join(set_fields) + ")"
+
+
+def _structured_outputs(value: Any) -> _core.StructuredOutputs:
+    """SamplingParams(structured_outputs=...): the params object, a dict of its fields, or None."""
+    if value is None:
+        return _core.StructuredOutputs()
+    if isinstance(value, dict):
+        return StructuredOutputsParams(**value)
+    return value
+
+
 class SamplingParams(_core.SamplingParams):
     """vLLM's SamplingParams: every field of the C++ one, validated as it is (ValueError).
 
@@ -52,17 +111,24 @@ class SamplingParams(_core.SamplingParams):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__()
         for name, value in kwargs.items():
+            if name == "guided_decoding":  # vLLM's older name
+                name = "structured_outputs"
             if name not in self._FIELDS:
                 raise _unexpected("SamplingParams", name, self._FIELDS)
             if name == "stop" and isinstance(value, str):
                 value = [value]
             if name == "stop_token_ids" and value is None:
                 value = []
+            if name == "structured_outputs":
+                value = _structured_outputs(value)
             _set_field(self, "SamplingParams", name, value)
         self.validate()
 
     def __repr__(self) -> str:
-        return "SamplingParams(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self._FIELDS) + ")"
+        def show(name: str) -> str:
+            value = getattr(self, name)
+            return _structured_repr(value) if name == "structured_outputs" else repr(value)
+        return "SamplingParams(" + ", ".join(f"{n}={show(n)}" for n in self._FIELDS) + ")"
 
 
 def _copy_params(p: _core.SamplingParams) -> _core.SamplingParams:

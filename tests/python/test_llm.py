@@ -172,5 +172,6 @@ def test_type_hints_are_installed():
     pkg = pathlib.Path(nanovllm.__file__).parent
     stub = (pkg / "_core.pyi").read_text()
     assert (pkg / "py.typed").exists()
-    for name in ("class SamplingParams", "class Config", "class Engine", "def temperature", "def generate"):
+    for name in ("class SamplingParams", "class StructuredOutputs", "class Config", "class Engine", "def temperature",
+                 "def structured_outputs", "def generate"):
         assert name in stub, name
