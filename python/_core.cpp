@@ -311,7 +311,8 @@ void bind_config(nb::module_& m) {
       .def_rw("quantization", &Config::quantization)
       .def_rw("enable_prefix_caching", &Config::enable_prefix_caching)
       .def_rw("threads", &Config::threads)
-      .def_rw("backend", &Config::backend);
+      .def_rw("backend", &Config::backend)
+      .def_rw("backend_options", &Config::backend_options);
 }
 
 void bind_engine(nb::module_& m) {

@@ -193,8 +193,11 @@ class LLM:
     kv_cache_memory_fraction, quantization (None or "int8"), seed, threads, backend,
     allow_long_max_model_len.
 
-    Accepted for compatibility: dtype ("auto" only: weights stay in their stored dtype),
-    device ("cpu"/"auto"), tensor_parallel_size (1 only), enforce_eager (there are no CUDA
+    dtype and device: with backend="torch", its options (device "cpu" or "cuda[:N]", dtype
+    "f32"/"bf16"/"f16"); on the native backend dtype "auto" only (weights stay in their stored
+    dtype) and device "cpu"/"auto".
+
+    Accepted for compatibility: tensor_parallel_size (1 only), enforce_eager (there are no CUDA
     graphs to skip), gpu_memory_utilization (ignored: the KV cache on the CPU is sized by
     kv_cache_memory / kv_cache_memory_fraction, since RAM is shared with everything else),
     trust_remote_code, tokenizer (the model folder's own only), swap_space.
@@ -223,16 +226,13 @@ class LLM:
         known = sorted(set(fields) | set(self._CONFIG_NAMES) | self._IGNORED |
                        {"dtype", "device", "tensor_parallel_size", "seed", "tokenizer"})
         seed = None
+        backend_options: Dict[str, str] = {}  # device= and dtype=, for the backend that has them
         for name, value in kwargs.items():
             if name in self._IGNORED:
                 continue
-            if name == "dtype":
+            if name in ("dtype", "device"):
                 if value not in ("auto", None):
-                    raise ValueError(f"dtype={value!r}: only 'auto' (weights stay in the checkpoint's dtype; "
-                                     "quantization='int8' rounds them to int8)")
-            elif name == "device":
-                if value not in ("cpu", "auto", None):
-                    raise ValueError(f"device={value!r}: this engine runs on the CPU ('cpu' or 'auto')")
+                    backend_options[name] = str(value)
             elif name == "tensor_parallel_size":
                 if value != 1:
                     raise ValueError(f"tensor_parallel_size={value!r}: only 1 (one process on the CPU)")
@@ -251,11 +251,26 @@ class LLM:
                 _set_field(config, "LLM", self._CONFIG_NAMES.get(name, name), value)
             else:
                 raise _unexpected("LLM", name, known)
+        self._set_backend_options(config, backend_options)
         config.validate()
         # Requests without their own seed draw one from this generator, so seed=N makes a whole
         # run repeatable as in vLLM; without it each request gets a fresh one from the engine.
         self._rng = random.Random(seed) if seed is not None else None
         return config
+
+    @staticmethod
+    def _set_backend_options(config: _core.Config, options: Dict[str, str]) -> None:
+        """device= and dtype= are the torch backend's options (backend="torch"); the native
+        backend runs on the CPU with the checkpoint's own dtype."""
+        if config.backend == "native":
+            if options.get("device", "cpu") != "cpu":
+                raise ValueError(f"device={options['device']!r}: the native backend runs on the CPU "
+                                 "('cpu' or 'auto'); backend='torch' runs on CUDA")
+            if "dtype" in options:
+                raise ValueError(f"dtype={options['dtype']!r}: only 'auto' on the native backend (weights stay "
+                                 "in the checkpoint's dtype; quantization='int8' rounds them to int8)")
+            return
+        config.backend_options = options  # the backend refuses what it does not have, naming it
 
     # --- what nano-vllm and vLLM expose -------------------------------------------------
 

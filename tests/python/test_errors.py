@@ -2,6 +2,7 @@
 a wrong type, ValueError for a bad value (SamplingParams' C++ validation included)."""
 import pytest
 
+import nanovllm
 from nanovllm import LLM, SamplingParams
 
 from conftest import ENGINE, STORIES
@@ -48,7 +49,7 @@ def test_a_field_set_after_construction_is_checked_by_generate(stories):
     (dict(pipeline_parallel_size=2), TypeError, "unexpected keyword argument 'pipeline_parallel_size'"),
     (dict(tensor_parallel_size=2), ValueError, "tensor_parallel_size=2: only 1"),
     (dict(dtype="float16"), ValueError, "dtype='float16': only 'auto'"),
-    (dict(device="cuda"), ValueError, "device='cuda': this engine runs on the CPU"),
+    (dict(device="cuda"), ValueError, "device='cuda': the native backend runs on the CPU"),
     (dict(kv_cache_dtype="fp8"), ValueError, "kv_cache_dtype='fp8'"),
     (dict(quantization="awq"), ValueError, "quantization must be int8 or empty, got awq"),
     (dict(max_num_seqs=0), ValueError, "max_num_seqs must be >= 1, got 0"),
@@ -109,3 +110,12 @@ def test_chat_on_a_model_without_a_template(stories):
         stories.chat([{"role": "user", "content": "hi"}], SamplingParams(max_tokens=2))
     with pytest.raises(TypeError, match="JSON-serialisable"):
         stories.tokenizer.apply_chat_template([{"role": "user", "content": object()}])
+
+
+def test_device_and_dtype_are_the_torch_backends_options():
+    # backend="torch" takes them as its own options (it names what it does not have); the native
+    # backend refuses them above.
+    config = nanovllm._core.Config()
+    config.backend = "torch"
+    nanovllm.LLM._set_backend_options(config, {"device": "cuda:1", "dtype": "bf16"})
+    assert config.backend_options == {"device": "cuda:1", "dtype": "bf16"}
