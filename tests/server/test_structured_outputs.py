@@ -1,6 +1,8 @@
 """Structured outputs, tool calls and reasoning against `nanovllm serve`, with the official
 openai client. The model is the random-weight Qwen3-shaped one (conftest.chat_model): with a
-grammar even random weights must produce output that parses and validates (jsonschema)."""
+grammar even random weights must produce output that parses and validates (jsonschema). The
+schemas, the enforced tool calls, streaming and batch mixing also run on the real SmolLM2
+instruct model of `make demo` (GGUF, Q4_1; its vocabulary and template, not Qwen's)."""
 import concurrent.futures
 import json
 import os
@@ -16,6 +18,22 @@ from conftest import Server
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 MODEL = "qwen3-tiny"
+
+
+@pytest.fixture(scope="module")
+def smol_server():
+    fetch = subprocess.run(["bash", str(ROOT / "scripts" / "fetch-demo-model.sh")], check=True,
+                           capture_output=True, text=True)
+    # Its template has no tool-call format of its own, so tool_choice "auto" needs a parser named.
+    server = Server(fetch.stdout.strip(), "--max-model-len", "1024", "--tool-call-parser", "hermes", name=MODEL)
+    yield server
+    assert server.stop() == 0
+
+
+# The random Qwen3-shaped model and the real SmolLM2 one, both served under the name MODEL.
+@pytest.fixture(params=["qwen3-tiny", "smollm2"])
+def any_server(request):
+    return request.getfixturevalue("chat_server" if request.param == "qwen3-tiny" else "smol_server")
 
 
 def client(server):
@@ -63,10 +81,10 @@ def chat(server, **kw):
 
 
 @pytest.mark.parametrize("i", range(len(SCHEMAS)))
-def test_json_schema_responses_validate(chat_server, i):
+def test_json_schema_responses_validate(any_server, i):
     schema = SCHEMAS[i]
     for seed in (1, 2):
-        out = chat(chat_server, seed=seed, response_format={"type": "json_schema", "json_schema": {"name": f"s{i}", "schema": schema}})
+        out = chat(any_server, seed=seed, response_format={"type": "json_schema", "json_schema": {"name": f"s{i}", "schema": schema}})
         choice = out.choices[0]
         assert choice.finish_reason == "stop", choice
         jsonschema.validate(json.loads(choice.message.content), schema)
@@ -122,20 +140,20 @@ def check_calls(calls):
         jsonschema.validate(json.loads(call.function.arguments), PARAMS[call.function.name])
 
 
-def test_tool_choice_required_and_named_give_valid_calls(chat_server):
+def test_tool_choice_required_and_named_give_valid_calls(any_server):
     for seed in (1, 2, 3):
-        out = chat(chat_server, seed=seed, tools=TOOLS, tool_choice="required", max_tokens=700)
+        out = chat(any_server, seed=seed, tools=TOOLS, tool_choice="required", max_tokens=700)
         assert out.choices[0].finish_reason == "tool_calls"
         check_calls(out.choices[0].message.tool_calls)
-        one = chat(chat_server, seed=seed, tools=TOOLS, tool_choice="required", parallel_tool_calls=False)
+        one = chat(any_server, seed=seed, tools=TOOLS, tool_choice="required", parallel_tool_calls=False)
         assert len(one.choices[0].message.tool_calls) == 1
         check_calls(one.choices[0].message.tool_calls)
-        named = chat(chat_server, seed=seed, tools=TOOLS, tool_choice={"type": "function", "function": {"name": "add"}})
+        named = chat(any_server, seed=seed, tools=TOOLS, tool_choice={"type": "function", "function": {"name": "add"}})
         calls = named.choices[0].message.tool_calls
         check_calls(calls)
         assert [c.function.name for c in calls] == ["add"] and named.choices[0].message.content is None
     with pytest.raises(openai.BadRequestError):
-        chat(chat_server, tools=TOOLS, tool_choice={"type": "function", "function": {"name": "nope"}})
+        chat(any_server, tools=TOOLS, tool_choice={"type": "function", "function": {"name": "nope"}})
 
 
 def collect_stream(server, **kw):
@@ -159,16 +177,16 @@ def collect_stream(server, **kw):
     {"tools": TOOLS, "tool_choice": {"type": "function", "function": {"name": "get_weather"}}},
     {"tools": TOOLS, "tool_choice": "auto", "max_tokens": 40},
 ])
-def test_streaming_equals_non_streaming(chat_server, kw):
-    whole = chat(chat_server, seed=5, **kw).choices[0]
-    content, _, calls, finish = collect_stream(chat_server, seed=5, **kw)
+def test_streaming_equals_non_streaming(any_server, kw):
+    whole = chat(any_server, seed=5, **kw).choices[0]
+    content, _, calls, finish = collect_stream(any_server, seed=5, **kw)
     assert finish == whole.finish_reason
     assert content == (whole.message.content or "")
     assert calls == [{"name": c.function.name, "arguments": c.function.arguments} for c in whole.message.tool_calls or []]
 
 
-def test_batch_mixing_constrained_and_free_requests_keeps_the_free_ones(chat_server):
-    c = client(chat_server)
+def test_batch_mixing_constrained_and_free_requests_keeps_the_free_ones(any_server):
+    c = client(any_server)
     free = dict(model=MODEL, prompt="Once upon a time", max_tokens=24, seed=11, logprobs=0)
     alone = [c.completions.create(**{**free, "seed": s}).choices[0] for s in (11, 12)]
     jobs = []
