@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 
 #include "backends/registry.h"
@@ -174,6 +175,16 @@ TEST(BackendRegistry, ListsTheCompiledBackendsAndRefusesOthers) {
   c.backend_options = {{"colour", "red"}};
   EXPECT_NE(error_of([&] { find_backend("torch").make(data_dir() + "/llama-f32", c); }).find("no option 'colour' (it has: device, dtype)"),
             std::string::npos);
+}
+
+// A GGUF file is refused by name (before, its path was read as a folder: "x.gguf/config.json:
+// cannot open").
+TEST(TorchRunner, RefusesGgufFilesNamingThem) {
+  const std::filesystem::path file = std::filesystem::temp_directory_path() / "nanovllm-torch-refuses.gguf";
+  std::ofstream(file, std::ios::binary) << "GGUF";
+  const std::string error = error_of([&] { find_backend("torch").make(file.string(), Config{}); });
+  std::filesystem::remove(file);
+  EXPECT_NE(error.find("not GGUF files"), std::string::npos) << error;
 }
 
 }  // namespace

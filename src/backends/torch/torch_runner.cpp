@@ -15,6 +15,7 @@
 
 #include "backends/host_memory.h"
 #include "backends/registry.h"
+#include "model/gguf_model.h"
 #include "model/model_config.h"
 #include "model/weights.h"
 #include "nanovllm/error.h"
@@ -396,7 +397,13 @@ TorchRunnerOptions torch_options(const Config& config) {
 
 BackendEntry torch_backend() {
   return {"torch", "LibTorch " NANOVLLM_TORCH_VERSION " (--device cpu|cuda[:N], --dtype auto|f32|bf16|f16)",
-          [](const std::string& dir, const Config& c) { return make_torch_runner(dir, torch_options(c)); }};
+          [](const std::string& dir, const Config& c) {
+            // GGUF weights would have to be dequantized into torch tensors first: not done yet.
+            if (is_gguf_file(dir))
+              throw Error("backend torch reads Hugging Face folders only, not GGUF files (yet): " + dir +
+                          "; use --backend native for it");
+            return make_torch_runner(dir, torch_options(c));
+          }};
 }
 
 }  // namespace nanovllm
