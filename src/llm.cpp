@@ -149,16 +149,20 @@ int LLM::vocab_size() const { return engine_->model_info().vocab_size; }
 std::optional<int> LLM::bos_token_id() const { return engine_->model_info().bos_token_id; }
 const Config& LLM::config() const { return engine_->config(); }
 
-// Loaded per call, not kept: a template costs a parse of tokenizer_config.json (well under a
-// millisecond next to a generation), and LLM stays free of chat state and locks.
+const ChatTemplate& LLM::chat_template() const {
+  std::call_once(chat_template_once_, [this] {
+    chat_template_ = std::make_unique<const ChatTemplate>(ChatTemplate::from_tokenizer_config(config().model));
+  });
+  return *chat_template_;
+}
+
 std::string LLM::apply_chat_template(const std::string& messages_json, bool add_generation_prompt,
                                      const std::string& kwargs_json, const std::string& tools_json) const {
   using Json = nlohmann::ordered_json;  // key order stays as written (visible through tojson)
   const Json messages = parse_json<Json>(messages_json, "the chat messages");
   const Json kwargs = parse_json<Json>(kwargs_json, "the chat template arguments");
   const Json tools = parse_json<Json>(tools_json, "the tools");
-  const ChatTemplate tpl = ChatTemplate::from_tokenizer_config(config().model);
-  return tpl.render(messages, add_generation_prompt, kwargs, tools);
+  return chat_template().render(messages, add_generation_prompt, kwargs, tools);
 }
 
 LLMEngine& internal::engine(LLM& llm) { return *llm.engine_; }

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,6 +18,7 @@
 namespace nanovllm {
 
 class LLMEngine;
+class ChatTemplate;
 class LLM;
 
 // Names of the backends (model runners) compiled into this build, "native" first; one of them
@@ -78,8 +80,14 @@ class LLM {
  private:
   friend LLMEngine& internal::engine(LLM& llm);
 
+  const ChatTemplate& chat_template() const;
+
   std::shared_ptr<const Tokenizer> tokenizer_;
   std::unique_ptr<LLMEngine> engine_;
+  // Loaded on the first apply_chat_template (a model may have none); once_flag retries a load
+  // that threw, so each call without a template reports why.
+  mutable std::once_flag chat_template_once_;
+  mutable std::unique_ptr<const ChatTemplate> chat_template_;
 };
 
 }  // namespace nanovllm

@@ -154,13 +154,7 @@ class TpRunner final : public ModelRunner {
  public:
   TpRunner(const std::string& dir, const NativeRunnerOptions& opts, TpRank r) : shard_(dir, opts, r), rank_(r) {
     shard_.prefault = opts.prefault_kv_cache;
-    info_.generation = load_generation_config(dir, &shard_.full);
-    info_.architecture = shard_.full.architecture;
-    info_.vocab_size = shard_.full.vocab_size;
-    info_.max_position_embeddings = shard_.full.max_position_embeddings;
-    info_.bos_token_id = shard_.full.bos_token_id;
-    info_.eos_token_ids = shard_.full.eos_token_ids;
-    info_.weight_bytes = shard_.ckpt.total_bytes() / r.size;
+    info_ = model_info(dir, &shard_.full, shard_.ckpt.total_bytes() / r.size);
   }
   ~TpRunner() override {
     std::vector<int> stop{kStop};

@@ -39,13 +39,7 @@ class NativeRunner final : public ModelRunner {
         ckpt_(gguf_ ? gguf_checkpoint(gguf_, cfg_) : Checkpoint(dir)),
         weights_(load_weights(ckpt_, cfg_, weight_options(opts))),
         transformer_(cfg_, weights_) {
-    info_.generation = load_generation_config(dir, &cfg_);
-    info_.architecture = cfg_.architecture;
-    info_.vocab_size = cfg_.vocab_size;
-    info_.max_position_embeddings = cfg_.max_position_embeddings;
-    info_.bos_token_id = cfg_.bos_token_id;
-    info_.eos_token_ids = cfg_.eos_token_ids;
-    info_.weight_bytes = ckpt_.total_bytes();
+    info_ = model_info(dir, &cfg_, ckpt_.total_bytes());
   }
 
   const ModelInfo& info() const override { return info_; }

@@ -107,13 +107,7 @@ class TorchRunner final : public ModelRunner {
     dtype_ = parse_dtype(opts.dtype, device_, embed.dtype);
     kv_dtype_ = parse_kv_dtype(opts.kv_cache_dtype);
     load_all_weights();
-    info_.generation = load_generation_config(dir, &cfg_);
-    info_.architecture = cfg_.architecture;
-    info_.vocab_size = cfg_.vocab_size;
-    info_.max_position_embeddings = cfg_.max_position_embeddings;
-    info_.bos_token_id = cfg_.bos_token_id;
-    info_.eos_token_ids = cfg_.eos_token_ids;
-    info_.weight_bytes = ckpt_.total_bytes();
+    info_ = model_info(dir, &cfg_, ckpt_.total_bytes());
     const std::vector<float> inv = rope_inv_freq(cfg_);
     inv_freq_ = at::tensor(at::ArrayRef<float>(inv), at::kFloat).to(device_);
   }
