@@ -256,7 +256,9 @@ def build_graph(cfg, w, inv_freq, scaling):
                                         ["logits"], name="lm_head"))
 
     f32, i64, i32 = TensorProto.FLOAT, TensorProto.INT64, TensorProto.INT32
-    cache_shape = ["num_blocks", "block_size", s.kv_heads, s.head_dim]
+    # [num_blocks, Hkv, block_size, D]: a block holds each KV head's rows contiguously, the
+    # native kernels' layout, so the op reads the runner's buffers as they are.
+    cache_shape = ["num_blocks", s.kv_heads, "block_size", s.head_dim]
     inputs = [helper.make_tensor_value_info("input_ids", i64, ["T"]),
               helper.make_tensor_value_info("positions", i64, ["T"])]
     for i in range(s.layers):
@@ -336,13 +338,16 @@ def export(model_dir, out_dir):
 
 def paged_attention_numpy(q, k, v, k_cache, v_cache, slot_mapping, block_tables, context_lens, query_start_loc,
                           num_heads, num_kv_heads, head_dim, scale, sliding_window):
-    """The op's contract in numpy: write k/v rows at their slots, then causal attention of each
-    sequence's query rows over its context (blocks in block_tables)."""
-    block_size = k_cache.shape[1]
-    kc = k_cache.reshape(-1, num_kv_heads, head_dim)
-    vc = v_cache.reshape(-1, num_kv_heads, head_dim)
-    kc[slot_mapping] = k.reshape(-1, num_kv_heads, head_dim)
-    vc[slot_mapping] = v.reshape(-1, num_kv_heads, head_dim)
+    """The op's contract in numpy: write k/v rows at their slots (cache [blocks, Hkv, block_size,
+    D]), then causal attention of each sequence's query rows over its context (block_tables)."""
+    block_size = k_cache.shape[2]
+    kc = k_cache.transpose(0, 2, 1, 3).reshape(-1, num_kv_heads, head_dim)  # by slot: a copy
+    vc = v_cache.transpose(0, 2, 1, 3).reshape(-1, num_kv_heads, head_dim)
+    stored = slot_mapping >= 0
+    kc[slot_mapping[stored]] = k.reshape(-1, num_kv_heads, head_dim)[stored]
+    vc[slot_mapping[stored]] = v.reshape(-1, num_kv_heads, head_dim)[stored]
+    k_cache[...] = kc.reshape(-1, block_size, num_kv_heads, head_dim).transpose(0, 2, 1, 3)  # in place
+    v_cache[...] = vc.reshape(-1, block_size, num_kv_heads, head_dim).transpose(0, 2, 1, 3)
     out = np.zeros_like(q).reshape(-1, num_heads, head_dim)
     qh = q.reshape(-1, num_heads, head_dim)
     group = num_heads // num_kv_heads
@@ -378,7 +383,7 @@ def check(model_dir, out_dir, cfg):
         want = load_model(model_dir)(torch.tensor([ids])).logits[0].float().numpy()
     sess = ReferenceEvaluator(onnx.load(os.path.join(out_dir, "model.onnx")), new_ops=[PagedAttention])
     block_size, blocks = 4, [2, 0, 3, 1]  # scattered blocks
-    caches = {f"{kv}_cache.{i}": np.zeros((4, block_size, s.kv_heads, s.head_dim), np.float32)
+    caches = {f"{kv}_cache.{i}": np.zeros((4, s.kv_heads, block_size, s.head_dim), np.float32)
               for i in range(s.layers) for kv in "kv"}
     got = []
     for start, end in ((0, 7), (7, 8), (8, 11)):  # a prefill chunk, a decode, a second chunk
