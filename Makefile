@@ -16,7 +16,7 @@ CMAKE_FLAGS ?=
 PREFIX   ?= /usr/local
 NANOVLLM := $(BUILD)/bin/nanovllm
 
-.PHONY: all deps configure build build-torch build-onnx build-all test demo bench install clean format deps-fuzz fuzz fuzz-run test-sanitize deploy-test
+.PHONY: all deps configure build build-torch build-onnx build-all test demo bench install clean format deps-fuzz fuzz fuzz-run test-sanitize deploy-test export-onnx
 
 all: build
 
@@ -48,6 +48,13 @@ build-all: build-torch build-onnx
 
 test: build-all
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+# A Hugging Face checkpoint as the ONNX decoder of `--backend onnx` (model.onnx + tokenizer and
+# config files in OUT), exported in the PyTorch venv of scripts/setup-py-torch.sh.
+OUT ?=
+export-onnx:
+	@if [ -z "$(MODEL)" ] || [ -z "$(OUT)" ]; then echo "usage: make export-onnx MODEL=DIR OUT=DIR"; exit 2; fi
+	bash scripts/export-onnx.sh "$(MODEL)" "$(OUT)"
 
 # Two `nanovllm serve` replicas behind HAProxy and nginx running the files of deploy/ (tests/deploy).
 deploy-test: deps configure
