@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Exports a Hugging Face decoder checkpoint to the ONNX graph of nanovllm's onnx backend.
 
-    export_onnx.py MODEL_DIR OUT_DIR [MODEL_DIR OUT_DIR ...] [--check]
+    export_onnx.py MODEL_DIR OUT_DIR [MODEL_DIR OUT_DIR ...] [--check] [--kv-cache-dtype f32|bf16]
+                   [--external-data]
 
 (several pairs share one start-up of torch and transformers, which takes longer than exporting
 a small model).
@@ -18,7 +19,8 @@ state dict, which keeps every operation exactly what the decoder computes:
 Attention is one custom node per layer (domain "nanovllm", op "PagedAttention"), whose CPU
 kernel the runner registers; its inputs are the layer's K/V cache blocks and the engine's
 paged-attention metadata, so the engine's scheduling and prefix cache work unchanged.
-Everything is f32. Weights over 2 GB (protobuf's limit) go to OUT_DIR/model.onnx.data.
+Everything is f32; the KV cache inputs are f32 or, with --kv-cache-dtype bf16, bfloat16 (the
+runner allocates what the graph declares; half the cache memory and traffic). Weights over 2 GB (protobuf's limit) go to OUT_DIR/model.onnx.data.
 
 --check runs the exported graph with onnx's reference evaluator (the custom op in numpy) on a
 few tokens and compares its logits with transformers' forward of the same checkpoint.
@@ -232,7 +234,7 @@ def mlp(g, w, i, x):
     return linear(g, act, g.weight(p + "down_proj.weight_t", w[p + "down_proj.weight"].T))
 
 
-def build_graph(cfg, w, inv_freq, scaling):
+def build_graph(cfg, w, inv_freq, scaling, kv_dtype="f32"):
     from onnx import TensorProto, helper
 
     s = Shape(cfg)
@@ -262,8 +264,9 @@ def build_graph(cfg, w, inv_freq, scaling):
     inputs = [helper.make_tensor_value_info("input_ids", i64, ["T"]),
               helper.make_tensor_value_info("positions", i64, ["T"])]
     for i in range(s.layers):
-        inputs += [helper.make_tensor_value_info(f"k_cache.{i}", f32, cache_shape),
-                   helper.make_tensor_value_info(f"v_cache.{i}", f32, cache_shape)]
+        cache = TensorProto.BFLOAT16 if kv_dtype == "bf16" else f32
+        inputs += [helper.make_tensor_value_info(f"k_cache.{i}", cache, cache_shape),
+                   helper.make_tensor_value_info(f"v_cache.{i}", cache, cache_shape)]
     inputs += [helper.make_tensor_value_info("slot_mapping", i64, ["T"]),
                helper.make_tensor_value_info("block_tables", i32, ["B", "max_blocks"]),
                helper.make_tensor_value_info("context_lens", i32, ["B"]),
@@ -273,16 +276,16 @@ def build_graph(cfg, w, inv_freq, scaling):
     return g, inputs, outputs
 
 
-def tensor_protos(g, out_dir):
-    """The initializers as TensorProtos; when they exceed protobuf's 2 GB, the large ones are
-    written to model.onnx.data as they are made (64 KiB aligned, so ORT can map them) instead of
-    being held in memory twice."""
-    from onnx import helper, numpy_helper
+def tensor_protos(g, out_dir, external):
+    """The initializers as TensorProtos; when they exceed protobuf's 2 GB (or `external`), the
+    large ones are written to model.onnx.data as they are made (64 KiB aligned, so ORT can map
+    them) instead of being held in memory twice."""
+    from onnx import TensorProto, numpy_helper
 
     weights = [(n, a) for n, a in (x for x in g.inits if isinstance(x, tuple))]
     protos = [x for x in g.inits if not isinstance(x, tuple)]
     total = sum(a.nbytes for _, a in weights)
-    if total <= PROTOBUF_LIMIT:
+    if total <= PROTOBUF_LIMIT and not external:
         return protos + [numpy_helper.from_array(a, n) for n, a in weights]
     path = os.path.join(out_dir, EXTERNAL_DATA)
     with open(path, "wb") as f:
@@ -293,9 +296,8 @@ def tensor_protos(g, out_dir):
             f.seek((f.tell() + 65535) // 65536 * 65536)
             offset = f.tell()
             f.write(a.tobytes())
-            t = helper.make_tensor(name, 1, a.shape, vals=[])  # FLOAT, data external
-            t.ClearField("float_data")
-            t.data_location = 1  # EXTERNAL
+            t = TensorProto(name=name, data_type=TensorProto.FLOAT, dims=a.shape,
+                            data_location=TensorProto.EXTERNAL)
             for key, value in (("location", EXTERNAL_DATA), ("offset", str(offset)), ("length", str(a.nbytes))):
                 entry = t.external_data.add()
                 entry.key, entry.value = key, value
@@ -303,7 +305,7 @@ def tensor_protos(g, out_dir):
     return protos
 
 
-def export(model_dir, out_dir):
+def export(model_dir, out_dir, kv_dtype="f32", external=False):
     import onnx
     from onnx import helper
 
@@ -316,15 +318,15 @@ def export(model_dir, out_dir):
     for stale in ("model.onnx", EXTERNAL_DATA):
         if os.path.exists(os.path.join(out_dir, stale)):
             os.remove(os.path.join(out_dir, stale))
-    g, inputs, outputs = build_graph(cfg, weights, inv_freq, scaling)
-    graph = helper.make_graph(g.nodes, "nanovllm_decoder", inputs, outputs, tensor_protos(g, out_dir))
+    g, inputs, outputs = build_graph(cfg, weights, inv_freq, scaling, kv_dtype)
+    graph = helper.make_graph(g.nodes, "nanovllm_decoder", inputs, outputs, tensor_protos(g, out_dir, external))
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(DOMAIN, 1)],
                           producer_name="nanovllm export_onnx.py")
     m.ir_version = 8  # opset 17; what every onnxruntime since 1.14 reads
     helper.set_model_props(m, {"nanovllm.source": os.path.abspath(model_dir),
                                "nanovllm.architecture": cfg["architectures"][0]})
-    onnx.checker.check_model(m) if m.ByteSize() < PROTOBUF_LIMIT else None
     onnx.save_model(m, os.path.join(out_dir, "model.onnx"))
+    onnx.checker.check_model(os.path.join(out_dir, "model.onnx"))  # by path: external data is found beside it
     for f in COPIED_FILES:
         src = os.path.join(model_dir, f)
         if os.path.isfile(src):
@@ -406,11 +408,15 @@ def main():
                     help="a Hugging Face checkpoint folder and the output folder (model.onnx, model.onnx.data "
                          "when over 2 GB, the tokenizer/config files); repeatable")
     ap.add_argument("--check", action="store_true", help="compare each graph with transformers on a few tokens")
+    ap.add_argument("--external-data", action="store_true", help="weights in model.onnx.data even under 2 GB")
+    ap.add_argument("--kv-cache-dtype", choices=("f32", "bf16"), default="f32", help="dtype of the KV cache inputs")
     a = ap.parse_args()
     if len(a.dirs) % 2:
         ap.error("MODEL_DIR and OUT_DIR come in pairs")
+    if a.check and a.kv_cache_dtype != "f32":
+        ap.error("--check runs the graph with f32 caches (numpy has no bfloat16)")
     for model_dir, out_dir in zip(a.dirs[::2], a.dirs[1::2]):
-        cfg = export(model_dir, out_dir)
+        cfg = export(model_dir, out_dir, a.kv_cache_dtype, a.external_data)
         if a.check:
             check(model_dir, out_dir, cfg)
         print(f"export-onnx: wrote {os.path.join(out_dir, 'model.onnx')}")

@@ -5,7 +5,8 @@
 #     bf16 and f16 weights), TinyStories-656K from ../shared,
 #   - qwen3-tiny: a random-weight Qwen3 shape around the real Qwen3 tokenizer and chat template
 #     (`nanovllm make-model`, kept in BUILD_DIR/onnx-models/src), for the serve test.
-# Each export is checked against transformers (export_onnx.py --check). An export is redone
+# Each export is checked against transformers (export_onnx.py --check), with its weights in
+# model.onnx.data (--external-data: the path every checkpoint over 2 GB takes). An export is redone
 # only when the exporter or its checkpoint changed (a content hash in OUT/.export-stamp), and
 # all stale ones share one start-up of torch + transformers.
 set -euo pipefail
@@ -27,9 +28,10 @@ names=()
 for s in "${sources[@]}"; do names+=("$(basename "$s")"); done
 names[-1]=qwen3-tiny
 
-# What an export depends on: the exporter and every file of the checkpoint.
+# What an export depends on: the exporter, its flags here, and every file of the checkpoint.
 stamp_of() {
-  (cd "$1" && sha256sum "$root/scripts/export_onnx.py" $(ls | sort)) | sha256sum | cut -c1-16
+  (cd "$1" && sha256sum "$root/scripts/export_onnx.py" "$root/tests/onnx/export-test-models.sh" $(ls | sort)) |
+    sha256sum | cut -c1-16
 }
 
 stale=()
@@ -45,7 +47,7 @@ if [ ${#stale[@]} -eq 0 ]; then
   echo "onnx exports up to date in $out_root"
   exit 0
 fi
-"$root/scripts/export-onnx.sh" "${stale[@]}" --check
+"$root/scripts/export-onnx.sh" "${stale[@]}" --check --external-data
 for i in "${!sources[@]}"; do
   stamp_of "${sources[$i]}" > "$out_root/${names[$i]}/.export-stamp"
 done
