@@ -351,7 +351,8 @@ class OnnxRunner final : public ModelRunner {
     std::map<std::string, bool> seen;
     for (size_t i = 0; i < session_.GetInputCount(); ++i) {
       const std::string name = session_.GetInputNameAllocated(i, alloc).get();
-      const auto info = session_.GetInputTypeInfo(i).GetTensorTypeAndShapeInfo();
+      const Ort::TypeInfo type_info = session_.GetInputTypeInfo(i);  // owns what `info` views
+      const auto info = type_info.GetTensorTypeAndShapeInfo();
       const auto type = info.GetElementType();
       seen[name] = true;
       if (name == "logits_indices") {
