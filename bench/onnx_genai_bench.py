@@ -27,10 +27,17 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
 
+    # ORT's intra-op threads are a session option of the model's genai_config.json.
+    path = f"{a.model}/genai_config.json"
+    genai = json.load(open(path))
+    options = genai["model"]["decoder"].setdefault("session_options", {})
+    if options.get("intra_op_num_threads") != a.threads:
+        options["intra_op_num_threads"] = a.threads
+        json.dump(genai, open(path, "w"), indent=2)
     config = og.Config(a.model)
     config.clear_providers()  # the CPU
     model = og.Model(config)
-    vocab = json.load(open(f"{a.model}/genai_config.json"))["model"]["vocab_size"]
+    vocab = genai["model"]["vocab_size"]
     prompts = np.random.default_rng(a.seed).integers(0, min(vocab, 150000), (a.batch, a.input_len)).astype(np.int32)
     total = a.input_len + a.output_len
     params = og.GeneratorParams(model)
