@@ -190,16 +190,18 @@ static void repack_pairs16(const WeightView& src, uint32_t* dst) {
   const auto* in = static_cast<const uint16_t*>(src.data);
 #pragma omp parallel for schedule(static)
   for (size_t p = 0; p < panels; ++p) {
-    uint32_t* o = dst + p * Kp * kPanelRows;
-    for (size_t r = 0; r < size_t(kPanelRows); ++r) {
-      const size_t n = p * kPanelRows + r;
-      const uint16_t* row = in + n * K;
-      for (size_t kp = 0; kp < Kp; ++kp) {
-        uint32_t pair = 0;
-        if (n < rows && 2 * kp + 1 < K) std::memcpy(&pair, row + 2 * kp, 4);
-        else if (n < rows) pair = row[2 * kp];  // an odd K's last column, paired with a zero
-        o[kp * kPanelRows + r] = pair;
+    const size_t n0 = p * kPanelRows, nr = std::min(size_t(kPanelRows), rows - n0);
+    const uint16_t* panel = in + n0 * K;
+    // In write order: each 64-byte line of the output is written whole, from 16 row streams.
+    for (size_t kp = 0; kp < Kp; ++kp) {
+      uint32_t* o = dst + (p * Kp + kp) * kPanelRows;
+      const bool whole = 2 * kp + 1 < K;  // else an odd K's last column, paired with a zero
+      for (size_t r = 0; r < nr; ++r) {
+        uint32_t pair = panel[r * K + 2 * kp];
+        if (whole) std::memcpy(&pair, panel + r * K + 2 * kp, 4);
+        o[r] = pair;
       }
+      for (size_t r = nr; r < size_t(kPanelRows); ++r) o[r] = 0;
     }
   }
 }
