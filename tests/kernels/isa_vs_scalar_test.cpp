@@ -75,9 +75,9 @@ std::vector<float> bf16_values(std::vector<float> v) {
 TEST_P(IsaVsScalar, MatmulPreferredLayoutAroundTiles) {
   std::mt19937 rng(26);
   for (DType dt : {DType::BF16, DType::F32, DType::F16, DType::I8})
-    for (int M : {1, 2, 7, 8, 9, 16, 17, 25, 70})
-      for (int N : {1, 15, 16, 17, 47, 48, 49, 97})
-        for (int K : {1, 2, 31, 32, 33, 65}) {
+    for (int M : {1, 7, 9, 16, 25, 70})
+      for (int N : {1, 15, 17, 47, 49, 97})
+        for (int K : {1, 2, 33, 65}) {
           SCOPED_TRACE(testing::Message() << dtype_name(dt) << " M=" << M << " N=" << N << " K=" << K);
           test::Matrix w = test::random_matrix(dt, N, K, rng);
           const Layout layout = preferred_layout(dt);
