@@ -32,9 +32,10 @@ def main(model, max_model_len, max_batched):
             outs = engine.step()
             now = time.perf_counter()
             for o in outs:
-                if not o.request_id.isdigit():
+                rid = o.request_id.split("-")[0]  # vLLM may append a random suffix
+                if not rid.isdigit():
                     continue
-                rid = int(o.request_id)
+                rid = int(rid)
                 total = len(o.outputs[0].token_ids)  # cumulative output (the default kind)
                 t.tokens(rid, total - seen.get(rid, 0), now)
                 seen[rid] = total
