@@ -334,6 +334,7 @@ def load():
 
 
 def run(a):
+    a.out = os.path.abspath(a.out)  # the workers run in this script's folder
     os.makedirs(a.out, exist_ok=True)
     logs = os.path.join(a.out, "logs")
     wdir = os.path.join(a.out, "workloads")
