@@ -41,7 +41,8 @@ def main(model, threads, kv_gb, max_batched):
         warm = add(1 << 30, [1], 1)  # pages the weights in before the clock starts
         while pipe.has_non_finished_requests():
             pipe.step()
-        warm.drop()
+        while warm.can_read():
+            warm.read()
         t = Timeline(requests)
         handles = [add(i, ids, n) for i, (ids, n) in enumerate(requests)]
         while pipe.has_non_finished_requests():

@@ -200,7 +200,8 @@ def start_workers(a, logs):
     if "vllm" in a.engines:
         py = os.path.join(a.peers_cache, "vllm", "bin", "python")
         workers["vllm"] = Worker("vllm", [py, "vllm_worker.py", a.model, str(a.max_model_len),
-                                          str(a.max_num_batched_tokens)], vllm_env(a),
+                                          str(a.max_num_batched_tokens)] + (["eager"] if a.vllm_eager else []),
+                                 vllm_env(a),
                                  os.path.join(logs, "vllm.log"), a.startup_timeout)
     if "openvino" in a.engines:
         py = os.path.join(a.peers_cache, "openvino", "bin", "python")
@@ -230,7 +231,8 @@ def server_cmd(a, engine, port, shape):
         return [os.path.join(a.peers_cache, "vllm", "bin", "vllm"), "serve", a.model, "--port", str(port),
                 "--host", "127.0.0.1", "--served-model-name", "m", "--dtype", "bfloat16",
                 "--max-model-len", str(a.max_model_len), "--max-num-batched-tokens",
-                str(a.max_num_batched_tokens), "--no-enable-prefix-caching", "--seed", "0"], vllm_env(a)
+                str(a.max_num_batched_tokens), "--no-enable-prefix-caching", "--seed", "0"] + \
+            (["--enforce-eager"] if a.vllm_eager else []), vllm_env(a)
     # llama-server: one slot per client, each with room for its request (-c is shared by slots).
     return [os.path.join(a.llama_cpp, "bin", "llama-server"), "-m", a.gguf, "-t", str(a.threads),
             "-c", str(shape["clients"] * ctx_one), "-np", str(shape["clients"]), "--host", "127.0.0.1",
@@ -344,6 +346,7 @@ def run(a):
     meta = {"cpu": machine(), "threads": a.threads, "rounds": a.rounds, "engines": a.engines,
             "load_before": load(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "kv_gb": a.kv_gb, "max_num_batched_tokens": a.max_num_batched_tokens, "smoke": a.smoke,
+            "vllm_eager": a.vllm_eager,
             "commit": subprocess.run(["git", "-C", HERE, "describe", "--always", "--dirty"],
                                      capture_output=True, text=True).stdout.strip()}
     plan = workloads(a)
@@ -440,7 +443,8 @@ def table(out):
           f"load average (1/5/15 min) {' '.join(meta.get('load_before', []))} before, "
           f"{' '.join(meta.get('load_after', []))} after; {meta.get('rounds', '?')} round(s), engines alternating; "
           f"KV budget {meta.get('kv_gb', '?')} GiB, token budget {meta.get('max_num_batched_tokens', '?')} "
-          f"per step; commit {meta.get('commit', '?')}{' (SMOKE: tiny shapes)' if meta.get('smoke') else ''}",
+          f"per step; commit {meta.get('commit', '?')}{' (SMOKE: tiny shapes)' if meta.get('smoke') else ''}"
+          f"{'; vLLM in eager mode (no torch.compile)' if meta.get('vllm_eager') else ''}",
           "",
           "| workload | " + " | ".join(engines) + " | ours vs best peer |",
           "|---|" + "---|" * (len(engines) + 1)]
@@ -502,6 +506,8 @@ def main():
     r.add_argument("--startup-timeout", type=int, default=900)
     r.add_argument("--workload-timeout", type=int, default=1800)
     r.add_argument("--smoke", action="store_true", help="tiny shapes: checks that every peer runs")
+    r.add_argument("--vllm-eager", action="store_true",
+                   help="vLLM without torch.compile (its warm-up is long on a busy host; slower: smoke runs only)")
     t = sub.add_parser("table")
     t.add_argument("out")
     a = p.parse_args()

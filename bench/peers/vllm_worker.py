@@ -4,7 +4,9 @@ step), recording token arrival times as `nanovllm bench` does.
 
 Run by peers.py in the vLLM venv with VLLM_CPU_KVCACHE_SPACE, VLLM_CPU_OMP_THREADS_BIND and
 tcmalloc + Intel OpenMP preloaded (setup.sh writes that environment).
-Usage: vllm_worker.py MODEL_DIR MAX_MODEL_LEN MAX_NUM_BATCHED_TOKENS
+Usage: vllm_worker.py MODEL_DIR MAX_MODEL_LEN MAX_NUM_BATCHED_TOKENS [eager]
+(eager: no torch.compile, whose warm-up took over 15 minutes on 2 busy cores: for smoke runs only,
+it is not the speed vLLM is meant to have)
 """
 import sys
 import time
@@ -14,10 +16,10 @@ from vllm import LLM, SamplingParams
 from vllm.inputs import TokensPrompt
 
 
-def main(model, max_model_len, max_batched):
+def main(model, max_model_len, max_batched, mode=""):
     llm = LLM(model=model, dtype="bfloat16", max_model_len=int(max_model_len),
               max_num_batched_tokens=int(max_batched), max_num_seqs=256,
-              enable_prefix_caching=False, seed=0)
+              enable_prefix_caching=False, seed=0, enforce_eager=mode == "eager")
     engine = llm.llm_engine
 
     def run(requests):
@@ -52,4 +54,4 @@ def warm(engine):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])
