@@ -36,7 +36,7 @@ def main(runs, dst):
     ax.set_xscale("log", base=2)
     ax.set_xticks(batches)
     ax.set_xticklabels([str(b) for b in batches])
-    ax.set_xlabel("concurrent sequences (128 in / 128 out)")
+    ax.set_xlabel("concurrent sequences" + (" (smoke shapes)" if meta.get("smoke") else " (128 in / 128 out)"))
     ax.set_ylabel("decode tokens/s")
     ax.set_title(f"Qwen3-0.6B shape, BF16, {meta.get('threads', '?')} threads\n{meta.get('cpu', '')}", fontsize=9)
     ax.grid(True, alpha=0.3)
