@@ -8,11 +8,14 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <random>
 #include <unordered_map>
 
 #include "commands.h"
+#include "common/json.h"
 #include "engine/progress.h"
 #include "engine_options.h"
 #include "model/model_config.h"
@@ -31,6 +34,7 @@ struct BenchArgs {
   std::string output_len = "100:1024";
   int batch = 0;  // > 0: llama-batched-bench shape, all sequences start together
   uint64_t seed = 0;
+  std::string workload;  // a file of requests instead of random ones
   bool json = false;
   bool kv_fraction_given = false;
   bool input_len_given = false, output_len_given = false;  // on the command line
@@ -44,6 +48,46 @@ Range parse_range(const std::string& s) {
   const int hi = colon == std::string::npos ? lo : std::stoi(s.substr(colon + 1));
   if (lo < 1 || hi < lo) throw std::invalid_argument("bad length range '" + s + "' (MIN:MAX, 1 <= MIN <= MAX)");
   return {lo, hi};
+}
+
+// The requests of a workload file: the same prompts and lengths for every engine
+// (bench/peers/ writes one and hands it to each peer), so throughputs compare like for like.
+// {"requests": [{"prompt_token_ids": [1, 2, ...], "max_tokens": 128}, ...]}
+struct Workload {
+  std::vector<std::vector<int>> prompts;
+  std::vector<int> max_tokens;
+  int longest = 0;  // the most positions one request needs
+};
+
+Workload read_workload(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("--workload " + path + ": cannot open");
+  std::stringstream text;
+  text << in.rdbuf();
+  const auto doc = parse_json<nlohmann::json>(text.str(), "--workload " + path);
+  const auto bad = [&](const std::string& why) { throw Error("--workload " + path + ": " + why); };
+  if (!doc.is_object() || !doc.contains("requests") || !doc["requests"].is_array() || doc["requests"].empty())
+    bad("expected {\"requests\": [{\"prompt_token_ids\": [...], \"max_tokens\": N}, ...]}, non-empty");
+  Workload w;
+  for (const auto& r : doc["requests"]) {
+    const std::string at = "request " + std::to_string(w.prompts.size());
+    if (!r.is_object() || !r.contains("prompt_token_ids") || !r["prompt_token_ids"].is_array() ||
+        r["prompt_token_ids"].empty())
+      bad(at + ": 'prompt_token_ids' must be a non-empty list of token ids");
+    if (!r.contains("max_tokens") || !r["max_tokens"].is_number_integer() || r["max_tokens"].get<int64_t>() < 1 ||
+        r["max_tokens"].get<int64_t>() > (1 << 24))
+      bad(at + ": 'max_tokens' must be an integer >= 1");
+    std::vector<int> ids;
+    for (const auto& t : r["prompt_token_ids"]) {
+      if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() > (1 << 30))
+        bad(at + ": token ids must be non-negative integers");
+      ids.push_back(t.get<int>());
+    }
+    w.max_tokens.push_back(r["max_tokens"].get<int>());
+    w.longest = std::max(w.longest, static_cast<int>(ids.size()) + w.max_tokens.back());
+    w.prompts.push_back(std::move(ids));
+  }
+  return w;
 }
 
 double percentile(std::vector<double> v, double q) {
@@ -95,13 +139,13 @@ Timeline run(LLM& llm, const std::vector<std::vector<int>>& prompts, const std::
   return t;
 }
 
-void report(const BenchArgs& a, const LLM& llm, const Timeline& t) {
+void report(const BenchArgs& a, int num_seqs, const LLM& llm, const Timeline& t) {
   auto secs = [](Clock::time_point x, Clock::time_point y) { return std::chrono::duration<double>(y - x).count(); };
   const double total = secs(t.start, t.end);
   const double prefill = secs(t.start, t.prefill_done);
   const double decode = secs(t.prefill_done, t.end);
   nlohmann::json j = {
-      {"num_seqs", a.batch > 0 ? a.batch : a.num_seqs},
+      {"num_seqs", num_seqs},
       {"prompt_tokens", t.prompt_tokens},
       {"output_tokens", t.output_tokens},
       {"elapsed_s", total},
@@ -157,39 +201,53 @@ void fit_lengths(const BenchArgs& a, int context, Range& in, Range& out) {
               "; shorten them, or raise --max-model-len");
 }
 
+// Random prompts of ids below min(vocab, 10000) and random lengths, from --seed.
+Workload random_workload(const BenchArgs& a, int n, Range in, Range out, int vocab) {
+  std::mt19937_64 rng(a.seed);
+  auto uniform = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  Workload w;
+  for (int i = 0; i < n; ++i) {
+    w.prompts.emplace_back(uniform(in.first, in.second));
+    for (int& t : w.prompts.back()) t = uniform(0, std::min(vocab, 10000) - 1);
+    w.max_tokens.push_back(uniform(out.first, out.second));
+  }
+  return w;
+}
+
 void run_bench(BenchArgs& a) {
-  const int n = a.batch > 0 ? a.batch : a.num_seqs;
+  const bool from_file = !a.workload.empty();
+  const Workload file = from_file ? read_workload(a.workload) : Workload{};
+  const int n = from_file ? static_cast<int>(file.prompts.size()) : a.batch > 0 ? a.batch : a.num_seqs;
   Range in = parse_range(a.input_len), out = parse_range(a.output_len);
   const int trained = trained_len(a.config.model);
-  fit_lengths(a, a.config.max_model_len > 0 ? a.config.max_model_len : trained, in, out);
-  const auto [in_lo, in_hi] = in;
-  const auto [out_lo, out_hi] = out;
+  if (!from_file) fit_lengths(a, a.config.max_model_len > 0 ? a.config.max_model_len : trained, in, out);
   if (a.config.kv_cache_bytes == 0 && a.config.num_kv_blocks == 0 && !a.kv_fraction_given) {
     // Like llama-bench / llama-batched-bench: a KV cache sized to the workload (the engine caps
     // it at max_num_seqs sequences of max_model_len, and at the memory fraction), allocated and
     // cleared before the clock starts, so no timed step pays first-touch page faults.
-    if (a.config.max_model_len == 0) a.config.max_model_len = in_hi + out_hi;
+    if (a.config.max_model_len == 0) a.config.max_model_len = from_file ? file.longest : in.second + out.second;
     a.config.max_num_seqs = std::min(a.config.max_num_seqs, n);
     a.config.kv_cache_prefault = true;
   }
   LLM llm(a.config.model, a.config);
-  std::mt19937_64 rng(a.seed);
-  auto uniform = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
   const int vocab = llm.vocab_size();
-  std::vector<std::vector<int>> prompts(n);
+  const Workload w = from_file ? file : random_workload(a, n, in, out, vocab);
   std::vector<SamplingParams> params(n);
   for (int i = 0; i < n; ++i) {
-    prompts[i].resize(uniform(in_lo, in_hi));
-    for (int& t : prompts[i]) t = uniform(0, std::min(vocab, 10000) - 1);
+    for (int t : w.prompts[i])
+      if (t >= vocab)
+        throw Error("--workload " + a.workload + ": request " + std::to_string(i) + " has token id " +
+                    std::to_string(t) + ", outside the model's vocabulary of " + std::to_string(vocab));
     params[i].temperature = 0.0f;
     params[i].ignore_eos = true;
-    params[i].max_tokens = uniform(out_lo, out_hi);
+    params[i].max_tokens = w.max_tokens[i];
   }
+  const std::vector<std::vector<int>>& prompts = w.prompts;
   SamplingParams warm_up = params[0];
   warm_up.max_tokens = 1;  // one forward pages the weights in; more would only cost time
   llm.generate(std::vector<std::vector<int>>{std::vector<int>{1}}, warm_up, false);
   const Timeline t = run(llm, prompts, params);
-  report(a, llm, t);
+  report(a, n, llm, t);
 }
 
 }  // namespace
@@ -205,6 +263,9 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--batch", args->batch,
                   "llama-batched-bench shape: B sequences of exactly --input-len/--output-len");
   cmd->add_option("--seed", args->seed, "Seed of the random prompts and lengths")->capture_default_str();
+  cmd->add_option("--workload", args->workload,
+                  "JSON file of the requests to run instead of random ones: "
+                  "{\"requests\": [{\"prompt_token_ids\": [...], \"max_tokens\": N}, ...]} (bench/peers/)");
   cmd->footer(
       "Without --kv-cache-memory(-fraction) the KV cache is sized to the workload and prefaulted "
       "before timing, as llama.cpp's benchmarks allocate and clear theirs.");

@@ -168,6 +168,29 @@ TEST_F(Cli, BenchDefaultsStayWithinTheModel) {
   EXPECT_NE(over.err.find("512"), std::string::npos) << over.err;
 }
 
+// bench/peers/ hands every engine the same requests in a file: they run exactly as written.
+TEST_F(Cli, BenchRunsTheRequestsOfAWorkloadFile) {
+  const std::string dir = temp_dir("workload");
+  write_text(dir + "/w.json", R"({"requests": [{"prompt_token_ids": [1, 5, 9], "max_tokens": 4},
+    {"prompt_token_ids": [1, 2, 3, 4, 5, 6, 7], "max_tokens": 9}, {"prompt_token_ids": [7], "max_tokens": 1}]})");
+  const Outcome r = run_cli("bench " + tinystories() + " --workload " + dir + "/w.json --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["num_seqs"], 3) << r.out;
+  EXPECT_EQ(j["prompt_tokens"], 11) << r.out;
+  EXPECT_EQ(j["output_tokens"], 14) << r.out;
+  // TinyStories has 2048 ids; a file written for another vocabulary is refused by name.
+  write_text(dir + "/big.json", R"({"requests": [{"prompt_token_ids": [1, 4096], "max_tokens": 2}]})");
+  const Outcome big = run_cli("bench " + tinystories() + " --workload " + dir + "/big.json");
+  EXPECT_NE(big.status, 0);
+  EXPECT_NE(big.err.find("4096"), std::string::npos) << big.err;
+  EXPECT_NE(big.err.find("2048"), std::string::npos) << big.err;
+  write_text(dir + "/bad.json", R"({"requests": [{"prompt_token_ids": [1], "max_tokens": 0}]})");
+  const Outcome bad = run_cli("bench " + tinystories() + " --workload " + dir + "/bad.json");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.err.find("max_tokens"), std::string::npos) << bad.err;
+}
+
 TEST_F(Cli, LongerContextThanTrainedNeedsTheOverride) {
   const std::string gen = "generate " + tinystories() + " -p 'Once upon a time' -n 4 --temp 0 -q";
   const Outcome refused = run_cli(gen + " --max-model-len 1024");
