@@ -189,7 +189,8 @@ def ours_generate(model, prompts=(), prompt_ids=(), n=1, extra=()):
         args += ["--prompt", p]
     for ids in prompt_ids:
         args += ["--prompt-ids", ",".join(map(str, ids))]
-    rows = [json.loads(line) for line in run(args).splitlines() if line.strip()]
+    # split on "\n" only: str.splitlines() also splits inside texts holding U+2028, U+0085, ...
+    rows = [json.loads(line) for line in run(args).split("\n") if line.strip()]
     return sorted(rows, key=lambda r: r["index"])
 
 
