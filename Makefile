@@ -4,6 +4,11 @@ JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 SHARED   ?= $(abspath ../shared)
 MODEL    ?=
 DEMO_QUESTION ?= What is the capital of France?
+# With the template's default system prompt ("...named SmolLM, trained by Hugging Face") this
+# Q4_1 file answers "L'Etoile, la ..." under llama.cpp and under our SIMD kernels alike (both
+# round activations to int8 per 32 for the dot products); f32 activations answer Paris. A plain
+# system prompt gives Paris under every kernel table.
+DEMO_SYSTEM ?= You are a helpful assistant.
 PROMPT   ?= Once upon a time
 # TinyStories writes its end marker as text before its EOS token; a MODEL= demo stops there.
 DEMO_FLAGS ?= --stop '<|end_story|>'
@@ -11,7 +16,7 @@ CMAKE_FLAGS ?=
 PREFIX   ?= /usr/local
 NANOVLLM := $(BUILD)/bin/nanovllm
 
-.PHONY: all deps configure build test demo bench install clean format deps-fuzz fuzz fuzz-run test-sanitize
+.PHONY: all deps configure build build-torch build-all test demo bench install clean format deps-fuzz fuzz fuzz-run test-sanitize deploy-test
 
 all: build
 
@@ -26,8 +31,22 @@ configure: $(BUILD)/CMakeCache.txt
 build: deps configure
 	cmake --build $(BUILD) -j $(JOBS)
 
-test: build
+# The LibTorch backend too (src/backends/torch): scripts/setup-torch.sh installs PyPI's torch
+# wheel once into ~/.cache/nanovllm (NANOVLLM_CACHE_DIR), outside git and the build folder.
+build-torch: deps configure
+	cmake -S . -B $(BUILD) -DNANOVLLM_WITH_TORCH=ON
+	cmake --build $(BUILD) -j $(JOBS)
+
+# Every backend in the tree (native, torch).
+build-all: build-torch
+
+test: build-all
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+# Two `nanovllm serve` replicas behind HAProxy and nginx running the files of deploy/ (tests/deploy).
+deploy-test: deps configure
+	cmake --build $(BUILD) -j $(JOBS) --target nanovllm_cli
+	cd $(BUILD) && ctest --output-on-failure -R '^deploy_e2e$$' --timeout 600
 
 # ASan+UBSan build of everything in its own folder, whole test suite (server e2e included: it
 # runs the sanitized binary). Leaks count; UBSan findings fail (-fno-sanitize-recover).
@@ -63,7 +82,7 @@ demo: build
 	@if [ -z "$(MODEL)" ]; then \
 	  model="$$(bash scripts/fetch-demo-model.sh)" && \
 	  echo "> $(DEMO_QUESTION)" && \
-	  echo "$(DEMO_QUESTION)" | $(NANOVLLM) chat --model "$$model" --temperature 0 --max-tokens 64; \
+	  echo "$(DEMO_QUESTION)" | $(NANOVLLM) chat --model "$$model" --system "$(DEMO_SYSTEM)" --temperature 0 --max-tokens 64; \
 	elif [ ! -e "$(MODEL)" ]; then \
 	  echo "demo: no model at $(MODEL)."; \
 	  echo "Download one from the Hugging Face hub, e.g."; \

@@ -10,7 +10,9 @@ THREADS=${THREADS:-2}
 OUT=bench/out
 mkdir -p "$OUT"
 
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DNANOVLLM_BUILD_BENCH=ON \
+# WITH_TORCH=ON also runs the LibTorch backend on the same workloads (f32 on the CPU).
+WITH_TORCH=${WITH_TORCH:-OFF}
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DNANOVLLM_BUILD_BENCH=ON -DNANOVLLM_WITH_TORCH="$WITH_TORCH" \
   -DNANOVLLM_BUILD_TESTS=OFF -DNANOVLLM_SHARED_DIR="$(realpath "$SHARED")" >/dev/null
 cmake --build "$BUILD" -j "$(nproc)"
 bin="$BUILD/bin"
@@ -42,6 +44,11 @@ done
 run int8_prefill_512 --batch 1 --input-len 512 --output-len 1 --quantization int8
 run int8_decode_b1 --batch 1 --input-len 16 --output-len 128 --quantization int8
 run int8_decode_b16 --batch 16 --input-len 128 --output-len 128 --quantization int8
+if [ "$WITH_TORCH" = ON ]; then
+  run torch_prefill_512 --backend torch --batch 1 --input-len 512 --output-len 1
+  run torch_decode_b1 --backend torch --batch 1 --input-len 16 --output-len 128
+  run torch_decode_b16 --backend torch --batch 16 --input-len 128 --output-len 128
+fi
 
 # The plot needs matplotlib: a small venv beside the build, made once.
 venv="$BUILD/venv-plot"

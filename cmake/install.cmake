@@ -3,10 +3,17 @@
 # and the nanovllm command.
 include(CMakePackageConfigHelpers)
 
-set(nanovllm_libraries nanovllm nanovllm_backend_native nanovllm_model nanovllm_tokenizer nanovllm_jinja nanovllm_engine nanovllm_kernels nanovllm_common)
+set(nanovllm_libraries nanovllm nanovllm_backend_native)  # the backends, then the stages they use
+set(nanovllm_pc_torch "")
+if(TARGET nanovllm_backend_torch)  # LibTorch stays where setup-torch.sh put it (see cmake/torch.cmake)
+  list(APPEND nanovllm_libraries nanovllm_backend_torch)
+  set(nanovllm_pc_torch "-L${NANOVLLM_TORCH_LINKS} -ltorch_cpu -lc10 -ldl -Wl,-rpath,${NANOVLLM_TORCH_LINKS}")
+endif()
+list(APPEND nanovllm_libraries nanovllm_model nanovllm_constraint nanovllm_tokenizer nanovllm_jinja nanovllm_engine nanovllm_kernels nanovllm_common)
 install(TARGETS ${nanovllm_libraries} EXPORT nanovllmTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(FILES ${NANOVLLM_CARGO_TARGET_DIR}/release/libllguidance.a DESTINATION ${CMAKE_INSTALL_LIBDIR} RENAME libnanovllm_llguidance.a)
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/nanovllm DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 if(TARGET nanovllm_cli)
   install(TARGETS nanovllm_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
@@ -25,6 +32,7 @@ install(FILES ${PROJECT_BINARY_DIR}/nanovllmConfig.cmake ${PROJECT_BINARY_DIR}/n
 # and Requires brings in PCRE2 and ICU, which the tokenizer links.
 # The prefix is found from the .pc file's own place, so `cmake --install --prefix` anywhere works.
 string(REPLACE ";" " -l" nanovllm_pc_libs "-l${nanovllm_libraries}")
+string(APPEND nanovllm_pc_libs " -lnanovllm_llguidance -lpthread -ldl -lm")  # llguidance (Rust) and what it needs
 file(RELATIVE_PATH nanovllm_pc_to_prefix "/p/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/p")
 configure_file(${PROJECT_SOURCE_DIR}/cmake/nanovllm.pc.in ${PROJECT_BINARY_DIR}/nanovllm.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/nanovllm.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -13,6 +13,9 @@ packages=(
   libsentencepiece-dev            # reading tokenizer.model when converting llama2.c checkpoints
   libboost-dev zlib1g-dev         # the OpenAI-compatible server's HTTP layer (Beast/Asio; gzip bodies)
   libedit-dev                     # line editing and history in `nanovllm chat` (BSD license)
+  python3-dev                     # Python headers: the nanovllm package's extension (pip install .)
+  libopenmpi-dev openmpi-bin      # tensor parallelism over MPI (mpirun -np N nanovllm ... --tensor-parallel-size N)
+  haproxy nginx-light             # the routers of deploy/ that `make deploy-test` runs in front of replicas
 )
 
 # --fuzz: clang with libFuzzer and its OpenMP runtime, for `make fuzz` only. Debian 12's
@@ -20,6 +23,14 @@ packages=(
 # structured bindings, __builtin_cpu_supports("f16c")).
 if [ "${1:-}" = "--fuzz" ]; then
   packages=(clang-19 libclang-rt-19-dev libomp-19-dev)
+fi
+
+# llguidance (structured outputs) is a Rust crate that the build compiles with cargo; Debian
+# 12's cargo (1.63) is too old for it, so Rust comes from rustup.
+if [ "${1:-}" != "--fuzz" ] && ! command -v cargo >/dev/null && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]; then
+  echo "deps: cargo (Rust >= 1.87) is missing; it builds llguidance, the structured-output engine." >&2
+  echo "      Install it with rustup: curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal" >&2
+  exit 1
 fi
 
 missing=()

@@ -8,8 +8,12 @@
 
 #include "llm_internal.h"
 #include "backends/native/native_runner.h"
+#include "backends/registry.h"
+#include "common/json.h"
+#include "constraint/llguidance_compiler.h"
 #include "model/gguf_model.h"
 #include "nanovllm/error.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer/hf_tokenizer.h"
 
 namespace nanovllm {
@@ -79,24 +83,26 @@ void check_max_model_len(const Config& config, const ModelInfo& info) {
                numbers.c_str());
 }
 
+internal::TpRunnerFactory tp_runner_factory = nullptr;
+
+// tensor_parallel_size > 1 splits the native runner over MPI ranks: the nanovllm command
+// registers that factory, so that the library itself needs no MPI.
 std::unique_ptr<ModelRunner> make_runner(const std::string& model_dir, const Config& config) {
-  if (config.backend == "native") {
-    NativeRunnerOptions opts;
-    opts.kv_cache_dtype = config.kv_cache_dtype;
-    opts.threads = config.threads;
-    opts.prefault_kv_cache = config.kv_cache_prefault;
-    opts.quantization = config.quantization;
-    return make_native_runner(model_dir, opts);
-  }
-  throw Error("unknown backend '" + config.backend + "' (this build has: native)");
+  if (config.tensor_parallel_size <= 1) return find_backend(config.backend).make(model_dir, config);
+  if (config.backend != "native") throw Error("tensor_parallel_size > 1 runs on the native backend only");
+  if (!tp_runner_factory)
+    throw Error("tensor_parallel_size > 1 needs the nanovllm command built with MPI (cmake -DNANOVLLM_WITH_MPI=ON)");
+  return tp_runner_factory(model_dir, native_options(config), config.tensor_parallel_size);
 }
 
-std::shared_ptr<const Tokenizer> load_tokenizer(const std::string& model_dir) {
+std::shared_ptr<const HfTokenizer> load_tokenizer(const std::string& model_dir) {
   if (!is_gguf_file(model_dir) && !fs::exists(fs::path(model_dir) / "tokenizer.json")) return nullptr;
   return HfTokenizer::from_dir(model_dir);
 }
 
 }  // namespace
+
+void internal::set_tp_runner_factory(TpRunnerFactory factory) { tp_runner_factory = factory; }
 
 LLM::LLM(const std::string& model_dir, Config config) {
   config.model = model_dir;
@@ -104,8 +110,14 @@ LLM::LLM(const std::string& model_dir, Config config) {
   check_model_path(model_dir);
   std::unique_ptr<ModelRunner> runner = make_runner(model_dir, config);
   check_max_model_len(config, runner->info());
-  tokenizer_ = load_tokenizer(model_dir);
+  std::shared_ptr<const HfTokenizer> tokenizer = load_tokenizer(model_dir);
+  tokenizer_ = tokenizer;
+  const int vocab_size = runner->info().vocab_size;
   engine_ = std::make_unique<LLMEngine>(config, std::move(runner), tokenizer_);
+  // Structured outputs need the tokens' bytes; without a tokenizer such requests are refused.
+  if (tokenizer && !engine_->eos_ids().empty()) {
+    engine_->set_constraint_compiler(make_llguidance_compiler(tokenizer, vocab_size, engine_->eos_ids()));
+  }
 }
 
 LLM::~LLM() = default;
@@ -136,6 +148,22 @@ int LLM::max_model_len() const { return engine_->max_model_len(); }
 int LLM::vocab_size() const { return engine_->model_info().vocab_size; }
 std::optional<int> LLM::bos_token_id() const { return engine_->model_info().bos_token_id; }
 const Config& LLM::config() const { return engine_->config(); }
+
+const ChatTemplate& LLM::chat_template() const {
+  std::call_once(chat_template_once_, [this] {
+    chat_template_ = std::make_unique<const ChatTemplate>(ChatTemplate::from_tokenizer_config(config().model));
+  });
+  return *chat_template_;
+}
+
+std::string LLM::apply_chat_template(const std::string& messages_json, bool add_generation_prompt,
+                                     const std::string& kwargs_json, const std::string& tools_json) const {
+  using Json = nlohmann::ordered_json;  // key order stays as written (visible through tojson)
+  const Json messages = parse_json<Json>(messages_json, "the chat messages");
+  const Json kwargs = parse_json<Json>(kwargs_json, "the chat template arguments");
+  const Json tools = parse_json<Json>(tools_json, "the tools");
+  return chat_template().render(messages, add_generation_prompt, kwargs, tools);
+}
 
 LLMEngine& internal::engine(LLM& llm) { return *llm.engine_; }
 

@@ -70,6 +70,15 @@ void add_serve_command(CLI::App& app) {
                   "Model name clients send (default: the --model path)");
   cmd->add_option("--chat-template,--chat-template-file", s.chat_template_file,
                   "Jinja chat template file, for models whose tokenizer has none (or to replace it)");
+  cmd->add_option("--tool-call-parser", s.tool_call_parser,
+                  "How tool calls are read from replies (tool_choice auto): hermes, llama3_json or mistral "
+                  "(default: the chat template's format)")
+      ->check(CLI::IsMember({"hermes", "llama3_json", "mistral"}));
+  cmd->add_option("--reasoning-parser", s.reasoning_parser,
+                  "Put <think>...</think> in message.reasoning_content: qwen3 or deepseek_r1")
+      ->check(CLI::IsMember({"qwen3", "deepseek_r1"}));
+  // vLLM's switch; tool_choice auto is always on here, so it is accepted and changes nothing.
+  cmd->add_flag("--enable-auto-tool-choice", s.enable_auto_tool_choice, "Accepted for vLLM compatibility");
   cmd->add_option("--max-waiting", s.max_waiting, "Answer 503 when more requests than this wait (0 = no limit)")
       ->capture_default_str();
   cmd->add_option("--max-body-bytes", s.max_body_bytes, "Larger request bodies get 413")->capture_default_str();

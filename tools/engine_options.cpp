@@ -1,6 +1,8 @@
 // Definitions of the shared engine and sampling flags.
 #include "engine_options.h"
 
+#include "nanovllm/llm.h"
+
 #include <CLI/CLI.hpp>
 
 #include <cctype>
@@ -8,11 +10,26 @@
 
 namespace nanovllm::tools {
 
+std::string backend_list() {
+  std::string s;
+  for (const std::string& b : compiled_backends()) s += (s.empty() ? "" : ", ") + b;
+  return s;
+}
+
 void add_engine_options(CLI::App* cmd, Config& c) {
   // The model positionally (vLLM: `vllm serve MODEL`) or as --model / -m (llama.cpp).
   cmd->add_option("MODEL,--model,-m", c.model, "Checkpoint directory in Hugging Face layout")->required();
-  cmd->add_option("--backend", c.backend, "Model runner: native")->capture_default_str();
+  cmd->add_option("--backend", c.backend, "Model runner: " + backend_list())->capture_default_str();
+  cmd->add_option_function<std::string>(
+      "--device", [&c](const std::string& s) { c.backend_options["device"] = s; },
+      "Where the backend runs: cpu, cuda or cuda:N (torch backend; native is cpu only)");
+  cmd->add_option_function<std::string>(
+      "--dtype", [&c](const std::string& s) { c.backend_options["dtype"] = s; },
+      "Compute dtype of the torch backend: auto (f32 on cpu, the checkpoint's on cuda), f32, bf16, f16");
   cmd->add_option("--threads,-t", c.threads, "CPU threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--tensor-parallel-size", c.tensor_parallel_size,
+                  "Split the model over N MPI ranks: mpirun -np N nanovllm ... --tensor-parallel-size N")
+      ->capture_default_str();
   cmd->add_option("--max-num-batched-tokens,--batch-size,-b", c.max_num_batched_tokens,
                   "Token budget of one engine step (prefill chunks + decodes)")->capture_default_str();
   cmd->add_option("--max-num-seqs,--parallel", c.max_num_seqs, "Sequences in one step at most")->capture_default_str();

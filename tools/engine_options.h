@@ -14,6 +14,9 @@ class App;
 
 namespace nanovllm::tools {
 
+// "native, torch": the backends this build has, for --help and --version.
+std::string backend_list();
+
 // --model plus every Config field.
 void add_engine_options(CLI::App* cmd, Config& config);
 

@@ -8,6 +8,11 @@
 #include <vector>
 
 #include "commands.h"
+#include "engine_options.h"
+#ifdef NANOVLLM_HAVE_MPI
+#include "llm_internal.h"
+#include "parallel/tp_runner.h"
+#endif
 
 namespace {
 
@@ -90,9 +95,12 @@ int report_unknown(const CLI::App& app, const CLI::ExtrasError& e) {
 }  // namespace
 
 int main(int argc, char** argv) {
+#ifdef NANOVLLM_HAVE_MPI
+  nanovllm::internal::set_tp_runner_factory(&nanovllm::make_tp_runner);
+#endif
   CLI::App app{"nano-vllm-cpp: a compact LLM inference engine (continuous batching, paged KV cache)"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "nanovllm 0.1.0");
+  app.set_version_flag("--version", "nanovllm 0.1.0 (backends: " + nanovllm::tools::backend_list() + ")");
   nanovllm::tools::add_generate_command(app);
   nanovllm::tools::add_chat_template_command(app);
   nanovllm::tools::add_tokenize_commands(app);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 namespace nanovllm {
@@ -28,7 +29,12 @@ struct Config {
   std::string quantization;
   bool enable_prefix_caching = true;
   int threads = 0;                    // 0 = all cores
-  std::string backend = "native";
+  // > 1: the model split over that many MPI ranks (mpirun -np N; a build with NANOVLLM_WITH_MPI).
+  int tensor_parallel_size = 1;
+  std::string backend = "native";     // one of compiled_backends() (nanovllm/llm.h)
+  // Settings of the chosen backend, e.g. {"device": "cuda:0", "dtype": "bf16"} for torch; the
+  // backend reads them into its own typed options and refuses a key it does not know.
+  std::map<std::string, std::string> backend_options;
 
   // Throws std::invalid_argument naming the first bad field and its allowed range.
   void validate() const;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,7 +18,12 @@
 namespace nanovllm {
 
 class LLMEngine;
+class ChatTemplate;
 class LLM;
+
+// Names of the backends (model runners) compiled into this build, "native" first; one of them
+// goes in Config::backend.
+std::vector<std::string> compiled_backends();
 
 namespace internal {
 // The engine behind an LLM, for this project's own server (src/llm_internal.h); not public API.
@@ -62,11 +68,26 @@ class LLM {
   // Null when the checkpoint has no tokenizer.json (then only token-id prompts work).
   const Tokenizer* tokenizer() const { return tokenizer_.get(); }
 
+  // The model's chat template (tokenizer_config.json / chat_template.jinja) rendered on
+  // messages_json, a JSON array of {"role", "content", ...} objects, as transformers'
+  // apply_chat_template(tokenize=False) does. kwargs_json: an object of extra template
+  // variables ({"enable_thinking": false}); tools_json: an array of tools, or null. JSON text
+  // keeps the header free of a JSON library. Throws nanovllm::Error when the model has no chat
+  // template, the JSON is bad, or the template fails (its raise_exception() included).
+  std::string apply_chat_template(const std::string& messages_json, bool add_generation_prompt = true,
+                                  const std::string& kwargs_json = "{}", const std::string& tools_json = "null") const;
+
  private:
   friend LLMEngine& internal::engine(LLM& llm);
 
+  const ChatTemplate& chat_template() const;
+
   std::shared_ptr<const Tokenizer> tokenizer_;
   std::unique_ptr<LLMEngine> engine_;
+  // Loaded on the first apply_chat_template (a model may have none); once_flag retries a load
+  // that threw, so each call without a template reports why.
+  mutable std::once_flag chat_template_once_;
+  mutable std::unique_ptr<const ChatTemplate> chat_template_;
 };
 
 }  // namespace nanovllm

@@ -9,6 +9,18 @@
 
 namespace nanovllm {
 
+// Structured output (vLLM's StructuredOutputsParams): at most one of these constrains the
+// output, decoded under a grammar so that it always parses. Plain fields, so bindings map them.
+struct StructuredOutputs {
+  std::string json;                 // a JSON schema (as JSON text): the output is a valid instance
+  bool json_object = false;         // any JSON object (OpenAI's response_format json_object)
+  std::string regex;                // the output matches this regular expression (Rust regex syntax)
+  std::vector<std::string> choice;  // the output is exactly one of these strings
+  std::string grammar;              // a Lark grammar as llguidance takes it, or GBNF (llama.cpp)
+
+  bool active() const { return !json.empty() || json_object || !regex.empty() || !choice.empty() || !grammar.empty(); }
+};
+
 struct SamplingParams {
   float temperature = 1.0f;         // 0 = greedy
   float top_p = 1.0f;               // (0, 1]; 1 = off
@@ -29,6 +41,7 @@ struct SamplingParams {
   std::optional<int> logprobs;      // return the chosen token's logprob and this many top ones
   bool skip_special_tokens = true;  // when detokenizing the output
   std::map<int, float> logit_bias;  // token id -> added to its logit before sampling, in [-100, 100]
+  StructuredOutputs structured_outputs;  // a grammar the output must follow; none by default
 
   // Throws std::invalid_argument naming the first bad field and its allowed range.
   void validate() const;

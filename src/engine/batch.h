@@ -1,8 +1,10 @@
 // The description of one engine step handed to a ModelRunner: what to compute, where the KV lives.
+// Plain data that owns all of it (no pointers into the engine's Sequences), so a batch can be
+// copied, queued or sent to a runner in another thread or process.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
-#include <span>
 #include <vector>
 
 namespace nanovllm {
@@ -16,7 +18,7 @@ struct SeqSlice {
   int num_cached = 0;
   int num_new = 0;
   bool sample = false;             // the last new token's logits are wanted
-  std::span<const int> block_table;  // physical blocks covering [0, num_cached + num_new)
+  std::vector<int> block_table;    // physical blocks covering [0, num_cached + num_new)
 };
 
 // All tokens of the step, flattened in slice order ([T] like flash-attention's varlen layout).
@@ -27,6 +29,10 @@ struct Batch {
   int block_size = 0;
 
   int num_tokens() const { return static_cast<int>(token_ids.size()); }
+  // The shape every runner relies on (NV_CHECK otherwise): one position per token, slices of at
+  // least one token covering the batch in order, positions following num_cached, block tables
+  // long enough. Block ids and token ids are the runner's to check against its own sizes.
+  void check() const;
   int num_sampled() const {
     int n = 0;
     for (const SeqSlice& s : seqs) n += s.sample ? 1 : 0;

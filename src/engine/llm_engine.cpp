@@ -3,7 +3,7 @@
 #include "engine/llm_engine.h"
 
 #include <algorithm>
-#include <fstream>
+#include <cstdio>
 #include <sstream>
 
 #include "nanovllm/error.h"
@@ -22,18 +22,6 @@ struct LLMEngine::RequestState {
 };
 
 namespace {
-
-// MemAvailable from /proc/meminfo, in bytes (0 when unknown).
-int64_t available_memory() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  int64_t kb = 0;
-  std::string unit;
-  while (in >> key >> kb >> unit) {
-    if (key == "MemAvailable:") return kb * 1024;
-  }
-  return 0;
-}
 
 uint64_t splitmix64(uint64_t& state) {
   uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
@@ -77,7 +65,7 @@ void LLMEngine::size_kv_cache() {
   if (n == 0) {
     const int64_t budget = config_.kv_cache_bytes > 0
                                ? config_.kv_cache_bytes
-                               : static_cast<int64_t>(config_.kv_cache_memory_fraction * available_memory());
+                               : static_cast<int64_t>(config_.kv_cache_memory_fraction * runner_->kv_capacity_bytes());
     n = std::min<int64_t>(budget / std::max<int64_t>(block_bytes, 1),
                           static_cast<int64_t>(config_.max_num_seqs) * blocks_per_seq);
   }
@@ -138,6 +126,11 @@ int64_t LLMEngine::add_request(std::vector<int> ids, const SamplingParams& param
                 std::to_string(max_model_len_) + " (max_model_len), prompt and new tokens together");
   }
   if (!params.stop.empty() && !tokenizer_) throw Error("stop strings need a tokenizer");
+  std::unique_ptr<Constraint> constraint;
+  if (params.structured_outputs.active()) {
+    if (!compiler_) throw Error("structured outputs are not available: this engine has no grammar compiler (no tokenizer?)");
+    constraint = compiler_->compile(params.structured_outputs);  // throws Error naming what is invalid
+  }
   const uint64_t seed = params.seed ? *params.seed : splitmix64(seed_state_);
   const int64_t id = next_id_++;
   auto state = std::make_unique<RequestState>();
@@ -148,7 +141,9 @@ int64_t LLMEngine::add_request(std::vector<int> ids, const SamplingParams& param
   if (!params.include_stop_str_in_output)
     for (const std::string& s : params.stop) state->max_stop_len = std::max(state->max_stop_len, s.size());
   requests_.emplace(id, std::move(state));
-  scheduler_->add(std::make_unique<Sequence>(id, std::move(ids), params, seed));
+  auto seq = std::make_unique<Sequence>(id, std::move(ids), params, seed);
+  seq->constraint = std::move(constraint);
+  scheduler_->add(std::move(seq));
   return id;
 }
 
@@ -175,7 +170,9 @@ std::vector<StepOutput> LLMEngine::step() {
     NV_CHECK(!scheduler_->has_unfinished(), "requests are waiting but none could be scheduled");
     return outputs;
   }
+  std::future<void> masks = start_masks(step);
   runner_->forward(step.batch, &logits_);
+  if (masks.valid()) masks.get();  // rethrows a mask failure
   const std::vector<int> sampled = sample_all(step);
   scheduler_->postprocess(step, sampled);
   record_step(step);
@@ -183,6 +180,7 @@ std::vector<StepOutput> LLMEngine::step() {
     if (!step.batch.seqs[i].sample) continue;
     Sequence& seq = *step.seqs[i];
     RequestState& state = *requests_.at(seq.id());
+    if (seq.constraint) advance_grammar(seq);
     check_stop(seq, state);
     outputs.push_back(emit(seq, 1));
     if (seq.finish_reason != FinishReason::kNone) {
@@ -192,6 +190,35 @@ std::vector<StepOutput> LLMEngine::step() {
     }
   }
   return outputs;
+}
+
+// The grammar masks of this step's constrained samplers, computed on a helper thread while
+// the forward runs (each mask costs up to ~1 ms on a 152k vocabulary; the forward, many).
+// Each sequence's mask depends only on tokens already sampled, so nothing waits on the forward.
+std::future<void> LLMEngine::start_masks(const ScheduledStep& step) {
+  std::vector<Sequence*> todo;
+  for (size_t i = 0; i < step.seqs.size(); ++i) {
+    if (step.batch.seqs[i].sample && step.seqs[i]->constraint) todo.push_back(step.seqs[i]);
+  }
+  if (todo.empty()) return {};
+  const size_t words = (static_cast<size_t>(runner_->info().vocab_size) + 31) / 32;
+  return std::async(std::launch::async, [todo = std::move(todo), words] {
+    for (Sequence* seq : todo) {
+      seq->allowed.resize(words);
+      seq->constraint->fill_mask(seq->allowed);
+    }
+  });
+}
+
+// The grammar follows the sampled token. A refusal cannot happen with the mask applied; if
+// it does (a library error), the request ends rather than continuing unconstrained.
+void LLMEngine::advance_grammar(Sequence& seq) {
+  try {
+    seq.constraint->accept(seq.last_token());
+  } catch (const Error& e) {
+    std::fprintf(stderr, "nanovllm: request %lld: %s\n", static_cast<long long>(seq.id()), e.what());
+    seq.finish_reason = FinishReason::kAbort;
+  }
 }
 
 std::vector<int> LLMEngine::sample_all(const ScheduledStep& step) {
@@ -242,6 +269,10 @@ void LLMEngine::check_stop(Sequence& seq, RequestState& state) {
       seq.finish_reason = FinishReason::kStop;
       return;
     }
+  }
+  // A complete grammar allows nothing more (an EOS it allowed was caught above).
+  if (seq.finish_reason == FinishReason::kNone && seq.constraint && seq.constraint->is_stopped()) {
+    seq.finish_reason = FinishReason::kStop;
   }
   if (seq.finish_reason == FinishReason::kNone &&
       (seq.num_output_tokens() >= p.max_tokens || seq.num_tokens() >= max_model_len_)) {

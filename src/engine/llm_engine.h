@@ -2,12 +2,14 @@
 #pragma once
 
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "engine/constraint.h"
 #include "engine/model_runner.h"
 #include "engine/scheduler.h"
 #include "engine/tokenizer.h"
@@ -62,6 +64,11 @@ class LLMEngine {
   // SamplingParams{} overlaid with the model's generation_config.json defaults.
   SamplingParams default_sampling_params() const;
 
+  // What turns a request's structured_outputs into its grammar (src/constraint/); without
+  // one, such requests are refused.
+  void set_constraint_compiler(std::shared_ptr<const ConstraintCompiler> compiler) { compiler_ = std::move(compiler); }
+  const std::vector<int>& eos_ids() const { return eos_ids_; }
+
   EngineStats stats() const;
   const Config& config() const { return config_; }
   // The context this engine serves: the configured or model length, shrunk to the KV pool.
@@ -74,7 +81,9 @@ class LLMEngine {
   struct RequestState;
 
   void size_kv_cache();
+  std::future<void> start_masks(const ScheduledStep& step);
   std::vector<int> sample_all(const ScheduledStep& step);
+  void advance_grammar(Sequence& seq);
   StepOutput emit(Sequence& seq, int num_new_tokens);
   void check_stop(Sequence& seq, RequestState& state);
   void record_step(const ScheduledStep& step);
@@ -82,6 +91,7 @@ class LLMEngine {
   Config config_;
   std::unique_ptr<ModelRunner> runner_;
   std::shared_ptr<const Tokenizer> tokenizer_;
+  std::shared_ptr<const ConstraintCompiler> compiler_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unordered_map<int64_t, std::unique_ptr<RequestState>> requests_;
   std::vector<StepOutput> aborted_;

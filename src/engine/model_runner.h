@@ -1,6 +1,7 @@
 // The interface every backend implements: one forward over a flattened batch per step.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -35,6 +36,15 @@ class ModelRunner {
 
   // Bytes one KV block of `block_size` tokens takes across all layers (K and V).
   virtual int64_t kv_block_bytes(int block_size) const = 0;
+
+  // Bytes of memory on the runner's device the KV cache could take now (free host memory for a
+  // CPU runner, free GPU memory for a CUDA one); the engine sizes its cache from this, times
+  // Config::kv_cache_memory_fraction, unless it is given a size. 0 = unknown.
+  virtual int64_t kv_capacity_bytes() const = 0;
+  // KV blocks of `block_size` tokens that fit in kv_capacity_bytes().
+  int64_t kv_capacity_blocks(int block_size) const {
+    return kv_capacity_bytes() / std::max<int64_t>(kv_block_bytes(block_size), 1);
+  }
 
   // Allocates the paged KV cache; called once before the first forward.
   virtual void allocate_kv_cache(int num_blocks, int block_size) = 0;

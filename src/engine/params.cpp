@@ -49,6 +49,11 @@ void SamplingParams::validate() const {
     require(token >= 0, "logit_bias", "keyed by non-negative token ids", token);
     require(std::isfinite(bias) && bias >= -100 && bias <= 100, "logit_bias", "values in [-100, 100]", bias);
   }
+  const StructuredOutputs& so = structured_outputs;
+  const int kinds = !so.json.empty() + so.json_object + !so.regex.empty() + !so.choice.empty() + !so.grammar.empty();
+  if (kinds > 1) {
+    bad("structured_outputs", "one of json, json_object, regex, choice or grammar", std::to_string(kinds) + " of them");
+  }
 }
 
 void Config::validate() const {
@@ -64,6 +69,7 @@ void Config::validate() const {
           "kv_cache_memory_fraction", "in (0, 0.95]", kv_cache_memory_fraction);
   require(num_kv_blocks >= 0, "num_kv_blocks", ">= 0", num_kv_blocks);
   require(threads >= 0, "threads", ">= 0 (0 = all cores)", threads);
+  require(tensor_parallel_size >= 1, "tensor_parallel_size", ">= 1", tensor_parallel_size);
   if (kv_cache_dtype != "bf16" && kv_cache_dtype != "f32") bad("kv_cache_dtype", "bf16 or f32", kv_cache_dtype);
   if (!quantization.empty() && quantization != "int8") bad("quantization", "int8 or empty", quantization);
 }

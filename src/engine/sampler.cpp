@@ -56,6 +56,20 @@ void mask_stop_tokens(std::span<float> logits, const Sequence& seq, std::span<co
   for (int t : p.stop_token_ids) mask(t);
 }
 
+// Structured output: every token the grammar does not allow next is impossible.
+void apply_grammar_mask(std::span<float> logits, std::span<const uint32_t> allowed) {
+  for (size_t t = 0; t < logits.size(); ++t) {
+    if (!mask_allows(allowed, static_cast<int>(t))) logits[t] = kNegInf;
+  }
+}
+
+// The first token the grammar allows; -1 when it allows none.
+int first_allowed(std::span<const uint32_t> allowed, int vocab) {
+  for (int t = 0; t < vocab; ++t)
+    if (mask_allows(allowed, t)) return t;
+  return -1;
+}
+
 // The first maximum, skipping NaN (std::max_element would get stuck on a leading NaN); the
 // last index when every logit is NaN. Two passes: the maximum over eight independent running
 // maxima, then the first position holding it. A single running index is one long chain of
@@ -174,12 +188,20 @@ int sample_random(std::span<const float> logits, Sequence& seq) {
 int sample_token(std::span<float> logits, Sequence& seq, std::span<const int> eos_ids,
                  TokenLogprob* logprob) {
   const SamplingParams& p = seq.params();
+  // As in vLLM, the grammar's mask comes first: the logprobs are those of the allowed tokens.
+  if (seq.constraint) apply_grammar_mask(logits, seq.allowed);
   std::vector<float> raw;
   if (p.logprobs && logprob) raw.assign(logits.begin(), logits.end());
   apply_logit_bias(logits, p);
   apply_penalties(logits, seq);
   mask_stop_tokens(logits, seq, eos_ids);
-  const int token = p.temperature == 0.0f ? argmax(logits) : sample_random(logits, seq);
+  int token = p.temperature == 0.0f ? argmax(logits) : sample_random(logits, seq);
+  // The grammar wins over min_tokens and penalties: when they left no allowed token (it wants
+  // to end, min_tokens forbids EOS), the output still follows the grammar.
+  if (seq.constraint && !mask_allows(seq.allowed, token)) {
+    const int allowed = first_allowed(seq.allowed, static_cast<int>(logits.size()));
+    if (allowed >= 0) token = allowed;
+  }
   if (p.logprobs && logprob) fill_logprob(raw, token, *p.logprobs, logprob);
   return token;
 }

@@ -2,10 +2,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "engine/constraint.h"
 #include "nanovllm/outputs.h"
 #include "nanovllm/sampling_params.h"
 
@@ -37,6 +39,11 @@ class Sequence {
   FinishReason finish_reason = FinishReason::kNone;
   std::string stop_reason;
   std::vector<TokenLogprob> logprobs;
+  // Structured output: the request's grammar (null when free) and the mask of the tokens it
+  // allows next, filled while the forward runs. The grammar follows the output tokens, which
+  // preemption keeps, so a recomputed sequence resumes with its grammar where it was.
+  std::unique_ptr<Constraint> constraint;
+  std::vector<uint32_t> allowed;
 
   // Tokens still to compute before this sequence can sample again.
   int num_uncomputed() const { return num_tokens() - num_computed; }

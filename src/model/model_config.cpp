@@ -256,4 +256,16 @@ std::vector<float> rope_inv_freq(const ModelConfig& cfg) {
   return inv;
 }
 
+ModelInfo model_info(const std::string& model_dir, ModelConfig* cfg, int64_t weight_bytes) {
+  ModelInfo info;
+  info.generation = load_generation_config(model_dir, cfg);
+  info.architecture = cfg->architecture;
+  info.vocab_size = cfg->vocab_size;
+  info.max_position_embeddings = cfg->max_position_embeddings;
+  info.bos_token_id = cfg->bos_token_id;
+  info.eos_token_ids = cfg->eos_token_ids;
+  info.weight_bytes = weight_bytes;
+  return info;
+}
+
 }  // namespace nanovllm

@@ -57,6 +57,10 @@ void validate_model_config(const ModelConfig& cfg, const std::string& source);
 // Reads DIR/generation_config.json when present: sampling defaults, and adds its eos ids to cfg.
 GenerationDefaults load_generation_config(const std::string& model_dir, ModelConfig* cfg);
 
+// What the engine needs to know of the model in model_dir (cfg read from it): generation_config.json
+// is read first, since it may add eos ids to cfg. weight_bytes: what this runner streams.
+ModelInfo model_info(const std::string& model_dir, ModelConfig* cfg, int64_t weight_bytes);
+
 // RoPE inverse frequencies (head_dim / 2 of them), with llama3 scaling applied when configured;
 // computed in f32 as Hugging Face does, so positions rotate by the same angles.
 std::vector<float> rope_inv_freq(const ModelConfig& cfg);

@@ -28,8 +28,8 @@ const float* bias_or_null(const std::vector<float>& b) { return b.empty() ? null
 
 }  // namespace
 
-Transformer::Transformer(const ModelConfig& cfg, const ModelWeights& weights)
-    : cfg_(cfg), w_(weights), inv_freq_(rope_inv_freq(cfg)) {}
+Transformer::Transformer(const ModelConfig& cfg, const ModelWeights& weights, Allreduce allreduce)
+    : cfg_(cfg), w_(weights), allreduce_(std::move(allreduce)), inv_freq_(rope_inv_freq(cfg)) {}
 
 int64_t Transformer::kv_block_bytes(int block_size, DType kv_dtype) const {
   return 2LL * cfg_.num_layers * block_size * cfg_.kv_dim() *
@@ -62,20 +62,15 @@ void Transformer::prepare_step(const Batch& batch) {
   const int T = batch.num_tokens();
   NV_CHECK(!kv_.empty(), "allocate_kv_cache before forward");
   NV_CHECK(batch.block_size == kv_[0].block_size, "batch block_size differs from the cache's");
-  NV_CHECK(static_cast<int>(batch.positions.size()) == T, "one position per token");
+  batch.check();
   const int bs = batch.block_size;
   int* slots = sized(s_.slots, T);
   s_.attn_seqs.clear();
   s_.sample_rows.clear();
   int t = 0;
   for (const SeqSlice& seq : batch.seqs) {
-    NV_CHECK(seq.num_new > 0 && seq.num_cached >= 0, "a slice computes at least one token");
-    const int len = seq.num_cached + seq.num_new;
-    NV_CHECK(static_cast<int>(seq.block_table.size()) * bs >= len, "block table too short");
-    NV_CHECK(t + seq.num_new <= T, "slices cover more tokens than the batch has");
     for (int i = 0; i < seq.num_new; ++i, ++t) {
       const int pos = seq.num_cached + i;
-      NV_CHECK(batch.positions[t] == pos, "positions follow num_cached");
       const int block = seq.block_table[pos / bs];
       NV_CHECK(block >= 0 && block < num_blocks_, "block id outside the cache");
       slots[t] = block * bs + pos % bs;
@@ -87,7 +82,6 @@ void Transformer::prepare_step(const Batch& batch) {
     s_.attn_seqs.push_back({t - seq.num_new, seq.num_new, seq.num_cached, seq.block_table.data()});
     if (seq.sample) s_.sample_rows.push_back(t - 1);
   }
-  NV_CHECK(t == T, "slices must cover every token of the batch");
 }
 
 void Transformer::forward(const Batch& batch, Logits* out) {
@@ -179,6 +173,7 @@ void Transformer::attention_block(const LayerWeights& w, const kernels::KVLayer&
   {
     OpProfile::Scope _(prof_, Op::kOMatmul);
     kernels::matmul(attn, T, w.o, bias_or_null(w.o_bias), s_.h.data());
+    if (allreduce_) allreduce_(s_.h.data(), static_cast<size_t>(T) * H);
   }
   OpProfile::Scope _(prof_, Op::kResidual);
   add_into(s_.x.data(), s_.h.data(), static_cast<size_t>(T) * H);
@@ -204,6 +199,7 @@ void Transformer::mlp_block(const LayerWeights& w, int T) {
   {
     OpProfile::Scope _(prof_, Op::kDownMatmul);
     kernels::matmul(act, T, w.down, bias_or_null(w.down_bias), s_.h.data());
+    if (allreduce_) allreduce_(s_.h.data(), static_cast<size_t>(T) * H);
   }
   OpProfile::Scope _(prof_, Op::kResidual);
   add_into(s_.x.data(), s_.h.data(), static_cast<size_t>(T) * H);
@@ -218,8 +214,8 @@ void Transformer::compute_logits(Logits* out) {
     std::copy(src, src + H, last + static_cast<size_t>(r) * H);
   }
   out->rows = R;
-  out->vocab = cfg_.vocab_size;
-  out->data.resize(static_cast<size_t>(R) * cfg_.vocab_size);
+  out->vocab = w_.lm_head.rows;  // the rank's part of the vocabulary under tensor parallelism
+  out->data.resize(static_cast<size_t>(R) * out->vocab);
   if (R == 0) return;
   OpProfile::Scope _(prof_, Op::kLogits);
   kernels::rmsnorm(last, w_.final_norm.data(), R, H, static_cast<float>(cfg_.rms_norm_eps), last);

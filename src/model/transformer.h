@@ -2,6 +2,7 @@
 // reading and writing a paged KV cache.
 #pragma once
 
+#include <functional>
 #include <vector>
 
 #include "engine/batch.h"
@@ -20,10 +21,15 @@ struct StepScratch {
   std::vector<kernels::AttnSeq> attn_seqs;
 };
 
+// Tensor parallelism (src/parallel): sums a [n] buffer in place over the ranks, after the
+// row-split o_proj and down_proj; empty when the decoder runs alone.
+using Allreduce = std::function<void(float* data, size_t n)>;
+
 class Transformer {
  public:
-  // cfg and weights must outlive the decoder.
-  Transformer(const ModelConfig& cfg, const ModelWeights& weights);
+  // cfg and weights must outlive the decoder. Under tensor parallelism cfg and weights are the
+  // rank's shard (its heads, its part of the MLP and of the vocabulary) and allreduce is set.
+  Transformer(const ModelConfig& cfg, const ModelWeights& weights, Allreduce allreduce = {});
 
   int64_t kv_block_bytes(int block_size, kernels::DType kv_dtype) const;
   // prefault: write every page now (committed memory, no first-touch faults inside steps).
@@ -41,6 +47,7 @@ class Transformer {
 
   const ModelConfig& cfg_;
   const ModelWeights& w_;
+  Allreduce allreduce_;
   std::vector<float> inv_freq_;
   std::vector<AlignedBuffer> kv_storage_;  // K and V of each layer
   std::vector<kernels::KVLayer> kv_;

@@ -305,6 +305,15 @@ std::vector<TensorSpec> hf_tensor_specs(const ModelConfig& c, DType dtype) {
   return specs;
 }
 
+WeightView prepare_matrix(const WeightView& v, const TensorInfo* source, const WeightOptions& opts,
+                          std::vector<AlignedBuffer>* owned) {
+  return prepare(v, source, opts, owned);
+}
+
+std::vector<float> tensor_to_f32(const TensorInfo& t) { return to_f32(t); }
+
+void release_tensor_pages(const TensorInfo& t) { release_pages(t); }
+
 ModelWeights load_weights(const Checkpoint& ckpt, const ModelConfig& cfg, const WeightOptions& opts) {
   check_layer_count(ckpt, cfg);
   try {

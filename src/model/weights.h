@@ -65,6 +65,15 @@ struct WeightOptions {
   bool int8 = false;
 };
 
+// The matrix as the matmul reads it (int8 when asked, in this CPU's preferred layout): a view
+// of v when neither changes it, else a copy kept in *owned (then `source`'s pages are dropped).
+kernels::WeightView prepare_matrix(const kernels::WeightView& v, const TensorInfo* source, const WeightOptions& opts,
+                                   std::vector<AlignedBuffer>* owned);
+// Drops a tensor's mapped pages once it has been copied (the file still backs them).
+void release_tensor_pages(const TensorInfo& t);
+// A small tensor (norm weight, bias) as f32.
+std::vector<float> tensor_to_f32(const TensorInfo& t);
+
 // The tensors (Hugging Face names and shapes) a checkpoint of this config holds, in the order
 // transformers writes them; lm_head.weight only when the embeddings are not tied.
 std::vector<TensorSpec> hf_tensor_specs(const ModelConfig& cfg, kernels::DType dtype);

@@ -18,6 +18,7 @@
 #include <deque>
 #include <future>
 #include <mutex>
+#include <random>
 #include <system_error>
 #include <thread>
 #include <unordered_map>
@@ -50,12 +51,34 @@ std::chrono::steady_clock::duration seconds(double s) {
 // Bytes a connection reads ahead while its request is being answered (pipelined requests).
 constexpr std::size_t kReadAhead = 64u << 10;
 
+// X-Request-Id ties a request's lines in a router's log to the replica's answer: a client's or
+// router's id comes back as sent; without one the server makes one. Only visible ASCII, as an
+// id that goes into logs and headers must not carry control bytes.
+constexpr std::size_t kMaxRequestIdBytes = 128;
+
+bool valid_request_id(std::string_view id) {
+  if (id.size() > kMaxRequestIdBytes) return false;
+  for (const char c : id) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+std::string new_request_id() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  char id[33];
+  std::snprintf(id, sizeof id, "%016llx%016llx", static_cast<unsigned long long>(rng()),
+                static_cast<unsigned long long>(rng()));
+  return id;
+}
+
 // Status line and headers; `length` < 0 means a chunked body.
-std::string response_head(const HttpResponse& r, long long length, bool close) {
+std::string response_head(const HttpResponse& r, long long length, bool close, const std::string& request_id) {
   std::string h = "HTTP/1.1 " + std::to_string(r.status) + " " +
                   to_string(bhttp::obsolete_reason(bhttp::int_to_status(static_cast<unsigned>(r.status)))) + "\r\n";
   if (!r.content_type.empty()) h += "Content-Type: " + r.content_type + "\r\n";
   for (const auto& [k, v] : r.headers) h += k + ": " + v + "\r\n";
+  if (!request_id.empty()) h += "X-Request-Id: " + request_id + "\r\n";
   h += length < 0 ? std::string("Transfer-Encoding: chunked\r\n") : "Content-Length: " + std::to_string(length) + "\r\n";
   if (close) h += "Connection: close\r\n";
   return h + "\r\n";
@@ -169,6 +192,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     asio::post(socket_.get_executor(), [self = shared_from_this()] { self->close(); });
   }
 
+  const std::string& request_id() const { return request_id_; }
+
   // Whether the response to the current request ends its connection (set before dispatch).
   bool closes_after(bool asked) const { return asked || !keep_alive_ || server_->draining; }
 
@@ -206,6 +231,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::string client_;
   const int fd_;
+  std::string request_id_;  // of the request being answered; "" before its head is read
 
   Phase phase_ = kIdle;
   bool reading_ = false;       // a read-ahead is in flight
@@ -244,6 +270,7 @@ void Connection::wait_for_request(bool first) {
 
 void Connection::read_head() {
   phase_ = kHead;
+  request_id_.clear();
   parser_.emplace();
   parser_->header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
   parser_->body_limit(limits_.max_body_bytes);  // what is sent; decoding is limited separately
@@ -266,6 +293,13 @@ void Connection::on_head(error_code ec) {
   head.path = to_string(msg.target().substr(0, msg.target().find('?')));
   head.client = client_;
   for (const auto& f : msg) head.headers.emplace_back(to_string(f.name_string()), to_string(f.value()));
+  request_id_ = head.header("X-Request-Id");
+  if (!valid_request_id(request_id_)) {
+    request_id_.clear();
+    return reject(400, "X-Request-Id must be at most " + std::to_string(kMaxRequestIdBytes) +
+                           " visible ASCII characters");
+  }
+  if (request_id_.empty()) request_id_ = new_request_id();
 
   if (msg.count(bhttp::field::transfer_encoding) && !parser_->chunked())
     return reject(501, "unsupported Transfer-Encoding '" + head.header("Transfer-Encoding") + "' (only chunked)");
@@ -279,7 +313,7 @@ void Connection::on_head(error_code ec) {
     phase_ = kBusy;
     disarm();
     const std::string body = early->body;
-    out_.push_back({response_head(*early, static_cast<long long>(body.size()), early->close) + body, true, early->close, nullptr});
+    out_.push_back({response_head(*early, static_cast<long long>(body.size()), early->close, request_id_) + body, true, early->close, nullptr});
     if (!writing_) write_next();
     return;
   }
@@ -336,13 +370,13 @@ void Connection::dispatch() {
       if (state_ != kNone) return;
       state_ = kDone;
       const bool close = c_->closes_after(r.close);
-      c_->send(response_head(r, static_cast<long long>(r.body.size()), close) + r.body, true, close);
+      c_->send(response_head(r, static_cast<long long>(r.body.size()), close, c_->request_id()) + r.body, true, close);
     }
     bool start_stream(HttpResponse head) override {
       if (state_ != kNone) return false;
       state_ = kStreaming;
       close_ = c_->closes_after(head.close);
-      return c_->send(response_head(head, -1, close_), false, false);
+      return c_->send(response_head(head, -1, close_, c_->request_id()), false, false);
     }
     bool write(std::string_view data) override {
       if (state_ != kStreaming) return false;
@@ -496,7 +530,7 @@ void Connection::reject(int status, const std::string& message) {
   phase_ = kBusy;
   keep_alive_ = false;
   disarm();
-  out_.push_back({response_head(r, static_cast<long long>(r.body.size()), true) + r.body, true, true, nullptr});
+  out_.push_back({response_head(r, static_cast<long long>(r.body.size()), true, request_id_) + r.body, true, true, nullptr});
   if (!writing_) write_next();
 }
 
@@ -570,7 +604,7 @@ void HttpServer::Impl::accept() {
       const std::string client = peer.address().to_string();
       if (std::optional<HttpResponse> refused = admit(client)) {
         refused->close = true;
-        const std::string bytes = response_head(*refused, static_cast<long long>(refused->body.size()), true) + refused->body;
+        const std::string bytes = response_head(*refused, static_cast<long long>(refused->body.size()), true, "") + refused->body;
         error_code wec;
         socket.non_blocking(true, wec);
         asio::write(socket, asio::buffer(bytes), wec);  // a fresh socket's send buffer takes it

@@ -98,18 +98,20 @@ const std::set<std::string_view> kCommonFields = {
     "temperature", "top_p", "top_k", "min_p", "seed", "stop", "stop_token_ids", "ignore_eos",
     "min_tokens", "presence_penalty", "frequency_penalty", "repetition_penalty", "logit_bias",
     "logprobs", "skip_special_tokens", "include_stop_str_in_output", "response_format",
+    // Structured outputs, in vLLM's spellings (the guided_* ones are its older API).
+    "structured_outputs", "guided_json", "guided_regex", "guided_choice", "guided_grammar",
     // Informational only: OpenAI's spec says they identify the caller or group requests for
     // its caches and never change the output.
     "user", "safety_identifier", "prompt_cache_key", "metadata"};
 const std::set<std::string_view> kCompletionFields = {"prompt", "echo", "suffix"};
-const std::set<std::string_view> kChatFields = {"messages", "top_logprobs", "tools", "tool_choice",
+const std::set<std::string_view> kChatFields = {"messages", "top_logprobs", "tools", "tool_choice", "parallel_tool_calls",
                                                 "add_generation_prompt", "chat_template_kwargs"};
 
 // Known fields of OpenAI or vLLM that change the output in ways not implemented here; the
 // message says which. Null is accepted for them, as for every field: it means "not given".
 const char* unsupported_reason(std::string_view key) {
   if (key == "prompt_logprobs") return "log-probabilities of prompt tokens are not computed";
-  if (key.starts_with("guided_") || key == "structured_outputs") return "structured output is not implemented";
+  if (key.starts_with("guided_")) return "this guided decoding option is not implemented";
   if (key == "functions" || key == "function_call") return "use 'tools' (functions are not called here)";
   return nullptr;
 }
@@ -126,7 +128,7 @@ void check_fields(const json& body, Endpoint endpoint) {
 }
 
 // The accepted fields that need no engine support: informational ones are type-checked;
-// best_of, response_format, tool_choice and suffix pass only in their no-op forms.
+// best_of and suffix pass only in their no-op forms.
 void check_no_op_fields(const json& body, int n) {
   for (const char* key : {"user", "safety_identifier", "prompt_cache_key"}) {
     if (const json* v = field(body, key)) string_field(*v, key);
@@ -140,23 +142,6 @@ void check_no_op_fields(const json& body, int n) {
   if (const json* v = field(body, "best_of")) {
     if (integer(*v, "best_of", 1, kMaxChoices) != n) {
       bad("best_of", "'best_of' is not supported unless it equals n: every sample is returned");
-    }
-  }
-  if (const json* v = field(body, "response_format")) {
-    const json* type = v->is_object() ? field(*v, "type") : nullptr;
-    if (!type || !type->is_string()) {
-      bad("response_format", "'response_format' must be an object with a string 'type'");
-    }
-    if (*type != "text") {
-      bad("response_format", "'response_format' of type '" + type->get<std::string>() +
-                                 "' is not supported: structured output is not implemented; only 'text'");
-    }
-  }
-  if (const json* v = field(body, "tool_choice")) {
-    if (!v->is_string() && !v->is_object()) bad("tool_choice", "'tool_choice' must be a string or an object");
-    if (*v != "auto" && *v != "none") {
-      bad("tool_choice", "'tool_choice' " + v->dump() +
-                             " is not supported: only \"auto\" and \"none\" (no forced tool calls)");
     }
   }
   if (const json* v = field(body, "suffix"); v && !string_field(*v, "suffix").empty()) {
@@ -188,6 +173,8 @@ std::map<int, float> read_logit_bias(const json& v) {
   return out;
 }
 
+StructuredOutputs read_structured_outputs(const json& body);
+
 // Sampling fields shared by both endpoints; max_tokens and logprobs are read by the callers.
 SamplingParams read_sampling(const json& body, const ServingContext& ctx) {
   SamplingParams p = ctx.defaults;
@@ -211,7 +198,85 @@ SamplingParams read_sampling(const json& body, const ServingContext& ctx) {
     p.include_stop_str_in_output = boolean(*v, "include_stop_str_in_output");
   }
   if (const json* v = field(body, "logit_bias")) p.logit_bias = read_logit_bias(*v);
+  p.structured_outputs = read_structured_outputs(body);
   return p;
+}
+
+// A JSON schema given as an object, or as JSON text (vLLM takes both for guided_json).
+std::string schema_text(const json& v, const std::string& key) {
+  if (v.is_string()) {
+    try {
+      return parse_json<json>(v.get<std::string>(), "'" + key + "'").dump();
+    } catch (const Error& e) {
+      bad(key, e.what());
+    }
+  }
+  if (!v.is_object() && !v.is_boolean()) bad(key, "'" + key + "' must be a JSON schema (an object)");
+  return v.dump();
+}
+
+// OpenAI's response_format: text (nothing), json_object, or json_schema {name, schema, strict}.
+void read_response_format(const json& v, StructuredOutputs& so) {
+  const json* type = v.is_object() ? field(v, "type") : nullptr;
+  if (!type || !type->is_string()) bad("response_format", "'response_format' must be an object with a string 'type'");
+  if (*type == "text") return;
+  if (*type == "json_object") {
+    so.json_object = true;
+  } else if (*type == "json_schema") {
+    const json* js = field(v, "json_schema");
+    if (!js || !js->is_object()) bad("response_format", "'response_format' of type json_schema needs 'json_schema': {'name': ..., 'schema': {...}}");
+    const json* schema = field(*js, "schema");
+    if (!schema) bad("response_format", "'response_format' of type json_schema needs 'json_schema': {'name': ..., 'schema': {...}}");
+    so.json = schema_text(*schema, "response_format.json_schema.schema");
+  } else {
+    bad("response_format", "'response_format' type must be 'text', 'json_object' or 'json_schema', got " + type->dump());
+  }
+}
+
+// One constraint: kind is "json", "regex", "choice", "grammar" or "json_object"; label is the
+// field as the client wrote it, for the error message.
+StructuredOutputs read_constraint(const json& v, std::string_view kind, const std::string& label) {
+  StructuredOutputs so;
+  if (kind == "json") so.json = schema_text(v, label);
+  if (kind == "regex") so.regex = string_field(v, label.c_str());
+  if (kind == "grammar") so.grammar = string_field(v, label.c_str());
+  if (kind == "json_object") so.json_object = boolean(v, label.c_str());
+  if (kind == "choice") {
+    so.choice = string_list(v, label.c_str());
+    if (so.choice.empty()) bad(label, "'" + label + "' must list at least one string");
+  }
+  return so;
+}
+
+// Structured outputs from response_format, vLLM's structured_outputs object or its guided_*
+// fields; at most one constraint per request (the engine would otherwise have to pick one).
+StructuredOutputs read_structured_outputs(const json& body) {
+  std::vector<std::pair<StructuredOutputs, std::string>> found;  // (constraint, field)
+  if (const json* v = field(body, "response_format")) {
+    StructuredOutputs so;
+    read_response_format(*v, so);
+    found.emplace_back(so, "response_format");
+  }
+  static const std::set<std::string_view> kinds = {"json", "regex", "choice", "grammar", "json_object"};
+  if (const json* v = field(body, "structured_outputs")) {
+    if (!v->is_object()) bad("structured_outputs", "'structured_outputs' must be an object");
+    for (const auto& [key, value] : v->items()) {
+      if (value.is_null()) continue;
+      const std::string label = "structured_outputs." + key;
+      if (!kinds.count(key)) bad("structured_outputs", "'" + label + "' is not supported");
+      found.emplace_back(read_constraint(value, key, label), label);
+    }
+  }
+  for (std::string_view kind : {"json", "regex", "choice", "grammar"}) {
+    const std::string key = "guided_" + std::string(kind);
+    if (const json* v = field(body, key.c_str())) found.emplace_back(read_constraint(*v, kind, key), key);
+  }
+  std::erase_if(found, [](const auto& f) { return !f.first.active(); });
+  if (found.size() > 1) {
+    bad(found[1].second, "one structured output constraint per request: got '" + found[0].second + "' and '" +
+                             found[1].second + "'");
+  }
+  return found.empty() ? StructuredOutputs{} : found[0].first;
 }
 
 // max_tokens (or max_completion_tokens); unset means the rest of the context, as in vLLM.
@@ -408,6 +473,90 @@ GenerationRequest parse_completion_request(const json& body, const ServingContex
   return req;
 }
 
+// The function entries of 'tools', checked: {"type": "function", "function": {"name", ...}}.
+std::vector<json> read_tools(const json& body) {
+  std::vector<json> out;
+  const json* v = field(body, "tools");
+  if (!v) return out;
+  if (!v->is_array()) bad("tools", "'tools' must be a list");
+  for (const json& t : *v) {
+    const json* fn = t.is_object() ? field(t, "function") : nullptr;
+    const json* type = t.is_object() ? field(t, "type") : nullptr;
+    if (!fn || !fn->is_object() || (type && *type != "function")) {
+      bad("tools", "each tool must be {\"type\": \"function\", \"function\": {\"name\": ..., \"parameters\": ...}}");
+    }
+    const json* name = field(*fn, "name");
+    if (!name || !name->is_string() || name->get<std::string>().empty()) bad("tools", "each tool function needs a 'name'");
+    const json* params = field(*fn, "parameters");
+    if (params && !params->is_object()) bad("tools", "tool '" + name->get<std::string>() + "': 'parameters' must be a JSON schema object");
+    out.push_back(*fn);
+  }
+  return out;
+}
+
+// The parameters schema of a function (any object when it declares none).
+json parameters_schema(const json& fn) {
+  const json* p = field(fn, "parameters");
+  return p ? *p : json{{"type", "object"}};
+}
+
+// tool_choice: "none" (tools are not shown to the model, as in vLLM), "auto" (the reply is
+// parsed in the model's native format), "required" or a named function. The last two are
+// enforced by a JSON schema, as vLLM does: a list of {name, parameters} objects, or the
+// named function's arguments.
+ReplyFormat read_tool_choice(const json& body, const ServingContext& ctx, StructuredOutputs& so) {
+  ReplyFormat f;
+  const std::vector<json> tools = read_tools(body);
+  // parallel_tool_calls false: one call at most (the grammar's list holds one; auto keeps the first).
+  bool parallel = true;
+  if (const json* v = field(body, "parallel_tool_calls")) parallel = boolean(*v, "parallel_tool_calls");
+  f.max_calls = parallel ? 0 : 1;
+  const json* v = field(body, "tool_choice");
+  const json choice = v ? *v : json(tools.empty() ? "none" : "auto");
+  if (choice == "none" || (choice == "auto" && tools.empty())) return f;
+  if (tools.empty()) bad("tool_choice", "'tool_choice' " + choice.dump() + " needs 'tools'");
+  if (so.active() && choice != "auto") {
+    bad("tool_choice", "'tool_choice' " + choice.dump() + " cannot be combined with a structured output constraint");
+  }
+  if (choice == "auto") {
+    if (ctx.tool_parser.empty()) {
+      bad("tool_choice", "'tool_choice' \"auto\" needs a tool-call parser and this model's chat template has no known "
+                         "tool-call format: start the server with --tool-call-parser (hermes, llama3_json, mistral)");
+    }
+    f.tool_mode = ToolMode::kAuto;
+    f.tool_parser = ctx.tool_parser;
+    return f;
+  }
+  if (choice == "required") {
+    json any_of = json::array();
+    for (const json& fn : tools) {
+      any_of.push_back({{"type", "object"},
+                        {"properties", {{"name", {{"type", "string"}, {"enum", {fn["name"]}}}}, {"parameters", parameters_schema(fn)}}},
+                        {"required", {"name", "parameters"}}, {"additionalProperties", false}});
+    }
+    json list = {{"type", "array"}, {"minItems", 1}, {"items", {{"anyOf", any_of}}}};
+    if (!parallel) list["maxItems"] = 1;
+    so.json = list.dump();
+    f.tool_mode = ToolMode::kRequired;
+    return f;
+  }
+  const json* fn = choice.is_object() ? field(choice, "function") : nullptr;
+  const json* name = fn && fn->is_object() ? field(*fn, "name") : nullptr;
+  if (!name || !name->is_string()) {
+    bad("tool_choice", "'tool_choice' must be \"none\", \"auto\", \"required\" or {\"type\": \"function\", "
+                       "\"function\": {\"name\": ...}}, got " + choice.dump());
+  }
+  for (const json& t : tools) {
+    if (t["name"] == *name) {
+      so.json = parameters_schema(t).dump();
+      f.tool_mode = ToolMode::kNamed;
+      f.named_function = name->get<std::string>();
+      return f;
+    }
+  }
+  bad("tool_choice", "'tool_choice' names the function " + name->dump() + ", which is not in 'tools'");
+}
+
 std::string render_chat(const json& body, const ServingContext& ctx) {
   if (!ctx.chat_template) bad("messages", "this model has no chat template (tokenizer_config.json chat_template)");
   const json messages = read_messages(body);
@@ -419,7 +568,8 @@ std::string render_chat(const json& body, const ServingContext& ctx) {
     kwargs = *v;
   }
   json tools;
-  if (const json* v = field(body, "tools")) {
+  const json* choice = field(body, "tool_choice");
+  if (const json* v = field(body, "tools"); v && !(choice && *choice == "none")) {  // "none": as if no tools
     if (!v->is_array()) bad("tools", "'tools' must be a list");
     tools = *v;
   }
@@ -446,6 +596,10 @@ GenerationRequest parse_chat_request(const json& body, const ServingContext& ctx
   } else if (req.logprobs) {
     base.logprobs = 0;
   }
+  req.reply = read_tool_choice(body, ctx, base.structured_outputs);
+  req.reply.reasoning_parser = ctx.reasoning_parser;
+  // Mistral's [TOOL_CALLS] is a special token: the parser must see it in the text.
+  if (req.reply.tool_mode == ToolMode::kAuto && req.reply.tool_parser == "mistral") base.skip_special_tokens = false;
   const std::optional<int> max_tokens = read_max_tokens(body);
   // The template writes the special tokens itself (BOS included), so none are added here.
   req.prompts = {encode(ctx, render_chat(body, ctx), false)};

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/tokenizer.h"
+#include "server/chat_parsers.h"
 #include "nanovllm/sampling_params.h"
 #include "server/engine_worker.h"
 
@@ -26,6 +27,8 @@ struct ServingContext {
   SamplingParams defaults;                       // generation_config.json over SamplingParams{}
   int max_model_len = 0;                         // prompt + new tokens at most
   std::string model_name;                        // the served name
+  std::string tool_parser;       // how tool calls are read ("hermes", ...); "" = tool_choice auto refused
+  std::string reasoning_parser;  // "qwen3", "deepseek_r1" or "" (reasoning stays in content)
 };
 
 enum class Endpoint { kCompletions, kChat };
@@ -38,6 +41,7 @@ struct GenerationRequest {
   bool stream = false;
   bool include_usage = false;             // stream_options.include_usage
   bool logprobs = false;                  // answer with logprobs
+  ReplyFormat reply;                      // chat: how the reply is read back (reasoning, tool calls)
 };
 
 // The body as JSON; ApiError 400 for malformed JSON or invalid UTF-8, and when it is not an object.

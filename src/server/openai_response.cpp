@@ -34,6 +34,13 @@ json finish_json(FinishReason r) {
   return r == FinishReason::kNone ? json() : json(finish_reason_name(r));
 }
 
+// A reply that called tools ends with "tool_calls" (auto and required; a named call keeps
+// "stop", as in vLLM and OpenAI).
+json finish_with_tools(FinishReason r, bool called_tools, ToolMode mode) {
+  if (r == FinishReason::kStop && called_tools && mode != ToolMode::kNamed) return "tool_calls";
+  return finish_json(r);
+}
+
 json stop_reason_json(const std::string& s) { return s.empty() ? json() : json(s); }
 
 }  // namespace
@@ -43,7 +50,51 @@ ResponseBuilder::ResponseBuilder(const GenerationRequest& req, const ServingCont
       ctx_(ctx),
       id_(random_id(req.endpoint == Endpoint::kChat ? "chatcmpl-" : "cmpl-")),
       created_(static_cast<int64_t>(std::time(nullptr))),
-      choices_(req.prompts.size() * static_cast<size_t>(req.n)) {}
+      choices_(req.prompts.size() * static_cast<size_t>(req.n)) {
+  if (req.endpoint == Endpoint::kChat && req.stream) {
+    for (Choice& c : choices_) c.parser = std::make_shared<ReplyParser>(req.reply);
+  }
+}
+
+json ResponseBuilder::finish_json(const Choice& c) const { return finish_with_tools(c.finish, c.called_tools, req_.reply.tool_mode); }
+
+// The streamed delta of one event: reasoning_content / content / tool_calls, as vLLM sends them.
+json ResponseBuilder::chat_delta(Choice& c, const ChoiceEvent& e) {
+  ReplyDelta d = c.parser->push(e.out.new_text);
+  if (e.out.finished) {
+    ReplyDelta end = c.parser->finish();
+    d.reasoning += end.reasoning;
+    d.content += end.content;
+    for (json& call : end.tool_calls) d.tool_calls.push_back(std::move(call));
+  }
+  c.called_tools = c.parser->called_tools();
+  json delta = json::object();
+  if (!d.reasoning.empty()) delta["reasoning_content"] = d.reasoning;
+  if (!d.content.empty()) delta["content"] = d.content;
+  if (!d.tool_calls.empty()) delta["tool_calls"] = d.tool_calls;
+  return delta;
+}
+
+// The whole message: the same parser over the whole text, so it equals the streamed deltas.
+json ResponseBuilder::chat_message(const Choice& c, bool* called_tools) const {
+  ReplyParser parser(req_.reply);
+  ReplyDelta d = parser.push(c.text);
+  ReplyDelta end = parser.finish();
+  d.reasoning += end.reasoning;
+  d.content += end.content;
+  for (json& call : end.tool_calls) {
+    call.erase("index");
+    d.tool_calls.push_back(std::move(call));
+  }
+  *called_tools = parser.called_tools();
+  json m = {{"role", "assistant"}, {"content", d.content}};
+  if (!d.tool_calls.empty()) {
+    if (d.content.empty()) m["content"] = nullptr;  // OpenAI's shape for a reply that only calls tools
+    m["tool_calls"] = d.tool_calls;
+  }
+  if (!req_.reply.reasoning_parser.empty()) m["reasoning_content"] = d.reasoning.empty() ? json() : json(d.reasoning);
+  return m;
+}
 
 std::string ResponseBuilder::token_text(int id) const {
   if (!ctx_.tokenizer) return "";
@@ -114,14 +165,8 @@ std::string ResponseBuilder::stream_start() const {
 
 json ResponseBuilder::chunk_choice(int index, const ChoiceEvent& e, json logprobs) const {
   const StepOutput& o = e.out;
-  if (req_.endpoint == Endpoint::kChat) {
-    json delta = json::object();
-    if (!o.new_text.empty()) delta["content"] = o.new_text;
-    return {{"index", index}, {"delta", delta}, {"logprobs", logprobs},
-            {"finish_reason", finish_json(o.finish_reason)}, {"stop_reason", stop_reason_json(o.stop_reason)}};
-  }
   return {{"index", index}, {"text", o.new_text}, {"logprobs", logprobs},
-          {"finish_reason", finish_json(o.finish_reason)}, {"stop_reason", stop_reason_json(o.stop_reason)}};
+          {"finish_reason", server::finish_json(o.finish_reason)}, {"stop_reason", stop_reason_json(o.stop_reason)}};
 }
 
 void ResponseBuilder::add(const ChoiceEvent& e, std::string* out) {
@@ -140,7 +185,14 @@ void ResponseBuilder::add(const ChoiceEvent& e, std::string* out) {
   if (!out || (o.new_text.empty() && o.new_logprobs.empty() && !o.finished)) return;
   json logprobs = req_.logprobs ? logprobs_json(o.new_logprobs, &c.text_offset) : json();
   json j = envelope(true);
-  j["choices"] = json::array({chunk_choice(e.choice, e, std::move(logprobs))});
+  if (req_.endpoint == Endpoint::kChat) {
+    json delta = chat_delta(c, e);
+    if (delta.empty() && o.new_logprobs.empty() && !o.finished) return;  // held back (a tag may be starting)
+    j["choices"] = json::array({{{"index", e.choice}, {"delta", delta}, {"logprobs", logprobs},
+                                 {"finish_reason", finish_json(c)}, {"stop_reason", stop_reason_json(o.stop_reason)}}});
+  } else {
+    j["choices"] = json::array({chunk_choice(e.choice, e, std::move(logprobs))});
+  }
   *out += sse(j);
 }
 
@@ -163,13 +215,14 @@ json ResponseBuilder::response() const {
     size_t offset = 0;
     json logprobs = req_.logprobs ? logprobs_json(c.logprobs, &offset) : json();
     json choice = {{"index", i}};
+    bool called_tools = false;
     if (req_.endpoint == Endpoint::kChat) {
-      choice["message"] = {{"role", "assistant"}, {"content", c.text}};
+      choice["message"] = chat_message(c, &called_tools);
     } else {
       choice["text"] = c.text;
     }
     choice["logprobs"] = std::move(logprobs);
-    choice["finish_reason"] = finish_json(c.finish);
+    choice["finish_reason"] = finish_with_tools(c.finish, called_tools, req_.reply.tool_mode);
     choice["stop_reason"] = stop_reason_json(c.stop_reason);
     choices.push_back(std::move(choice));
   }

@@ -1,6 +1,7 @@
 // OpenAI response bodies and Server-Sent-Event chunks, built from the engine's step outputs.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -33,9 +34,14 @@ class ResponseBuilder {
     FinishReason finish = FinishReason::kNone;
     std::string stop_reason;
     size_t text_offset = 0;  // completions logprobs: where the next token's text starts
+    std::shared_ptr<ReplyParser> parser;  // chat streaming: reasoning and tool calls as they come
+    bool called_tools = false;
   };
 
   json chunk_choice(int index, const ChoiceEvent& e, json logprobs) const;
+  json chat_delta(Choice& c, const ChoiceEvent& e);
+  json chat_message(const Choice& c, bool* called_tools) const;
+  json finish_json(const Choice& c) const;
   json logprobs_json(const std::vector<TokenLogprob>& lps, size_t* text_offset) const;
   json usage() const;
   json envelope(bool chunk) const;

@@ -179,6 +179,8 @@ Server::Server(LLM& llm, const ServerOptions& opts)
   ctx_.defaults = llm.default_sampling_params();
   ctx_.max_model_len = llm.max_model_len();
   ctx_.model_name = opts.served_model_name;
+  ctx_.reasoning_parser = opts.reasoning_parser;
+  ctx_.tool_parser = opts.tool_call_parser.empty() ? template_tool_parser(chat_template_.get()) : opts.tool_call_parser;
   routes();
 }
 

@@ -24,6 +24,9 @@ struct ServerOptions {
   double keep_alive_timeout = 5;         // an idle kept-alive connection closes after this
   double drain_seconds = 30;             // on stop, in-flight requests get this long to finish
   std::string chat_template_file;        // a Jinja file used instead of the tokenizer's chat template
+  std::string tool_call_parser;          // "hermes", "llama3_json", "mistral"; "" = the template's format
+  std::string reasoning_parser;          // "qwen3", "deepseek_r1"; "" = reasoning stays in content
+  bool enable_auto_tool_choice = false;  // vLLM's flag, accepted: tool_choice auto is always on
 };
 
 // Serves llm until should_stop() returns true (polled ten times a second; e.g. set by a

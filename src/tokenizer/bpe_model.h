@@ -43,6 +43,7 @@ class BpeModel {
   // The vocabulary string of id ("" when the model has no such id).
   const std::string& id_to_token(int id) const;
   int size() const { return static_cast<int>(id_to_token_.size()); }
+  bool byte_level() const { return byte_level_; }
 
  private:
   struct Merge {

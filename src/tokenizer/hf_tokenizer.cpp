@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
 #include <deque>
 #include <functional>
 #include <filesystem>
@@ -185,6 +186,31 @@ const AddedToken* HfTokenizer::added_token(int id) const {
 std::string HfTokenizer::id_to_token(int id) const {
   if (const AddedToken* t = added_token(id)) return t->surface;
   return model_->id_to_token(id);
+}
+
+std::string HfTokenizer::token_bytes(int id) const {
+  if (const AddedToken* t = added_token(id)) return t->content;
+  const std::string& tok = model_->id_to_token(id);
+  std::string out;
+  if (model_->byte_level()) {
+    for (size_t i = 0; i < tok.size();) {
+      const int b = char_to_byte(unicode::next_code_point(tok, i));
+      if (b < 0) return tok;  // not a byte-level string after all: its text is the best guess
+      out += static_cast<char>(b);
+    }
+    return out;
+  }
+  unsigned byte = 0;
+  if (tok.size() == 6 && tok.starts_with("<0x") && tok.back() == '>' && std::sscanf(tok.c_str(), "<0x%2X>", &byte) == 1) {
+    return std::string(1, static_cast<char>(byte));
+  }
+  for (size_t i = 0; i < tok.size();) {
+    const size_t start = i;
+    const char32_t cp = unicode::next_code_point(tok, i);
+    if (cp == U'\u2581') out += ' ';
+    else out.append(tok, start, i - start);
+  }
+  return out;
 }
 
 bool HfTokenizer::is_special(int id) const {

@@ -56,6 +56,10 @@ class HfTokenizer : public Tokenizer {
 
   std::optional<int> token_to_id(std::string_view token) const;
   std::string id_to_token(int id) const;  // "" for an unknown id
+  // The bytes a token stands for in the output, as a grammar engine must see them (a partial
+  // UTF-8 character stays partial): byte-level characters mapped back to bytes, or "▁" as a
+  // space and "<0xNN>" as its byte; an added token is its content. "" for an unknown id.
+  std::string token_bytes(int id) const;
   bool is_special(int id) const;
   const std::vector<AddedToken>& added_tokens() const { return added_; }
 

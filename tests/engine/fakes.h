@@ -41,9 +41,14 @@ class FakeRunner : public ModelRunner {
     info_.eos_token_ids = {kFakeEos};
   }
 
+  int64_t capacity_bytes = 64LL << 20;  // what the fake "device" has free for KV
+  int allocated_blocks = 0;
+
   const ModelInfo& info() const override { return info_; }
   int64_t kv_block_bytes(int block_size) const override { return 8LL * block_size; }
+  int64_t kv_capacity_bytes() const override { return capacity_bytes; }
   void allocate_kv_cache(int num_blocks, int block_size) override {
+    allocated_blocks = num_blocks;
     block_size_ = block_size;
     slots_.assign(static_cast<size_t>(num_blocks) * block_size, {-1, -1});
   }

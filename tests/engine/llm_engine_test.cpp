@@ -295,6 +295,21 @@ TEST(LLMEngine, SharedPrefixIsServedFromTheCache) {
   EXPECT_EQ(out[0].token_ids, fake_reference(b, 2, true, kVocab));
 }
 
+// The KV cache is sized from the runner's own report of its device memory, not from the
+// host's: a GPU runner has its own memory, and a host with many GiB free must not matter.
+TEST(LLMEngine, KvCacheIsSizedFromTheRunnersCapacity) {
+  auto runner = std::make_unique<FakeRunner>(kVocab, 128);
+  runner->capacity_bytes = 8LL * 4 * 100;  // 100 blocks of 4 tokens at 8 bytes a token
+  FakeRunner* fake = runner.get();
+  Config c;
+  c.block_size = 4;
+  c.kv_cache_memory_fraction = 0.5;
+  LLMEngine engine(c, std::move(runner), std::make_shared<FakeTokenizer>());
+  EXPECT_EQ(fake->allocated_blocks, 50);
+  EXPECT_EQ(fake->kv_capacity_blocks(4), 100);
+  EXPECT_EQ(engine.max_model_len(), 128);
+}
+
 TEST(LLMEngine, TooSmallKvCacheForAnExplicitContextIsAnError) {
   Config c;
   c.num_kv_blocks = 2;

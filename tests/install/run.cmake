@@ -19,6 +19,7 @@ endif()
 if(MODE STREQUAL "add_subdirectory")
   execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE}/tests/install -B ${WORK}/consumer -G Ninja
                           -DCMAKE_BUILD_TYPE=Release -DNANOVLLM_SOURCE_DIR=${SOURCE} ${launcher}
+                          -DNANOVLLM_CARGO_TARGET_DIR=${BUILD}/llguidance  # llguidance built once
                   COMMAND_ERROR_IS_FATAL ANY)
   execute_process(COMMAND ${CMAKE_COMMAND} --build ${WORK}/consumer --target consumer COMMAND_ERROR_IS_FATAL ANY)
   set(consumer ${WORK}/consumer/consumer)

@@ -26,14 +26,22 @@ std::vector<Golden> goldens(const std::string& name) {
   return out;
 }
 
-// Under each kernel table this CPU has (one it lacks is reported as skipped, by name). These
-// f32 checkpoints keep activations in f32 under every table, so each must give the golden ids.
+// Under each kernel table this CPU has (one it lacks is reported as skipped, by name), and on
+// the torch backend (runner "torch", f32 on the CPU). These f32 checkpoints keep activations in
+// f32 under every table, so each must give the golden ids.
 class InvarianceTest : public ::testing::TestWithParam<std::tuple<const char*, const char*>> {
  protected:
   void SetUp() override {
+    if (std::string(isa()) == "torch") {
+      test_backend() = "torch";
+      return;
+    }
     if (!kernels::force_isa(isa())) GTEST_SKIP() << "this CPU lacks " << isa();
   }
-  void TearDown() override { kernels::force_isa(best_isa()); }
+  void TearDown() override {
+    test_backend() = "native";
+    kernels::force_isa(best_isa());
+  }
   const char* model() const { return std::get<0>(GetParam()); }
   const char* isa() const { return std::get<1>(GetParam()); }
   std::string dir() const { return data_dir() + "/" + model(); }
@@ -60,6 +68,7 @@ TEST_P(InvarianceTest, ThreadCounts) {
 
 // With a bf16 KV cache (no golden of its own) this table gives the scalar reference's ids.
 TEST_P(InvarianceTest, Bf16CacheMatchesScalarKernels) {
+  if (test_backend() == "torch") GTEST_SKIP() << "kernel tables are the native backend's";
   for (const Golden& g : goldens(model())) {
     RunnerSetup s{.block_size = 4, .num_blocks = 32, .kv_dtype = "bf16"};
     ASSERT_TRUE(kernels::force_isa("scalar"));
@@ -129,13 +138,19 @@ TEST_P(InvarianceTest, NoSamplingRows) {
   EXPECT_TRUE(l.data.empty());
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, InvarianceTest,
-                         ::testing::Combine(::testing::ValuesIn(kModels), ::testing::ValuesIn(kernels::kIsaNames)),
-                         [](const auto& info) {
+std::string param_name(const ::testing::TestParamInfo<InvarianceTest::ParamType>& info) {
   std::string n = std::string(std::get<0>(info.param)) + "_" + std::get<1>(info.param);
   std::replace(n.begin(), n.end(), '-', '_');
   return n;
-});
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, InvarianceTest,
+                         ::testing::Combine(::testing::ValuesIn(kModels), ::testing::ValuesIn(kernels::kIsaNames)),
+                         param_name);
+#ifdef NANOVLLM_HAVE_TORCH
+INSTANTIATE_TEST_SUITE_P(Torch, InvarianceTest, ::testing::Combine(::testing::ValuesIn(kModels), ::testing::Values("torch")),
+                         param_name);
+#endif
 
 }  // namespace
 }  // namespace nanovllm::test

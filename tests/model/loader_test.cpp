@@ -1,5 +1,6 @@
 // Loading: sharded and aliased checkpoints, config parsing, and clear errors for damaged input.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cstring>
@@ -355,6 +356,24 @@ TEST(Loader, Llama2cHeaderWithHugeSizesIsTruncated) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("truncated"), std::string::npos) << e.what();
   }
+}
+
+}  // namespace
+}  // namespace nanovllm::test
+
+namespace nanovllm::test {
+namespace {
+
+// Two runners in one process keep their own OpenMP team size: the one built last does not
+// decide the other's (the native runner used to set the process-wide count when built).
+TEST(NativeRunner, EachRunnerKeepsItsOwnThreadCount) {
+  auto one = open_runner(data_dir() + "/llama-f32", {.block_size = 4, .num_blocks = 8, .threads = 1});
+  auto three = open_runner(data_dir() + "/llama-f32", {.block_size = 4, .num_blocks = 8, .threads = 3});
+  TestSeq a({1, 2, 3}, 0, 8, 4), b({1, 2, 3}, 0, 8, 4);
+  run_step(*one, 4, {{&a, 3, true}});
+  EXPECT_EQ(omp_get_max_threads(), 1);
+  run_step(*three, 4, {{&b, 3, true}});
+  EXPECT_EQ(omp_get_max_threads(), 3);
 }
 
 }  // namespace

@@ -11,8 +11,12 @@
 
 #include "engine/batch.h"
 #include "kernels/kernels.h"
+#include "nanovllm/error.h"
 #include "engine/model_runner.h"
 #include "backends/native/native_runner.h"
+#ifdef NANOVLLM_HAVE_TORCH
+#include "backends/torch/torch_runner.h"
+#endif
 
 namespace nanovllm::test {
 
@@ -63,7 +67,7 @@ inline Logits run_step(ModelRunner& runner, int block_size, const std::vector<Pa
     s.num_cached = p.seq->num_cached;
     s.num_new = p.n;
     s.sample = p.sample;
-    s.block_table = std::span<const int>(p.seq->blocks);
+    s.block_table = p.seq->blocks;
     for (int i = 0; i < p.n; ++i) {
       b.token_ids.push_back(p.seq->tokens[p.seq->num_cached + i]);
       b.positions.push_back(p.seq->num_cached + i);
@@ -87,7 +91,23 @@ struct RunnerSetup {
   std::string quantization = "";
 };
 
+// The backend open_runner builds: "native" unless a test switches it (the invariance tests run
+// once per native kernel table and once on the torch backend, f32 on the CPU).
+inline std::string& test_backend() {
+  static std::string name = "native";
+  return name;
+}
+
 inline std::unique_ptr<ModelRunner> open_runner(const std::string& dir, const RunnerSetup& s) {
+#ifdef NANOVLLM_HAVE_TORCH
+  if (test_backend() == "torch") {
+    NV_CHECK(s.quantization.empty(), "the torch backend has no int8 weights");
+    auto r = make_torch_runner(dir, {.device = "cpu", .dtype = "f32", .kv_cache_dtype = s.kv_dtype, .threads = s.threads});
+    r->allocate_kv_cache(s.num_blocks, s.block_size);
+    return r;
+  }
+#endif
+  NV_CHECK(test_backend() == "native", "backend not compiled in");
   NativeRunnerOptions o;
   o.kv_cache_dtype = s.kv_dtype;
   o.threads = s.threads;

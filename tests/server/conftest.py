@@ -4,17 +4,19 @@ The binary comes from $NANOVLLM_BIN (ctest sets it), else build/bin/nanovllm. Mo
 TinyStories-656K checkpoint from ../shared, and for chat a random-weight Qwen3-shaped model made
 with `nanovllm make-model` around the real Qwen3 tokenizer (TinyStories has no chat template).
 """
-import json
 import os
 import pathlib
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
 import requests
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "common"))
+from tiny_models import make_qwen3_tiny  # noqa: E402
 SHARED = pathlib.Path(os.environ.get("NANOVLLM_SHARED_DIR", ROOT.parent / "shared"))
 STORIES = SHARED / "models" / "tinystories-656k"
 QWEN3_TOKENIZER = SHARED / "tokenizers" / "qwen3"
@@ -76,15 +78,7 @@ def story_server():
 @pytest.fixture(scope="session")
 def chat_model(tmp_path_factory):
     """A random-weight Qwen3-shaped checkpoint with the real Qwen3 tokenizer and chat template."""
-    d = tmp_path_factory.mktemp("qwen3-tiny")
-    config = json.loads((SHARED / "configs" / "qwen3-0.6b.json").read_text())
-    config.update(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                  num_key_value_heads=2, head_dim=16, max_position_embeddings=1024)
-    (d / "config.json").write_text(json.dumps(config))
-    out = d / "model"
-    subprocess.run([nanovllm_bin(), "make-model", "--config", str(d / "config.json"), "--out", str(out),
-                    "--tokenizer", str(QWEN3_TOKENIZER), "--seed", "7"], check=True, capture_output=True)
-    return out
+    return make_qwen3_tiny(nanovllm_bin(), SHARED, tmp_path_factory.mktemp("qwen3-tiny"))
 
 
 @pytest.fixture(scope="session")

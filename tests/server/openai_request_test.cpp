@@ -96,9 +96,9 @@ TEST_F(OpenAiRequestTest, UnsupportedFieldsAre400NamingTheField) {
     json value;
   };
   const Case refused[] = {
-      {"best_of", 3}, {"suffix", "end"}, {"prompt_logprobs", 1}, {"guided_json", json::object()},
-      {"guided_regex", "a+"}, {"guided_choice", {"a", "b"}}, {"guided_grammar", "root ::= x"},
-      {"structured_outputs", {{"json", json::object()}}}, {"response_format", {{"type", "json_object"}}},
+      {"best_of", 3}, {"suffix", "end"}, {"prompt_logprobs", 1}, {"guided_json", 5},
+      {"guided_regex", 1}, {"guided_choice", json::array()}, {"guided_decoding_backend", "xgrammar"},
+      {"structured_outputs", {{"frobnicate", 1}}}, {"response_format", {{"type", "structural_tag"}}},
       {"response_format", {{"type", "json_schema"}, {"json_schema", json::object()}}},
       {"frobnicate", 1}, {"functions", json::array()}, {"echo", true}, {"tool_choice", "auto"},
       {"messages", json::array()}, {"store", false}, {"spaces_between_special_tokens", false}};
@@ -115,7 +115,9 @@ TEST_F(OpenAiRequestTest, UnsupportedFieldsAre400NamingTheField) {
       {"user", "u-1"}, {"safety_identifier", "s"}, {"prompt_cache_key", "k"}, {"metadata", {{"a", "b"}}},
       {"best_of", 1}, {"response_format", {{"type", "text"}}}, {"suffix", nullptr}, {"suffix", ""},
       {"guided_json", nullptr}, {"prompt_logprobs", nullptr}, {"echo", false}, {"logit_bias", json::object()},
-      {"include_stop_str_in_output", true}};
+      {"include_stop_str_in_output", true}, {"guided_json", json::object()}, {"guided_regex", "a+"},
+      {"guided_choice", {"a", "b"}}, {"guided_grammar", "root ::= x"}, {"structured_outputs", {{"json", json::object()}}},
+      {"response_format", {{"type", "json_object"}}}};
   for (const Case& c : accepted) {
     json body = base;
     body[c.field] = c.value;
@@ -150,8 +152,8 @@ TEST_F(OpenAiRequestTest, ChatFieldsAreHonouredOrRefused) {
   const json base = {{"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"max_tokens", 2}};
   const std::pair<const char*, json> refused[] = {
       {"tool_choice", "required"}, {"tool_choice", {{"type", "function"}, {"function", {{"name", "f"}}}}},
-      {"tool_choice", 1}, {"suffix", "x"}, {"prompt", "x"}, {"echo", false}, {"guided_json", {{"type", "object"}}},
-      {"response_format", {{"type", "json_schema"}}}, {"parallel_tool_calls", true}, {"best_of", 2},
+      {"tool_choice", 1}, {"suffix", "x"}, {"prompt", "x"}, {"echo", false}, {"guided_json", "{not json"},
+      {"response_format", {{"type", "json_schema"}}}, {"parallel_tool_calls", 1}, {"best_of", 2},
       {"top_logprobs", "2"}, {"tools", "x"}, {"add_generation_prompt", "yes"}, {"chat_template_kwargs", 1},
       {"logprobs", 1}, {"continue_final_message", true}};
   for (const auto& [key, value] : refused) {
@@ -161,7 +163,8 @@ TEST_F(OpenAiRequestTest, ChatFieldsAreHonouredOrRefused) {
   }
   const std::pair<const char*, json> accepted[] = {
       {"tool_choice", "auto"}, {"tool_choice", "none"}, {"tool_choice", nullptr}, {"user", "me"},
-      {"response_format", {{"type", "text"}}}, {"logit_bias", {{"5", 1}}}, {"max_completion_tokens", 2}};
+      {"response_format", {{"type", "text"}}}, {"logit_bias", {{"5", 1}}}, {"max_completion_tokens", 2},
+      {"guided_json", {{"type", "object"}}}};
   for (const auto& [key, value] : accepted) {
     json body = base;
     body[key] = value;

@@ -229,9 +229,8 @@ def test_logit_bias_forces_and_bans_tokens(story_server):
     ("/v1/completions", "best_of", 2),
     ("/v1/completions", "suffix", " The end."),
     ("/v1/completions", "prompt_logprobs", 1),
-    ("/v1/completions", "response_format", {"type": "json_object"}),
-    ("/v1/completions", "guided_json", {"type": "object"}),
-    ("/v1/completions", "guided_choice", ["a", "b"]),
+    ("/v1/completions", "response_format", {"type": "json_schema", "json_schema": {"name": "x"}}),
+    ("/v1/completions", "guided_choice", []),
     ("/v1/completions", "logit_bias", {"x": 1}),
     ("/v1/completions", "logit_bias", {"5": 1000}),
     ("/v1/completions", "user", 5),
@@ -239,9 +238,7 @@ def test_logit_bias_forces_and_bans_tokens(story_server):
     ("/v1/completions", "max_tokens", "10"),
     ("/v1/chat/completions", "tool_choice", "required"),
     ("/v1/chat/completions", "tool_choice", {"type": "function", "function": {"name": "get_weather"}}),
-    ("/v1/chat/completions", "response_format", {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}),
-    ("/v1/chat/completions", "guided_regex", "[a-z]+"),
-    ("/v1/chat/completions", "parallel_tool_calls", False),
+    ("/v1/chat/completions", "parallel_tool_calls", "no"),
     ("/v1/chat/completions", "temperature", "hot"),
 ])
 def test_unsupported_fields_are_400_naming_them(story_server, chat_server, path, field, value):
@@ -426,6 +423,23 @@ def test_api_key():
         assert server.post("/v1/completions", body).headers.get("Connection") == "close"
     finally:
         assert server.stop(timeout=10) == 0
+
+
+def test_request_id_passes_through(story_server):
+    """A router's X-Request-Id comes back on every answer (plain, streamed, refused), so its log
+    lines match the replica's; without one the server makes a fresh id per request."""
+    body = {"model": story_server.name, "prompt": "Once", "max_tokens": 2}
+    assert story_server.post("/v1/completions", body, headers={"X-Request-Id": "req-42"}).headers["X-Request-Id"] == "req-42"
+    with requests.post(story_server.url + "/v1/completions", json={**body, "stream": True},
+                       headers={"X-Request-Id": "stream-7"}, stream=True, timeout=60) as r:
+        assert r.headers["X-Request-Id"] == "stream-7"
+    r = story_server.post("/v1/completions", {**body, "model": "other"}, headers={"X-Request-Id": "bad-model"})
+    assert r.status_code == 404 and r.headers["X-Request-Id"] == "bad-model"
+    fresh = {story_server.post("/v1/completions", body).headers["X-Request-Id"] for _ in range(3)}
+    assert len(fresh) == 3 and all(re.fullmatch(r"[0-9a-f]{32}", i) for i in fresh), fresh
+    for bad in ["x" * 129, "has space"]:
+        r = story_server.post("/v1/completions", body, headers={"X-Request-Id": bad})
+        assert r.status_code == 400 and "X-Request-Id" in r.json()["error"]["message"], r.text
 
 
 def test_sigterm_drains_in_flight_stream():

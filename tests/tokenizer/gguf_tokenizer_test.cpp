@@ -9,22 +9,16 @@
 
 #include "model/gguf.h"
 #include "model/gguf_writer.h"
+#include "common/tokenizer_goldens.h"
 #include "tokenizer/gguf_tokenizer.h"
 
 namespace nanovllm {
 namespace {
 
 using json = nlohmann::json;
-const std::string kData = std::string(NANOVLLM_SOURCE_DIR) + "/tests/data/tokenizer/";
+const std::string& kData = test::kTokenizerData;
+using test::read_jsonl;
 const std::string kShared = NANOVLLM_SHARED_DIR;
-
-std::vector<json> read_jsonl(const std::string& path) {
-  std::ifstream in(path);
-  std::vector<json> rows;
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) rows.push_back(json::parse(line));
-  return rows;
-}
 
 // llama.cpp's token types (convert_hf_to_gguf.py): added special tokens are CONTROL (3), other
 // added tokens USER_DEFINED (4), SentencePiece's <unk> UNKNOWN (2) and <0xXX> BYTE (6).
@@ -37,9 +31,7 @@ void write_tokenizer_gguf(const std::string& tokenizer_dir, const std::string& p
   std::vector<std::string> tokens;
   std::vector<int32_t> types;
   auto put = [&](int id, const std::string& text, int type) {
-    if (static_cast<int>(tokens.size()) <= id) tokens.resize(id + 1), types.resize(id + 1, 1);
-    for (size_t i = 0; i < tokens.size(); ++i)
-      if (tokens[i].empty()) tokens[i] = "[PAD" + std::to_string(i) + "]", types[i] = 5;
+    if (static_cast<int>(tokens.size()) <= id) tokens.resize(id + 1), types.resize(id + 1, 5);
     tokens[id] = text;
     types[id] = type;
   };
@@ -49,6 +41,8 @@ void write_tokenizer_gguf(const std::string& tokenizer_dir, const std::string& p
     const bool unk = spm && a["content"] == model["unk_token"];
     put(a["id"].get<int>(), a["content"].get<std::string>(), unk ? 2 : a["special"].get<bool>() ? 3 : 4);
   }
+  for (size_t i = 0; i < tokens.size(); ++i)  // ids no token has (none in these vocabularies) as llama.cpp pads
+    if (tokens[i].empty()) tokens[i] = "[PAD" + std::to_string(i) + "]";
   test::GgufWriter w;
   w.str("general.architecture", "llama");
   w.str("tokenizer.ggml.model", spm ? "llama" : "gpt2");

@@ -8,23 +8,16 @@
 #include <fstream>
 
 #include "nanovllm/error.h"
+#include "common/tokenizer_goldens.h"
 #include "tokenizer/hf_tokenizer.h"
 
 namespace nanovllm {
 namespace {
 
 using json = nlohmann::json;
-const std::string kData = std::string(NANOVLLM_SOURCE_DIR) + "/tests/data/tokenizer/";
+const std::string& kData = test::kTokenizerData;
+using test::read_jsonl;
 const std::string kShared = NANOVLLM_SHARED_DIR;
-
-std::vector<json> read_jsonl(const std::string& path) {
-  std::ifstream in(path);
-  EXPECT_TRUE(in.good()) << "missing " << path;
-  std::vector<json> rows;
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) rows.push_back(json::parse(line));
-  return rows;
-}
 
 // A golden's tokenizer: a real one from ../shared, or a variant of one (header "patch": top-level
 // keys of tokenizer.json replaced, as scripts/gen_tokenizer_goldens.py does).

@@ -70,8 +70,8 @@ TEST(DemoModel, ChatTemplateAndTokenizerFromTheFile) {
   EXPECT_EQ(llm.bos_token_id(), 1);
 }
 
-// `make demo`'s chat turn, under every kernel table this CPU runs: greedy, one sentence that
-// names Paris, ended by the model's <|im_end|>.
+// `make demo`'s chat turn (its system prompt too, see DEMO_SYSTEM in the Makefile), under every
+// kernel table this CPU runs: greedy, one sentence that names Paris, ended by <|im_end|>.
 TEST(DemoModel, AnswersTheCapitalOfFrance) {
   const std::string model = demo_model();
   ASSERT_TRUE(fs::exists(model)) << "scripts/fetch-demo-model.sh gave '" << model << "'";
@@ -86,7 +86,7 @@ TEST(DemoModel, AnswersTheCapitalOfFrance) {
     }
     SCOPED_TRACE(isa);
     const int rc = std::system(("NANOVLLM_ISA=" + std::string(isa) + " " + tool() + " chat --model " + model +
-                                " --temperature 0 --max-tokens 64 < " + in + " > " + out + " 2>/dev/null").c_str());
+                                " --system 'You are a helpful assistant.' --temperature 0 --max-tokens 64 < " + in + " > " + out + " 2>/dev/null").c_str());
     ASSERT_EQ(rc, 0);
     const std::string answer = read_text(out);
     EXPECT_NE(answer.find("Paris"), std::string::npos) << answer;

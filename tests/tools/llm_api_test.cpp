@@ -9,6 +9,7 @@
 #include "model/model_test_util.h"
 #include "nanovllm/error.h"
 #include "nanovllm/llm.h"
+#include "tokenizer/chat_template.h"
 
 namespace nanovllm::test {
 namespace {
@@ -73,6 +74,36 @@ TEST(LlmApi, WrongModelPathsSayWhatTheyAreAndWhatIsNeeded) {
   EXPECT_NE(error_of(d + "/no-weights").find("has config.json but no model.safetensors"), std::string::npos);
   EXPECT_NE(error_of(d + "/torch-bin").find("PyTorch .bin weights are not supported"), std::string::npos);
   EXPECT_NE(error_of(tinystories() + "/config.json").find("pass the folder that holds it"), std::string::npos);
+}
+
+// LLM::apply_chat_template is the model folder's ChatTemplate, rendered with the caller's JSON.
+TEST(LlmApi, ApplyChatTemplateRendersTheModelFoldersTemplate) {
+  const std::string d = std::string(NANOVLLM_BINARY_DIR) + "/test-tmp/llm-api-chat";
+  const std::string qwen3 = shared_dir() + "/tokenizers/qwen3";
+  fs::remove_all(d);
+  fs::create_directories(d);
+  for (const char* f : {"config.json", "generation_config.json", "model.safetensors"}) {
+    fs::copy_file(data_dir() + "/qwen3-f32/" + f, d + "/" + f);
+  }
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) fs::copy_file(qwen3 + "/" + f, d + "/" + f);
+  LLM llm(d, small_config(0));
+  const std::string messages = R"([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi!"}])";
+  const nlohmann::ordered_json parsed = nlohmann::ordered_json::parse(messages);
+  const ChatTemplate oracle = ChatTemplate::from_tokenizer_config(qwen3);
+  EXPECT_EQ(llm.apply_chat_template(messages), oracle.render(parsed, true));
+  EXPECT_EQ(llm.apply_chat_template(messages, false, R"({"enable_thinking": false})"),
+            oracle.render(parsed, false, {{"enable_thinking", false}}, nullptr));
+  EXPECT_THROW(llm.apply_chat_template("[{"), Error);       // bad JSON
+  EXPECT_THROW(llm.apply_chat_template("{}"), Error);       // not an array
+  EXPECT_THROW(llm.apply_chat_template(messages, true, "[]"), Error);  // kwargs not an object
+
+  LLM stories(tinystories(), small_config(0));
+  try {
+    stories.apply_chat_template(messages);
+    ADD_FAILURE() << "TinyStories has no chat template";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("has no chat_template"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -3,6 +3,9 @@
 
 #include <omp.h>
 
+#include "backends/host_memory.h"
+#include "backends/registry.h"
+
 #include "nanovllm/error.h"
 #include "model/gguf_model.h"
 #include "model/transformer.h"
@@ -30,34 +33,34 @@ class NativeRunner final : public ModelRunner {
   NativeRunner(const std::string& dir, const NativeRunnerOptions& opts)
       : kv_dtype_(parse_kv_dtype(opts.kv_cache_dtype)),
         prefault_kv_(opts.prefault_kv_cache),
+        threads_(opts.threads > 0 ? opts.threads : omp_get_num_procs()),
         gguf_(is_gguf_file(dir) ? std::make_shared<const GgufFile>(dir) : nullptr),
         cfg_(gguf_ ? gguf_model_config(*gguf_) : load_model_config(dir)),
         ckpt_(gguf_ ? gguf_checkpoint(gguf_, cfg_) : Checkpoint(dir)),
         weights_(load_weights(ckpt_, cfg_, weight_options(opts))),
         transformer_(cfg_, weights_) {
-    // The OpenMP team size is process-wide: set it either way, so 0 undoes an earlier runner's limit.
-    omp_set_num_threads(opts.threads > 0 ? opts.threads : omp_get_num_procs());
-    info_.generation = load_generation_config(dir, &cfg_);
-    info_.architecture = cfg_.architecture;
-    info_.vocab_size = cfg_.vocab_size;
-    info_.max_position_embeddings = cfg_.max_position_embeddings;
-    info_.bos_token_id = cfg_.bos_token_id;
-    info_.eos_token_ids = cfg_.eos_token_ids;
-    info_.weight_bytes = ckpt_.total_bytes();
+    info_ = model_info(dir, &cfg_, ckpt_.total_bytes());
   }
 
   const ModelInfo& info() const override { return info_; }
   int64_t kv_block_bytes(int block_size) const override {
     return transformer_.kv_block_bytes(block_size, kv_dtype_);
   }
+  int64_t kv_capacity_bytes() const override { return host_available_memory(); }
   void allocate_kv_cache(int num_blocks, int block_size) override {
     transformer_.allocate_kv_cache(num_blocks, block_size, kv_dtype_, prefault_kv_);
   }
-  void forward(const Batch& batch, Logits* out) override { transformer_.forward(batch, out); }
+  // The team size is an ICV of the calling thread: set per forward, so each runner keeps its own
+  // (set once at construction, the last runner built won for every runner of that thread).
+  void forward(const Batch& batch, Logits* out) override {
+    omp_set_num_threads(threads_);
+    transformer_.forward(batch, out);
+  }
 
  private:
   kernels::DType kv_dtype_;
   bool prefault_kv_;
+  int threads_;
   std::shared_ptr<const GgufFile> gguf_;  // a GGUF file's metadata and mapping; null for a folder
   ModelConfig cfg_;
   Checkpoint ckpt_;
@@ -71,6 +74,25 @@ class NativeRunner final : public ModelRunner {
 std::unique_ptr<ModelRunner> make_native_runner(const std::string& model_dir,
                                                 const NativeRunnerOptions& opts) {
   return std::make_unique<NativeRunner>(model_dir, opts);
+}
+
+
+// The native runner's typed options from the engine Config; it runs on the host CPU only.
+NativeRunnerOptions native_options(const Config& config) {
+  NativeRunnerOptions o;
+  o.kv_cache_dtype = config.kv_cache_dtype;
+  o.threads = config.threads;
+  o.prefault_kv_cache = config.kv_cache_prefault;
+  o.quantization = config.quantization;
+  std::string device = "cpu";
+  read_backend_options(config, "native", {{"device", &device}});
+  if (device != "cpu") throw Error("backend native runs on the CPU only (device '" + device + "'); use --backend torch");
+  return o;
+}
+
+BackendEntry native_backend() {
+  return {"native", "this project's CPU kernels (AVX-512 / AVX2 / scalar, bf16/int8 weights)",
+          [](const std::string& dir, const Config& c) { return make_native_runner(dir, native_options(c)); }};
 }
 
 }  // namespace nanovllm

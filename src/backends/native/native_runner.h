@@ -5,6 +5,7 @@
 #include <string>
 
 #include "engine/model_runner.h"
+#include "nanovllm/config.h"
 
 namespace nanovllm {
 
@@ -14,6 +15,9 @@ struct NativeRunnerOptions {
   bool prefault_kv_cache = false;       // Config::kv_cache_prefault
   std::string quantization = "";        // Config::quantization: "" or "int8"
 };
+
+// The native runner's typed options from the engine Config (refuses a device other than cpu).
+NativeRunnerOptions native_options(const Config& config);
 
 // Loads config, generation config and weights (mmapped) from model_dir; throws nanovllm::Error
 // naming the file and tensor when the checkpoint is unsupported or damaged.
