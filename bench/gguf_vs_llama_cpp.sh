@@ -74,8 +74,13 @@ pair() {  # label, file, workload
   esac
 }
 
-for work in decode_b1 decode_b16 prefill_512; do pair smollm2-q4_1 "$smollm2" "$work"; done
-for q in Q8_0 Q4_K_M; do
+# FILES picks which of the three to run (default all), e.g. FILES="Q8_0 Q4_K_M".
+FILES=${FILES:-smollm2 Q8_0 Q4_K_M}
+if [[ " $FILES " == *" smollm2 "* ]]; then
+  for work in decode_b1 decode_b16 prefill_512; do pair smollm2-q4_1 "$smollm2" "$work"; done
+fi
+for q in $FILES; do
+  [ "$q" = smollm2 ] && continue
   for work in prefill_512 decode_b1 decode_b4 decode_b16 decode_b64; do
     pair "qwen3-0.6b-$q" "$OUT/qwen3-0.6b-$q.gguf" "$work"
   done

