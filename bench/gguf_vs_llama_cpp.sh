@@ -51,11 +51,14 @@ ours_bench() {  # file, then nanovllm bench flags
   local f=$1; shift
   "$ours" bench --model "$f" --threads "$THREADS" --json "$@"
 }
-# llama-bench: pp512 (-n 0) or tg128 (-p 0), 3 repetitions; llama-batched-bench: B sequences
-# of 128 prompt + 128 new tokens, as `nanovllm bench --batch B` runs them.
-llama_bench() { "$llama/llama-bench" -m "$1" -t "$THREADS" -r 3 -o jsonl "${@:2}" 2>/dev/null; }
+# llama-bench: pp512 (-n 0) or tg128 (-p 0), REPS repetitions; llama-batched-bench: B sequences
+# of NPP prompt + NTG new tokens, as `nanovllm bench --batch B` runs them.
+# On a loaded host NPP / NTG (prompt and new tokens per sequence of the batched rows) and REPS
+# (llama-bench repetitions) can be cut: the decode rates are per step, not per prompt length.
+NPP=${NPP:-128} NTG=${NTG:-128} REPS=${REPS:-3}
+llama_bench() { "$llama/llama-bench" -m "$1" -t "$THREADS" -r "$REPS" -o jsonl "${@:2}" 2>/dev/null; }
 llama_batched() {
-  "$llama/llama-batched-bench" -m "$1" -t "$THREADS" -c 16384 -npp 128 -ntg 128 -npl "$2" \
+  "$llama/llama-batched-bench" -m "$1" -t "$THREADS" -c 16384 -npp "$NPP" -ntg "$NTG" -npl "$2" \
     --output-format jsonl 2>/dev/null | grep '^{'
 }
 pair() {  # label, file, workload
@@ -69,7 +72,7 @@ pair() {  # label, file, workload
       record "$label" "$work" llama.cpp llama_bench "$f" -p 0 -n 128 ;;
     decode_b*)
       local b=${work#decode_b}
-      record "$label" "$work" ours ours_bench "$f" --batch "$b" --input-len 128 --output-len 128
+      record "$label" "$work" ours ours_bench "$f" --batch "$b" --input-len "$NPP" --output-len "$NTG"
       record "$label" "$work" llama.cpp llama_batched "$f" "$b" ;;
   esac
 }
@@ -79,10 +82,10 @@ FILES=${FILES:-smollm2 Q8_0 Q4_K_M}
 if [[ " $FILES " == *" smollm2 "* ]]; then
   for work in decode_b1 decode_b16 prefill_512; do pair smollm2-q4_1 "$smollm2" "$work"; done
 fi
-for q in $FILES; do
-  [ "$q" = smollm2 ] && continue
-  for work in prefill_512 decode_b1 decode_b4 decode_b16 decode_b64; do
-    pair "qwen3-0.6b-$q" "$OUT/qwen3-0.6b-$q.gguf" "$work"
+# Workload by workload, the files in turn: a run cut short still has both files' small rows.
+for work in prefill_512 decode_b1 decode_b4 decode_b16 decode_b64; do
+  for q in $FILES; do
+    [ "$q" = smollm2 ] || pair "qwen3-0.6b-$q" "$OUT/qwen3-0.6b-$q.gguf" "$work"
   done
 done
 "$python" bench/gguf_table.py "$results"
