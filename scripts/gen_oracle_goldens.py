@@ -4,10 +4,10 @@
 llama.cpp takes 15+ minutes to build on 2 cores, more than CI can give it, so the tests run
 transformers and llama.cpp's converter live and read llama.cpp's side from here. Run by hand:
 
-    scripts/setup-oracles.sh build --llama-cpp
+    python=$(scripts/setup-oracles.sh build --llama-cpp)
     LLAMA_CPP_LIB_PATH=build/oracles/llama-build/bin \
     PYTHONPATH=build/oracles/llama_cpp_python-0.3.36 \
-    build/oracles/venv/bin/python scripts/gen_oracle_goldens.py --build build --smollm2 FILE.gguf
+    $python scripts/gen_oracle_goldens.py --build build --smollm2 FILE.gguf
 
 Each golden names the sha256 of the file it was made from; the tests check their file is that
 one (the converted checkpoints are rebuilt deterministically by the tests' own fixtures).

