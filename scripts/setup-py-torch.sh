@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The one Python environment with PyTorch that tools and tests share, cached outside git:
-#   scripts/setup-py-torch.sh  ->  prints the venv's folder (${NANOVLLM_CACHE:-~/.cache/nanovllm}/py-torch)
+#   scripts/setup-py-torch.sh  ->  prints the venv's folder (${NANOVLLM_CACHE_DIR:-~/.cache/nanovllm}/py-torch)
 # Users of it: the GGUF oracles (transformers' own GGUF loader, llama.cpp's converter) and the
 # ONNX export (transformers loads the checkpoint, onnx writes the graph). PyPI's torch is a CUDA
 # build: with its NVIDIA wheels it is about 3.5 GB, so it is installed once per machine, not per
 # build folder, and a second run only checks it.
 set -euo pipefail
-cache="${NANOVLLM_CACHE:-$HOME/.cache/nanovllm}"
+cache="${NANOVLLM_CACHE_DIR:-$HOME/.cache/nanovllm}"
 venv="$cache/py-torch"
 # Bump when the list changes: the venv is rebuilt when this stamp differs.
 packages=(torch==2.15.0 "transformers>=5.0,<6" "gguf>=0.17" numpy sentencepiece safetensors

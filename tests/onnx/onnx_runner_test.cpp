@@ -32,6 +32,17 @@ std::string make_graph(const std::string& damage = "") {
   return dir;
 }
 
+// Removes the graph's folder once what was opened from it has read it.
+struct RemoveAfter {
+  std::string dir;
+  ~RemoveAfter() { std::filesystem::remove_all(dir); }
+};
+
+std::unique_ptr<ModelRunner> open_runner(const std::string& damage = "") {
+  RemoveAfter graph{make_graph(damage)};
+  return make_onnx_runner(graph.dir, OnnxRunnerOptions{.threads = 1});
+}
+
 // One step: slices (seq, num_cached, num_new), each with blocks [first_block, ...) and sampling.
 struct Slice {
   int first_block, num_cached, num_new;
@@ -59,7 +70,7 @@ void expect_rows_equal(const Logits& a, int ra, const Logits& b, int rb) {
 }
 
 TEST(OnnxRunner, ChunkedAndBatchedStepsGiveTheLogitsOfOneStep) {
-  auto runner = make_onnx_runner(make_graph(), OnnxRunnerOptions{.threads = 1});
+  auto runner = open_runner();
   EXPECT_EQ(runner->info().vocab_size, 32);
   EXPECT_EQ(runner->kv_block_bytes(kBlock), 2LL * 2 * kBlock * 2 * 8 * 4);  // f32 K+V of 2 layers
   EXPECT_GT(runner->kv_capacity_bytes(), 0);
@@ -99,7 +110,7 @@ TEST(OnnxRunner, GraphsItCannotFeedAreRefusedByName) {
   };
   for (const auto& [damage, message] : cases) {
     try {
-      make_onnx_runner(make_graph(damage));
+      open_runner(damage);
       ADD_FAILURE() << damage << ": loaded";
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << damage << ": " << e.what();
@@ -114,7 +125,8 @@ TEST(OnnxRunner, LlmRunsAnExportFolder) {
   config.backend = "onnx";
   config.num_kv_blocks = 8;
   config.threads = 1;
-  LLM llm(make_graph(), config);
+  RemoveAfter graph{make_graph()};
+  LLM llm(graph.dir, config);
   SamplingParams greedy;
   greedy.temperature = 0;
   greedy.max_tokens = 5;
@@ -125,10 +137,10 @@ TEST(OnnxRunner, LlmRunsAnExportFolder) {
 }
 
 TEST(OnnxRunner, AFolderWithoutModelOnnxNamesTheExport) {
-  const std::string dir = make_graph();
-  std::filesystem::remove(std::filesystem::path(dir) / "model.onnx");
+  RemoveAfter graph{make_graph()};
+  std::filesystem::remove(std::filesystem::path(graph.dir) / "model.onnx");
   try {
-    make_onnx_runner(dir);
+    make_onnx_runner(graph.dir);
     ADD_FAILURE() << "loaded";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("model.onnx: not found; the onnx backend runs a decoder exported with "

@@ -64,6 +64,11 @@ Ort::Session open_session(const std::string& path) {
   Ort::SessionOptions so;
   so.SetIntraOpNumThreads(1);
   add_paged_attention_op(so);
+  // Loaded (or refused) once the session exists: the file is not needed again.
+  struct Remove {
+    const std::string& path;
+    ~Remove() { std::filesystem::remove(path); }
+  } remove{path};
   return Ort::Session(e, path.c_str(), so);
 }
 

@@ -157,7 +157,8 @@ class PagedAttentionKernel {
     const int32_t* table = tables.data<int32_t>();
     if (starts[0] != 0 || starts[B] != T)
       throw Error("PagedAttention: query_start_loc must run from 0 to the token count " + std::to_string(T));
-    seqs_.resize(B);
+    // Per call, not members: ORT may run one kernel object in concurrent Run()s of a session.
+    std::vector<kernels::AttnSeq> seqs(B);
     for (int64_t s = 0; s < B; ++s) {
       const int64_t q_len = int64_t(starts[s + 1]) - starts[s], len = lens[s];
       const std::string which = "PagedAttention: sequence " + std::to_string(s);
@@ -175,15 +176,15 @@ class PagedAttentionKernel {
         if (row[b] < 0 || row[b] >= num_blocks)
           throw Error(which + ": block id " + std::to_string(row[b]) + " outside the cache's " +
                       std::to_string(num_blocks) + " blocks");
-      seqs_[s] = kernels::AttnSeq{starts[s], int(q_len), int(len - q_len), row};
+      seqs[s] = kernels::AttnSeq{starts[s], int(q_len), int(len - q_len), row};
     }
-    slot_ids_.resize(T);
+    std::vector<int> slot_ids(T);
     const int64_t* slot = slots.data<int64_t>();
     for (int64_t t = 0; t < T; ++t) {
       if (slot[t] >= num_blocks * block_size)
         throw Error("PagedAttention: slot " + std::to_string(slot[t]) + " of token " + std::to_string(t) +
                     " is outside the cache's " + std::to_string(num_blocks * block_size) + " slots");
-      slot_ids_[t] = slot[t] < 0 ? -1 : int(slot[t]);
+      slot_ids[t] = slot[t] < 0 ? -1 : int(slot[t]);
     }
 
     float* out = ctx.GetOutput(0, {T, num_heads_ * head_dim_}).GetTensorMutableData<float>();
@@ -195,14 +196,12 @@ class PagedAttentionKernel {
     const kernels::KVLayer kv{const_cast<void*>(kc.value.GetTensorRawData()), const_cast<void*>(vc.value.GetTensorRawData()),
                               cache_type == bf16 ? kernels::DType::BF16 : kernels::DType::F32, int(block_size),
                               int(num_kv_heads_), int(head_dim_)};
-    kernels::kv_store(kv, k.data<float>(), v.data<float>(), int(T), slot_ids_.data());
-    kernels::paged_attention(q.data<float>(), seqs_.data(), int(B), int(num_heads_), kv, scale_, out);
+    kernels::kv_store(kv, k.data<float>(), v.data<float>(), int(T), slot_ids.data());
+    kernels::paged_attention(q.data<float>(), seqs.data(), int(B), int(num_heads_), kv, scale_, out);
   }
 
   int64_t num_heads_ = 0, num_kv_heads_ = 0, head_dim_ = 0, sliding_window_ = 0;
   float scale_ = 1;
-  std::vector<kernels::AttnSeq> seqs_;  // per call; a kernel object runs one node
-  std::vector<int> slot_ids_;
 };
 
 struct PagedAttentionOp : Ort::CustomOpBase<PagedAttentionOp, PagedAttentionKernel, /*WithStatus=*/true> {
@@ -236,24 +235,26 @@ struct PagedAttentionOp : Ort::CustomOpBase<PagedAttentionOp, PagedAttentionKern
 
 void add_paged_attention_op(OrtSessionOptions* options) {
   onnx_runtime_version();
-  // ORT keeps pointers to the domain and the op for as long as any session uses them.
-  static PagedAttentionOp op;
-  static Ort::CustomOpDomain domain = [] {
-    Ort::CustomOpDomain d("nanovllm");
-    d.Add(&op);
+  // ORT keeps pointers to the domain and the op for as long as any session uses them, and a
+  // session may outlive static destructors (a Python process at exit): never freed.
+  static PagedAttentionOp* op = new PagedAttentionOp;
+  static Ort::CustomOpDomain* domain = [] {
+    auto* d = new Ort::CustomOpDomain("nanovllm");
+    d->Add(op);
     return d;
   }();
-  Ort::UnownedSessionOptions(options).Add(domain);
+  Ort::UnownedSessionOptions(options).Add(*domain);
 }
 
 namespace {
 
 // ---- The runner -----------------------------------------------------------------------------
 
-// One per process, as ORT wants (its logging and default thread pools live there).
+// One per process, as ORT wants (its logging and default thread pools live there). Never freed:
+// it must outlive every session, and one may be released after static destructors have run.
 Ort::Env& ort_env() {
-  static Ort::Env env(ORT_LOGGING_LEVEL_WARNING, "nanovllm");
-  return env;
+  static Ort::Env* env = new Ort::Env(ORT_LOGGING_LEVEL_WARNING, "nanovllm");
+  return *env;
 }
 
 // Bytes of the graph and its external weights (model.onnx, model.onnx.data, ...).
@@ -276,12 +277,13 @@ Ort::Value wrap(T* data, std::vector<int64_t> shape) {
 class OnnxRunner final : public ModelRunner {
  public:
   OnnxRunner(const std::string& dir, const OnnxRunnerOptions& opts)
-      : cfg_(load_model_config(dir)), threads_(opts.threads > 0 ? opts.threads : omp_get_num_procs()) {
+      : ort_version_(onnx_runtime_version()),
+        cfg_(load_model_config(dir)),
+        threads_(opts.threads > 0 ? opts.threads : omp_get_num_procs()) {
     const std::filesystem::path graph = std::filesystem::path(dir) / "model.onnx";
     if (!std::filesystem::is_regular_file(graph))
       throw Error(graph.string() + ": not found; the onnx backend runs a decoder exported with "
                   "`make export-onnx MODEL=CHECKPOINT OUT=" + dir + "`");
-    onnx_runtime_version();
     Ort::SessionOptions so;
     so.SetIntraOpNumThreads(threads_);
     so.SetInterOpNumThreads(1);
@@ -459,6 +461,9 @@ class OnnxRunner final : public ModelRunner {
       std::copy_n(all_logits_.begin() + sample_rows_[r] * cfg_.vocab_size, cfg_.vocab_size, out->row(int(r)));
   }
 
+  // First: an Ort:: member's destructor calls through the C++ API's table, which this sets up,
+  // so a constructor that throws later unwinds safely (it segfaulted on a folder without model.onnx).
+  std::string ort_version_;
   ModelConfig cfg_;
   int threads_;
   Ort::Session session_{nullptr};
