@@ -67,12 +67,12 @@ Layout preferred_layout(DType dtype);
 //  kBF16: x rounded to bf16 (8 significant bits, relative error up to 2^-9 per element) before
 //         the products, sums in f32: what vdpbf16ps multiplies, and what llama.cpp does for
 //         BF16 weights on such CPUs.
-//  kQ8:   x rounded per block of 32 to int8 with one f32 scale (amax / 127, round to nearest:
-//         absolute error up to scale / 2 per element), then exact integer dot products with the
-//         quantized weights (VNNI vpdpbusd, or vpmaddubsw on AVX2), scaled in f32. This is what
-//         llama.cpp does (its Q8_0 / Q8_K activations); the SIMD tables use it for every
-//         quantized weight dtype, since an f32 dot product cannot keep up with the memory
-//         stream of a 4-bit row. The scalar reference keeps x in f32 (kF32).
+//  kQ8:   x rounded to int8 blocks exactly as llama.cpp rounds it for the weight dtype (ggml's
+//         Q8_0 / Q8_1 blocks of 32 with an f16 scale, Q8_K blocks of 256 with an f32 one; error
+//         about scale / 2 per element; see quant.h), then exact integer dot products with the
+//         quantized weights (VNNI vpdpbusd, or vpmaddubsw on AVX2) scaled in f32: ggml's vec_dot
+//         up to f32 summation order. The SIMD tables use it for every quantized weight dtype (an
+//         f32 dot product cannot keep up with a 4-bit row). The scalar reference keeps x in f32.
 enum class Precision : uint8_t { kF32, kBF16, kQ8 };
 
 // The activation precision of the active table's matmul for weights of `dtype`.

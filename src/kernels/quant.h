@@ -38,8 +38,34 @@ static inline void k_scale_min(const uint8_t* q, int j, int* sc, int* m) {
 // The reference decoder (quant_scalar.cpp, no ISA flags): n elements, a multiple of the block.
 void dequantize_row_ref(DType t, const void* src, int64_t n, float* dst);
 
-// Quantized (kRows) matmuls with activations rounded to int8 per 32 (Precision::kQ8).
+// ggml's activation blocks (its vec_dot_type): for the integer dot products with quantized
+// weights x is rounded to one of these exactly as llama.cpp rounds it, so that our logits and
+// greedy ids follow llama.cpp's on near-ties (only the f32 summation order differs).
+struct BlockQ8_1 { uint16_t d, s; int8_t qs[32]; };                // s = f16(d * sum(qs)), f32 d
+struct BlockQ8_K { float d; int8_t qs[256]; int16_t bsums[16]; };  // bsums: sums of qs per 16
+static_assert(sizeof(BlockQ8_1) == 36 && sizeof(BlockQ8_K) == 292);
+
+// Which of them ggml pairs with a weight dtype: Q8_0 with Q8_0 and Q4_0, Q8_1 with Q4_1, Q8_K with
+// the K-quants.
+enum class ActQuant : uint8_t { kQ8_0, kQ8_1, kQ8_K };
+ActQuant act_quant(DType weights);
+size_t act_row_bytes(ActQuant a, int64_t n);  // n: a multiple of 32 (256 for Q8_K)
+
+// The scalar references (quant_scalar.cpp), from ggml's formulas:
+// - n elements of x rounded to a's blocks, as ggml's x86 CPU code does it (what llama.cpp runs
+//   here); bit for bit its output (tests/kernels/data/act_quant_goldens.txt);
+void quantize_act_row_ref(ActQuant a, const float* x, int64_t n, void* dst);
+// - the dot product of n weights of dtype t with activations rounded for t, by ggml's vec_dot
+//   formula for t (e.g. Q4_1 with Q8_1: sum over blocks of d dx sum(q qx) + m s);
+float vec_dot_ref(DType t, int64_t n, const void* w, const void* xq);
+// - y = x W^T from those two: the scalar twin of the SIMD tables' Precision::kQ8 matmuls.
+void matmul_quant_ref(const float* x, int M, const WeightView& w, const float* bias, float* y);
+
+// Quantized (kRows) matmuls with activations rounded as ggml does (Precision::kQ8).
 void matmul_quant_avx2(const float* x, int M, const WeightView& w, const float* bias, float* y);
 void matmul_quant_avx512(const float* x, int M, const WeightView& w, const float* bias, float* y);
+// One row of x rounded by that ISA's matmul, written as ggml's blocks (for the tests).
+void quantize_act_row_avx2(ActQuant a, const float* x, int64_t n, void* dst);
+void quantize_act_row_avx512(ActQuant a, const float* x, int64_t n, void* dst);
 
 }  // namespace nanovllm::kernels

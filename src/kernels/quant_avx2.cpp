@@ -3,7 +3,9 @@
 #include <immintrin.h>
 #include <omp.h>
 
+#include <cmath>
 #include <cstdlib>
+#include <vector>
 
 #include "kernels/kernels_internal.h"
 
@@ -55,5 +57,7 @@ struct Avx2Core {
 void matmul_quant_avx2(const float* x, int M, const WeightView& w, const float* bias, float* y) {
   matmul_quant_dispatch<Avx2Core>(x, M, w, bias, y);
 }
+
+void quantize_act_row_avx2(ActQuant a, const float* x, int64_t n, void* dst) { quantize_act_row_blocks(a, x, n, dst); }
 
 }  // namespace nanovllm::kernels

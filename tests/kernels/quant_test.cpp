@@ -1,6 +1,7 @@
 // ggml's quantized dtypes: dequantization against gguf-py (the golden file that
-// scripts/gen_quant_goldens.py wrote), and every ISA's matmul / embed against the scalar reference
-// and against an f32 matmul of the dequantized weights.
+// scripts/gen_quant_goldens.py wrote); the activation quantizers and dot products against
+// llama.cpp's own CPU code (scripts/gen_act_quant_goldens.py); every ISA's matmul / embed against
+// the scalar references and against an f32 matmul of the dequantized weights.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "kernels/kernels.h"
+#include "kernels/quant.h"
 #include "kernels_test_util.h"
 #include "nanovllm/error.h"
 
@@ -61,6 +63,74 @@ std::vector<float> dequantized(DType t, const uint8_t* data, int rows, int cols)
   for (int r = 0; r < rows; ++r)
     dequantize_row(t, data + size_t(r) * row_bytes(t, cols), cols, w.data() + size_t(r) * cols);
   return w;
+}
+
+// The block of x that a kQ8 matmul rounds together for weights of t (ggml's Q8_0 / Q8_1 or Q8_K).
+int x_block(DType t) { return act_quant(t) == ActQuant::kQ8_K ? 256 : 32; }
+
+// tests/kernels/data/act_quant_goldens.txt (scripts/gen_act_quant_goldens.py): rows of x, their
+// blocks from llama.cpp's own quantize_row_q8_0 / q8_1 / q8_K, and its vec_dot of weight rows
+// of every type with them.
+struct GgmlGoldens {
+  int M = 0, K = 0;
+  std::vector<float> x;
+  std::vector<std::vector<uint8_t>> act;  // by ActQuant
+  struct Dot { DType t; int N; std::vector<uint8_t> w; std::vector<float> y; };  // y [M][N]
+  std::vector<Dot> dots;
+};
+
+template <class T>
+std::vector<T> from_hex_as(const std::string& hex) {
+  const std::vector<uint8_t> b = from_hex(hex);
+  std::vector<T> out(b.size() / sizeof(T));
+  std::memcpy(out.data(), b.data(), out.size() * sizeof(T));
+  return out;
+}
+
+DType dtype_named(const std::string& name) {
+  const auto it = std::find_if(std::begin(kQuantTypes), std::end(kQuantTypes),
+                               [&](DType t) { return name == dtype_name(t); });
+  return it == std::end(kQuantTypes) ? DType::F32 : *it;
+}
+
+const GgmlGoldens& ggml_goldens() {
+  static const GgmlGoldens g = [] {
+    GgmlGoldens g;
+    g.act.resize(3);
+    std::ifstream in(std::string(NANOVLLM_SOURCE_DIR) + "/tests/kernels/data/act_quant_goldens.txt");
+    std::string line, tag, name, hex, hex2;
+    while (std::getline(in, line)) {
+      std::istringstream ls(line);
+      ls >> tag;
+      if (tag == "X") {
+        ls >> g.M >> g.K >> hex;
+        g.x = from_hex_as<float>(hex);
+      } else if (tag == "ACT") {
+        ls >> name >> hex;
+        g.act[name == "Q8_0" ? 0 : name == "Q8_1" ? 1 : 2] = from_hex(hex);
+      } else if (tag == "DOT") {
+        GgmlGoldens::Dot d;
+        ls >> name >> d.N >> hex >> hex2;
+        d.t = dtype_named(name);
+        d.w = from_hex(hex);
+        d.y = from_hex_as<float>(hex2);
+        g.dots.push_back(std::move(d));
+      }
+    }
+    return g;
+  }();
+  return g;
+}
+
+constexpr ActQuant kActQuants[] = {ActQuant::kQ8_0, ActQuant::kQ8_1, ActQuant::kQ8_K};
+const char* act_name(ActQuant a) { return a == ActQuant::kQ8_0 ? "Q8_0" : a == ActQuant::kQ8_1 ? "Q8_1" : "Q8_K"; }
+
+// Each ISA's activation quantizer (the one its matmul runs), by the name force_isa takes.
+using ActQuantizer = void (*)(ActQuant, const float*, int64_t, void*);
+ActQuantizer act_quantizer(const std::string& isa) {
+  if (isa == "avx2") return quantize_act_row_avx2;
+  if (isa == "avx512bf16") return quantize_act_row_avx512;
+  return quantize_act_row_ref;
 }
 
 TEST(Quant, BlockSizes) {
@@ -134,18 +204,20 @@ class QuantIsa : public ::testing::TestWithParam<const char*> {
 };
 
 // y = x W^T in f64 from the dequantized weights, and a bound on the error of an f32 matmul:
-// 1e-5 sum |w x| for the f32 sums, plus, where x is rounded to int8 per 32 (kQ8), what that may
-// change: sum |w| * (amax of x's block / 127) / 2.
+// 1e-5 sum |w x| for the f32 sums, plus, where x is rounded to int8 per block of `x_block` (kQ8:
+// 32, or 256 for the K-quants' Q8_K), what that may change: sum |w| * 0.57 (amax of x's block /
+// 127), half a step plus the f16 rounding of the step (2^-11 of 127 steps).
 void reference(const std::vector<float>& x, int M, const std::vector<float>& w, int N, int K,
-               bool rounds_x, std::vector<double>* y, std::vector<double>* bound) {
+               int x_block, std::vector<double>* y, std::vector<double>* bound) {
   y->assign(size_t(M) * N, 0.0);
   bound->assign(size_t(M) * N, 0.0);
+  const bool rounds_x = x_block > 0;
   for (int m = 0; m < M; ++m) {
     std::vector<double> half_step(static_cast<size_t>(K));
-    for (int k0 = 0; k0 < K; k0 += 32) {
+    for (int k0 = 0; rounds_x && k0 < K; k0 += x_block) {
       float amax = 0.f;
-      for (int k = k0; k < k0 + 32; ++k) amax = std::max(amax, std::fabs(x[size_t(m) * K + k]));
-      for (int k = k0; k < k0 + 32; ++k) half_step[k] = amax / 127.0 / 2;
+      for (int k = k0; k < k0 + x_block; ++k) amax = std::max(amax, std::fabs(x[size_t(m) * K + k]));
+      for (int k = k0; k < k0 + x_block; ++k) half_step[k] = amax / 127.0 * 0.57;
     }
     for (int n = 0; n < N; ++n) {
       double s = 0, b = 0, mag = 0;
@@ -179,19 +251,87 @@ TEST_P(QuantIsa, MatmulMatchesDequantizedWeights) {
           const std::vector<float> bias = test::random_floats(size_t(N), rng);
           std::vector<float> y(size_t(M) * N + 1, NAN);
           matmul(x.data() + 1, M, wv, bias.data(), y.data() + 1);
-          std::vector<double> ref, bound;
-          reference(std::vector<float>(x.begin() + 1, x.end()), M, w, N, K,
-                    matmul_precision(t) == Precision::kQ8, &ref, &bound);
-          // And against its scalar twin, which keeps x in f32 (within 1e-5 sum |w x| of ref).
-          std::vector<float> y_scalar(y.size(), NAN);
+          const bool q8 = matmul_precision(t) == Precision::kQ8;
+          std::vector<double> ref, bound, ref_f32, bound_f32;
+          reference(std::vector<float>(x.begin() + 1, x.end()), M, w, N, K, q8 ? x_block(t) : 0, &ref, &bound);
+          reference(std::vector<float>(x.begin() + 1, x.end()), M, w, N, K, 0, &ref_f32, &bound_f32);
+          // And against the scalar table, which keeps x in f32 (within 1e-5 sum |w x| of ref),
+          // and, where x is rounded, against the scalar twin of that rounding (ggml's formulas):
+          // the same up to f32 summation order.
+          std::vector<float> y_scalar(y.size(), NAN), y_twin(y.size(), NAN);
           force_isa("scalar");
           matmul(x.data() + 1, M, wv, bias.data(), y_scalar.data() + 1);
           force_isa(GetParam());
+          matmul_quant_ref(x.data() + 1, M, wv, bias.data(), y_twin.data() + 1);
           for (size_t i = 0; i < ref.size(); ++i) {
             ASSERT_NEAR(y[i + 1], ref[i] + bias[i % N], bound[i] + 1e-6) << "at " << i;
             ASSERT_NEAR(y[i + 1], y_scalar[i + 1], 2 * bound[i] + 1e-6) << "at " << i;
+            if (q8) {
+              ASSERT_NEAR(y[i + 1], y_twin[i + 1], bound_f32[i] + 1e-6) << "at " << i;
+            }
           }
         }
+  }
+}
+
+// Bit for bit what llama.cpp's CPU code makes of the golden rows (ties rounded to even, f16
+// subnormal and zero scales, Q8_K's sign of the first largest |x|), by every ISA's quantizer;
+// and on random rows of every magnitude, every ISA's quantizer equals the scalar one.
+TEST_P(QuantIsa, ActivationsRoundedAsGgml) {
+  const GgmlGoldens& g = ggml_goldens();
+  ASSERT_EQ(g.x.size(), size_t(g.M) * g.K) << "tests/kernels/data/act_quant_goldens.txt is missing or short";
+  const ActQuantizer quantize = act_quantizer(GetParam());
+  for (ActQuant a : kActQuants) {
+    const size_t rb = act_row_bytes(a, g.K);
+    ASSERT_EQ(g.act[int(a)].size(), g.M * rb) << act_name(a);
+    for (int m = 0; m < g.M; ++m) {
+      std::vector<uint8_t> ours(rb, 0xAA);
+      quantize(a, g.x.data() + size_t(m) * g.K, g.K, ours.data());
+      for (size_t i = 0; i < rb; ++i)
+        ASSERT_EQ(int(ours[i]), int(g.act[int(a)][m * rb + i])) << act_name(a) << " row " << m << " byte " << i;
+    }
+  }
+  std::mt19937 rng(154);
+  std::uniform_real_distribution<float> expo(-30.f, 30.f);
+  for (int trial = 0; trial < 200; ++trial) {
+    const int K = 256 * (1 + trial % 3);
+    std::vector<float> x = test::random_floats(size_t(K), rng);
+    const float scale = std::exp2(expo(rng));
+    for (float& v : x) v *= scale;
+    for (ActQuant a : kActQuants) {
+      std::vector<uint8_t> ours(act_row_bytes(a, K), 0xAA), ref(act_row_bytes(a, K), 0x55);
+      quantize(a, x.data(), K, ours.data());
+      quantize_act_row_ref(a, x.data(), K, ref.data());
+      ASSERT_EQ(ours, ref) << act_name(a) << " trial " << trial << " scale " << scale;
+    }
+  }
+}
+
+// ggml's own vec_dot of every weight type with the golden rows: our scalar formula and every
+// ISA's matmul give it up to f32 summation order (2e-6 of sum |w x|). x rounded any other way
+// (an f32 block scale, the wrong block for the K-quants, no Q8_1 s) misses it by ~1e-4.
+TEST_P(QuantIsa, DotProductsAreGgmls) {
+  const GgmlGoldens& g = ggml_goldens();
+  ASSERT_EQ(g.dots.size(), std::size(kQuantTypes)) << "tests/kernels/data/act_quant_goldens.txt";
+  for (const auto& d : g.dots) {
+    SCOPED_TRACE(dtype_name(d.t));
+    const WeightView wv{d.w.data(), d.t, d.N, g.K};
+    const std::vector<float> w = dequantized(d.t, d.w.data(), d.N, g.K);
+    // The scalar table keeps x in f32: there its twin, matmul_quant_ref, stands in.
+    std::vector<float> y(size_t(g.M) * d.N);
+    if (matmul_precision(d.t) == Precision::kQ8) matmul(g.x.data(), g.M, wv, nullptr, y.data());
+    else matmul_quant_ref(g.x.data(), g.M, wv, nullptr, y.data());
+    const ActQuant a = act_quant(d.t);
+    const size_t rb = act_row_bytes(a, g.K);
+    for (int m = 0; m < g.M; ++m)
+      for (int n = 0; n < d.N; ++n) {
+        double mag = 0;
+        for (int k = 0; k < g.K; ++k) mag += std::fabs(double(w[size_t(n) * g.K + k]) * g.x[size_t(m) * g.K + k]);
+        const float want = d.y[size_t(m) * d.N + n];
+        const float formula = vec_dot_ref(d.t, g.K, d.w.data() + n * row_bytes(d.t, g.K), g.act[int(a)].data() + m * rb);
+        ASSERT_NEAR(formula, want, 2e-6 * mag) << "vec_dot_ref, x row " << m << " w row " << n;
+        ASSERT_NEAR(y[size_t(m) * d.N + n], want, 2e-6 * mag) << "matmul, x row " << m << " w row " << n;
+      }
   }
 }
 
@@ -209,7 +349,7 @@ TEST_P(QuantIsa, ErrorAgainstF32) {
     std::vector<float> y(size_t(M) * N);
     matmul(x.data(), M, WeightView{bytes.data() + 1, t, N, K}, nullptr, y.data());
     std::vector<double> ref, bound;
-    reference(x, M, w, N, K, false, &ref, &bound);
+    reference(x, M, w, N, K, 0, &ref, &bound);
     double err = 0, mag = 0;
     for (size_t i = 0; i < y.size(); ++i) {
       err = std::max(err, std::fabs(y[i] - ref[i]));
