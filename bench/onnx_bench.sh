@@ -7,7 +7,8 @@
 # Exports it once with scripts/export-onnx.sh (MODEL_DIR-onnx) and with onnxruntime-genai's model
 # builder (MODEL_DIR-genai, fp32, cpu), whose venv (PyPI onnxruntime-genai 0.18 + onnx_ir, torch
 # and transformers from scripts/setup-py-torch.sh's venv) is made once under ~/.cache/nanovllm.
-# Lengths: IN1/OUT1 at batch 1, IN/OUT at batch B (defaults 16/32 and 32/16: this machine is
+# BATCHES (default "1 B") picks the batch sizes; NANOVLLM_BIN the binary (a copy, if a build may
+# relink build/bin/nanovllm meanwhile). Lengths: IN1/OUT1 at batch 1, IN/OUT at batch B (defaults 16/32 and 32/16: this machine is
 # shared; make bench's 128/128 takes an hour per engine under a load of 20). Output: JSON lines.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -39,8 +40,8 @@ genai() {  # batch, in, out
     --output-len "$3" --threads "$THREADS" | sed "s/^{/{\"load\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",/"
 }
 for r in $(seq "$rounds"); do
-  for shape in "1 $IN1 $OUT1" "$B $IN $OUT"; do
-    set -- $shape
+  for b in ${BATCHES:-1 $B}; do
+    if [ "$b" = 1 ]; then set -- 1 "$IN1" "$OUT1"; else set -- "$b" "$IN" "$OUT"; fi
     ours native "$model" "$1" "$2" "$3"
     ours onnx "$model-onnx" "$1" "$2" "$3" --backend onnx
     genai "$1" "$2" "$3"

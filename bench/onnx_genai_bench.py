@@ -11,6 +11,7 @@ then, as `nanovllm bench` and llama-batched-bench's S_TG count them).
 """
 import argparse
 import json
+import resource
 import time
 
 import numpy as np
@@ -59,7 +60,8 @@ def main():
     print(json.dumps({"engine": f"onnxruntime-genai {og.__version__}", "batch": a.batch, "input_len": a.input_len,
                       "output_len": a.output_len, "threads": a.threads,
                       "prefill_tok_s": a.batch * a.input_len / (t1 - t0),
-                      "decode_tok_s": a.batch * steps / (t2 - t1)}))
+                      "decode_tok_s": a.batch * steps / (t2 - t1),
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
 if __name__ == "__main__":
