@@ -16,7 +16,7 @@ CMAKE_FLAGS ?=
 PREFIX   ?= /usr/local
 NANOVLLM := $(BUILD)/bin/nanovllm
 
-.PHONY: all deps configure build build-torch build-all test demo bench install clean format deps-fuzz fuzz fuzz-run test-sanitize deploy-test
+.PHONY: all deps configure build build-torch build-onnx build-all test demo bench install clean format deps-fuzz fuzz fuzz-run test-sanitize deploy-test export-onnx
 
 all: build
 
@@ -37,11 +37,24 @@ build-torch: deps configure
 	cmake -S . -B $(BUILD) -DNANOVLLM_WITH_TORCH=ON
 	cmake --build $(BUILD) -j $(JOBS)
 
-# Every backend in the tree (native, torch).
-build-all: build-torch
+# The ONNX Runtime backend too (src/backends/onnx): scripts/setup-onnx.sh fetches PyPI's
+# onnxruntime wheel (its libonnxruntime.so.1) and Debian 13's headers once into ~/.cache/nanovllm.
+build-onnx: deps configure
+	cmake -S . -B $(BUILD) -DNANOVLLM_WITH_ONNX=ON
+	cmake --build $(BUILD) -j $(JOBS)
+
+# Every backend in the tree (native, torch, onnx).
+build-all: build-torch build-onnx
 
 test: build-all
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+# A Hugging Face checkpoint as the ONNX decoder of `--backend onnx` (model.onnx + tokenizer and
+# config files in OUT), exported in the PyTorch venv of scripts/setup-py-torch.sh.
+OUT ?=
+export-onnx:
+	@if [ -z "$(MODEL)" ] || [ -z "$(OUT)" ]; then echo "usage: make export-onnx MODEL=DIR OUT=DIR"; exit 2; fi
+	bash scripts/export-onnx.sh "$(MODEL)" "$(OUT)"
 
 # Two `nanovllm serve` replicas behind HAProxy and nginx running the files of deploy/ (tests/deploy).
 deploy-test: deps configure

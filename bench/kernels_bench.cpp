@@ -78,10 +78,11 @@ void time_matmul(benchmark::State& state, const nk::WeightView& rows, nk::Layout
   }
 }
 
-// Args: dtype (0 F32, 1 BF16, 2 F16, 3 I8), layout (0 rows as stored, 1 repacked panels), M, N, K.
+// Args: dtype (0 F32, 1 BF16, 2 F16, 3 I8), layout (0 rows as stored, 1 panels, 2 pair panels:
+// nk::Layout), M, N, K.
 void BM_Matmul(benchmark::State& state) {
   const auto dt = nk::DType(state.range(0));
-  const auto layout = state.range(1) ? nk::Layout::kPanels : nk::Layout::kRows;
+  const auto layout = nk::Layout(state.range(1));
   const int M = int(state.range(2)), N = int(state.range(3)), K = int(state.range(4));
   const bool int8 = dt == nk::DType::I8;
   const auto stored = random_bytes_of(int8 ? nk::DType::BF16 : dt, size_t(N) * K, 1);
@@ -93,20 +94,22 @@ void BM_Matmul(benchmark::State& state) {
   const auto& lim = machine_limits();
   const double peak = dt == nk::DType::BF16 ? lim.bf16_matmul_peak() : lim.fma_flops_per_s;
   set_rates(state, 2.0 * M * N * K, double(size_t(N) * K * nk::dtype_size(rows.dtype)), peak);
-  state.SetLabel(std::string(nk::dtype_name(dt)) + (state.range(1) ? " panels " : " rows ") +
-                 nk::isa_name());
+  const char* names[] = {" rows ", " panels ", " pair panels "};
+  state.SetLabel(std::string(nk::dtype_name(dt)) + names[state.range(1)] + nk::isa_name());
 }
 
 void matmul_args(benchmark::internal::Benchmark* b) {
-  b->ArgNames({"dtype", "panels", "M", "N", "K"});
-  // Qwen3-0.6B: qkv 4096x1024, o 1024x2048, gate_up 6144x1024, down 1024x3072.
+  b->ArgNames({"dtype", "layout", "M", "N", "K"});
+  // Qwen3-0.6B: qkv 4096x1024, o 1024x2048, gate_up 6144x1024, down 1024x3072. Each dtype in
+  // the layout the engine loads it in on this CPU, BF16 also as stored.
+  auto engine = [](nk::DType dt) { return int(nk::preferred_layout(dt)); };
   const int shapes[][2] = {{4096, 1024}, {1024, 2048}, {6144, 1024}, {1024, 3072}};
-  for (int layout : {1, 0})
+  for (int layout : {engine(nk::DType::BF16), 0})
     for (int M : {1, 4, 16, 64, 512})
       for (auto& s : shapes) b->Args({1, layout, M, s[0], s[1]});
   for (int dt : {0, 2})
-    for (int M : {1, 64}) b->Args({dt, 1, M, 6144, 1024});
-  for (int M : {1, 4, 16, 64}) b->Args({3, 1, M, 6144, 1024});
+    for (int M : {1, 64}) b->Args({dt, engine(nk::DType(dt)), M, 6144, 1024});
+  for (int M : {1, 4, 16, 64}) b->Args({3, engine(nk::DType::I8), M, 6144, 1024});
 }
 BENCHMARK(BM_Matmul)->Apply(matmul_args)->UseRealTime()->MinTime(0.3);
 

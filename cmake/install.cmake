@@ -9,6 +9,11 @@ if(TARGET nanovllm_backend_torch)  # LibTorch stays where setup-torch.sh put it 
   list(APPEND nanovllm_libraries nanovllm_backend_torch)
   set(nanovllm_pc_torch "-L${NANOVLLM_TORCH_LINKS} -ltorch_cpu -lc10 -ldl -Wl,-rpath,${NANOVLLM_TORCH_LINKS}")
 endif()
+set(nanovllm_pc_onnx "")
+if(TARGET nanovllm_backend_onnx)  # ONNX Runtime stays where setup-onnx.sh put it (see cmake/onnx.cmake)
+  list(APPEND nanovllm_libraries nanovllm_backend_onnx)
+  set(nanovllm_pc_onnx "${NANOVLLM_ONNXRUNTIME_DIR}/lib/libonnxruntime.so.1 -Wl,-rpath,${NANOVLLM_ONNXRUNTIME_DIR}/lib")
+endif()
 list(APPEND nanovllm_libraries nanovllm_model nanovllm_constraint nanovllm_tokenizer nanovllm_jinja nanovllm_engine nanovllm_kernels nanovllm_common)
 install(TARGETS ${nanovllm_libraries} EXPORT nanovllmTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}

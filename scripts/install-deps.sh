@@ -16,6 +16,7 @@ packages=(
   python3-dev                     # Python headers: the nanovllm package's extension (pip install .)
   libopenmpi-dev openmpi-bin      # tensor parallelism over MPI (mpirun -np N nanovllm ... --tensor-parallel-size N)
   haproxy nginx-light             # the routers of deploy/ that `make deploy-test` runs in front of replicas
+  python3-onnx                    # one-node ONNX graphs of our custom op for its tests (tests/onnx)
 )
 
 # --fuzz: clang with libFuzzer and its OpenMP runtime, for `make fuzz` only. Debian 12's

@@ -53,6 +53,8 @@ void check_model_path(const std::string& model) {
     }
     throw Error(model + " has no config.json, so it is not a Hugging Face checkpoint folder; " + kWhatIsNeeded);
   }
+  // An ONNX export (make export-onnx) holds model.onnx instead; the onnx backend reads it.
+  if (fs::exists(p / "model.onnx")) return;
   if (!fs::exists(p / "model.safetensors") && !fs::exists(p / "model.safetensors.index.json")) {
     const bool torch_bin = fs::exists(p / "pytorch_model.bin") || fs::exists(p / "pytorch_model.bin.index.json");
     throw Error(model + " has config.json but no model.safetensors or model.safetensors.index.json" +

@@ -177,10 +177,33 @@ WeightView quantize_int8(const WeightView& src, int8_t* q, float* scales) {
 
 size_t layout_bytes(const WeightView& w, Layout layout) {
   NV_KCHECK(layout == Layout::kRows || !is_quantized(w.dtype), "quantized weights have no panel layout");
-  const size_t rows = layout == Layout::kPanels
-                          ? (size_t(w.rows) + kPanelRows - 1) / kPanelRows * kPanelRows
-                          : size_t(w.rows);
-  return rows * row_bytes(w.dtype, w.cols);
+  if (layout == Layout::kRows) return size_t(w.rows) * row_bytes(w.dtype, w.cols);
+  const size_t rows = (size_t(w.rows) + kPanelRows - 1) / kPanelRows * kPanelRows;
+  return rows * row_bytes(w.dtype, layout == Layout::kPairPanels ? (w.cols + 1) / 2 * 2 : w.cols);
+}
+
+// Pair panels of a 16-bit dtype, a 32-bit pair at a time (the whole BF16 checkpoint goes
+// through here at load time on AVX-512: per element, repack's general loop took seconds).
+static void repack_pairs16(const WeightView& src, uint32_t* dst) {
+  const size_t K = size_t(src.cols), Kp = (K + 1) / 2, rows = size_t(src.rows);
+  const size_t panels = (rows + kPanelRows - 1) / kPanelRows;
+  const auto* in = static_cast<const uint16_t*>(src.data);
+#pragma omp parallel for schedule(static)
+  for (size_t p = 0; p < panels; ++p) {
+    const size_t n0 = p * kPanelRows, nr = std::min(size_t(kPanelRows), rows - n0);
+    const uint16_t* panel = in + n0 * K;
+    // In write order: each 64-byte line of the output is written whole, from 16 row streams.
+    for (size_t kp = 0; kp < Kp; ++kp) {
+      uint32_t* o = dst + (p * Kp + kp) * kPanelRows;
+      const bool whole = 2 * kp + 1 < K;  // else an odd K's last column, paired with a zero
+      for (size_t r = 0; r < nr; ++r) {
+        uint32_t pair = panel[r * K + 2 * kp];
+        if (whole) std::memcpy(&pair, panel + r * K + 2 * kp, 4);
+        o[r] = pair;
+      }
+      for (size_t r = nr; r < size_t(kPanelRows); ++r) o[r] = 0;
+    }
+  }
 }
 
 WeightView repack(const WeightView& src, Layout layout, void* dst) {
@@ -194,17 +217,23 @@ WeightView repack(const WeightView& src, Layout layout, void* dst) {
     return out;
   }
   NV_KCHECK(!is_quantized(src.dtype), "quantized weights have no panel layout");
+  if (layout == Layout::kPairPanels && dtype_size(src.dtype) == 2) {
+    repack_pairs16(src, static_cast<uint32_t*>(dst));
+    return out;
+  }
   const size_t K = size_t(src.cols), esz = dtype_size(src.dtype);
   const size_t panels = (size_t(src.rows) + kPanelRows - 1) / kPanelRows;
+  // Pair panels hold whole pairs: an odd K gets a zero column.
+  const size_t Kpad = layout == Layout::kPairPanels ? (K + 1) / 2 * 2 : K;
   const auto* in = static_cast<const uint8_t*>(src.data);
   auto* o = static_cast<uint8_t*>(dst);
 #pragma omp parallel for schedule(static)
   for (size_t p = 0; p < panels; ++p) {
-    for (size_t k = 0; k < K; ++k)  // in write order: 16 row streams in, one stream out
+    for (size_t k = 0; k < Kpad; ++k)  // 16 row streams in, one stream out
       for (int r = 0; r < kPanelRows; ++r) {
         const size_t n = p * kPanelRows + size_t(r);
         uint8_t* d = o + weight_index(out, n, k) * esz;
-        if (n < size_t(src.rows)) std::memcpy(d, in + (n * K + k) * esz, esz);
+        if (n < size_t(src.rows) && k < K) std::memcpy(d, in + (n * K + k) * esz, esz);
         else std::memset(d, 0, esz);
       }
   }

@@ -40,7 +40,11 @@ void dequantize_row(DType t, const void* src, int64_t n, float* dst);
 //           tile of the matmul reads W exactly once for any number of x rows, with no per-call
 //           repacking. For BF16 the 16 values of a column are stored as rows 0, 8, 1, 9, ..., 7,
 //           15 (a 32-bit lane holds rows i and i + 8, widened to f32 by a shift and by a mask).
-enum class Layout : uint8_t { kRows, kPanels };
+//  kPairPanels: what vdpbf16ps multiplies: rows in groups of kPanelRows, each group
+//           [ceil(cols / 2)][16][2]: 32-bit lane r of the 64-byte line p holds W[n][2p] and
+//           W[n][2p + 1] (n = 16 g + r), the pair one instruction multiplies by x's pair (2p, 2p + 1)
+//           into output n. Rows past the end and the second half of an odd cols' last pair are 0.
+enum class Layout : uint8_t { kRows, kPanels, kPairPanels };
 constexpr int kPanelRows = 16;
 
 // A weight matrix [rows, cols] in its stored dtype (mmapped, or repacked at load time).

@@ -509,8 +509,9 @@ void matmul_avx2(const float* x, int M, const WeightView& w, const float* bias, 
   if (is_quantized(w.dtype)) return matmul_quant_avx2(x, M, w, bias, y);  // quant_avx2.cpp
   if (w.layout == Layout::kPanels) return matmul_packed_avx2(x, M, w, bias, y);
   // int8 weights are repacked into panels on SIMD ISAs (preferred_layout); row-major ones
-  // (loaded under the scalar ISA, or passed by a caller) take the reference kernel.
-  if (w.dtype == DType::I8) return scalar_table().matmul(x, M, w, bias, y);
+  // (loaded under the scalar ISA, or passed by a caller) take the reference kernel, and so do
+  // AVX-512's pair panels (weights loaded before the ISA was switched).
+  if (w.dtype == DType::I8 || w.layout == Layout::kPairPanels) return scalar_table().matmul(x, M, w, bias, y);
   if (M >= kPanelMinRows) return matmul_panels(x, M, w, bias, y);
   switch (w.dtype) {
     case DType::BF16: return matmul_with<Avx2Matmul<LoadBF16, true>>(x, M, w, bias, y);

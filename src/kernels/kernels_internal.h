@@ -79,6 +79,10 @@ class RegionErrors {
 const KernelTable& scalar_table();
 const KernelTable& avx2_table();    // kernels_avx2.cpp; call only where the CPU has AVX2+FMA+F16C
 const KernelTable& avx512_table();  // kernels_avx512.cpp; needs AVX-512 F/BW/VL/DQ/BF16/VNNI
+// The AVX-512 table's entries that live in their own files (gemm_avx512.cpp, ...).
+void matmul_avx512(const float* x, int M, const WeightView& w, const float* bias, float* y);
+void paged_attention_avx512(const float* q, const AttnSeq* seqs, int n_seqs, int n_heads, const KVLayer& kv,
+                            float scale, float* out);
 
 // Below this many flops a kernel runs on the calling thread: waking the team costs more.
 constexpr double kMinParallelFlops = 1 << 17;
@@ -157,6 +161,8 @@ static inline float row_scale(const WeightView& w, size_t n) {
 static inline size_t weight_index(const WeightView& w, size_t n, size_t k) {
   if (w.layout == Layout::kRows) return n * size_t(w.cols) + k;
   const size_t r = n % kPanelRows;
+  if (w.layout == Layout::kPairPanels)
+    return (((n / kPanelRows) * ((size_t(w.cols) + 1) / 2) + k / 2) * kPanelRows + r) * 2 + k % 2;
   const size_t slot = w.dtype == DType::BF16 ? (r < 8 ? 2 * r : 2 * (r - 8) + 1) : r;
   return ((n / kPanelRows) * size_t(w.cols) + k) * kPanelRows + slot;
 }

@@ -122,6 +122,19 @@ TEST_P(AttentionTest, PrefillDecodeAndCachedPrefixMatchDenseSoftmax) {
       }
 }
 
+// Prefills long enough for several token blocks and chunks of 32 positions per work item, with
+// cached prefixes that end inside a chunk, head dims with a 32-dim tail past the 64-dim slices
+// (96) and groups up to 16 query heads per KV head (items of 8 tokens x 16 rows on AVX-512).
+TEST_P(AttentionTest, LongPrefillsAcrossChunksAndGroups) {
+  uint32_t seed = 200;
+  for (DType dt : {DType::F32, DType::BF16})
+    for (int hd : {32, 96, 128})
+      for (int group : {1, 2, 5, 16}) {
+        SCOPED_TRACE(testing::Message() << dtype_name(dt) << " hd=" << hd << " group=" << group);
+        check_attention(Shape{2 * group, 2, hd, 16, dt, {{0, 40}, {37, 29}, {3, 1}, {0, 4}}}, seed++);
+      }
+}
+
 TEST_P(AttentionTest, OddBlockSizesAndSingleHead) {
   uint32_t seed = 100;
   for (DType dt : {DType::F32, DType::BF16})

@@ -56,6 +56,41 @@ TEST_P(IsaVsScalar, MatmulAllSmallK) {
         }
 }
 
+// v rounded to the nearest bf16 value (ties to even), by bits: no NaN or inf in test data.
+std::vector<float> bf16_values(std::vector<float> v) {
+  for (float& f : v) {
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    u = (u + 0x7fffu + ((u >> 16) & 1)) & 0xffff0000u;
+    std::memcpy(&f, &u, 4);
+  }
+  return v;
+}
+
+// Weights in the layout this table prefers, at sizes around its register tiles (8 rows x 48
+// outputs on AVX-512 BF16; M, N and K also not multiples of them), against the reference
+// reading the same repacked matrix. x holds bf16 values, so a table that rounds x to bf16
+// multiplies exactly what the reference does: a product of two bf16 is exact in f32, and only
+// the order of the f32 sums differs.
+TEST_P(IsaVsScalar, MatmulPreferredLayoutAroundTiles) {
+  std::mt19937 rng(26);
+  for (DType dt : {DType::BF16, DType::F32, DType::F16, DType::I8})
+    for (int M : {1, 7, 9, 16, 25, 70})
+      for (int N : {1, 15, 17, 47, 49, 97})
+        for (int K : {1, 2, 33, 65}) {
+          SCOPED_TRACE(testing::Message() << dtype_name(dt) << " M=" << M << " N=" << N << " K=" << K);
+          test::Matrix w = test::random_matrix(dt, N, K, rng);
+          const Layout layout = preferred_layout(dt);
+          std::vector<uint8_t> buf(layout_bytes(w.view(), layout) + 1, 0xAB);  // padding must be written
+          const WeightView wv = repack(w.view(), layout, buf.data());
+          const std::vector<float> x = bf16_values(test::random_floats(size_t(M) * K + 1, rng));
+          const std::vector<float> bias = test::random_floats(size_t(N), rng);
+          const float* b = (M + N + K) % 2 ? bias.data() : nullptr;
+          auto [y, ref] = both(size_t(M) * N, [&](float* out) { matmul(x.data() + 1, M, wv, b, out); });
+          for (size_t i = 1; i < y.size(); ++i) ASSERT_NEAR(y[i], ref[i], 1e-5 * (1 + K)) << "at " << i;
+        }
+}
+
 TEST_P(IsaVsScalar, ElementwiseAllSmallSizes) {
   std::mt19937 rng(22);
   for (int n = 0; n <= 2 * 16 + 1; ++n) {

@@ -55,13 +55,16 @@ WeightView in_layout(const Matrix& w, Layout layout, std::vector<uint8_t>* buf) 
   return repack(w.view(), layout, buf->data());
 }
 
-const char* layout_name(Layout l) { return l == Layout::kRows ? "rows" : "panels"; }
+const char* layout_name(Layout l) {
+  return l == Layout::kRows ? "rows" : l == Layout::kPanels ? "panels" : "pair panels";
+}
 
 TEST_P(KernelsTest, MatmulMatchesDoubleLoops) {
   std::mt19937 rng(7);
-  for (Layout layout : {Layout::kRows, Layout::kPanels})
+  for (Layout layout : {Layout::kRows, Layout::kPanels, Layout::kPairPanels})
   for (DType dt : {DType::F32, DType::BF16, DType::F16, DType::I8})
     for (int M : {1, 2, 3, 5, 8, 17, 64, 65})
+      if (layout != Layout::kPairPanels || dt == DType::BF16)  // pair panels exist for vdpbf16ps
       for (int N : {1, 3, 17, 31, 64, 130})
         for (int K : {0, 1, 3, 17, 31, 64, 65, 130}) {
           SCOPED_TRACE(testing::Message() << layout_name(layout) << " " << dtype_name(dt)
@@ -86,9 +89,10 @@ TEST_P(KernelsTest, MatmulMatchesDoubleLoops) {
 // Long rows are processed in K slices by some ISAs (partial sums go through y): K > 4096.
 TEST_P(KernelsTest, MatmulLongRowsMatchDoubleLoops) {
   std::mt19937 rng(9);
-  for (Layout layout : {Layout::kRows, Layout::kPanels})
+  for (Layout layout : {Layout::kRows, Layout::kPanels, Layout::kPairPanels})
   for (DType dt : {DType::BF16, DType::F32, DType::I8})
     for (int M : {1, 3, 9})
+      if (layout != Layout::kPairPanels || dt == DType::BF16)
       for (int K : {4096 + 37, 8192 + 16}) {
         SCOPED_TRACE(testing::Message() << layout_name(layout) << " " << dtype_name(dt)
                                         << " M=" << M << " K=" << K);
@@ -178,7 +182,7 @@ TEST_P(KernelsTest, SiluMulMatchesDoubleLoops) {
 
 TEST_P(KernelsTest, EmbedConvertsRowsOfEveryDtype) {
   std::mt19937 rng(13);
-  for (Layout layout : {Layout::kRows, Layout::kPanels})
+  for (Layout layout : {Layout::kRows, Layout::kPanels, Layout::kPairPanels})
   for (DType dt : {DType::F32, DType::BF16, DType::F16, DType::I8})
     for (int K : {1, 7, 16, 33, 64}) {
       SCOPED_TRACE(testing::Message() << layout_name(layout) << " " << dtype_name(dt) << " K=" << K);
@@ -334,6 +338,10 @@ TEST(KernelsDispatch, TablesStateTheirPrecision) {
     // Only vdpbf16ps rounds x: every other table widens the weights and keeps x in f32.
     EXPECT_EQ(matmul_precision(DType::BF16),
               std::strcmp(isa, "avx512bf16") == 0 ? Precision::kBF16 : Precision::kF32) << isa;
+    // BF16 weights in the pairs vdpbf16ps multiplies where the table has it.
+    EXPECT_EQ(preferred_layout(DType::BF16), std::strcmp(isa, "avx512bf16") == 0 ? Layout::kPairPanels
+                                             : std::strcmp(isa, "avx2") == 0    ? Layout::kPanels
+                                                                                : Layout::kRows) << isa;
     // Quantized weights: the SIMD tables round x to int8 per 32, the reference keeps it f32.
     for (DType dt : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4_K, DType::Q5_K, DType::Q6_K})
       EXPECT_EQ(matmul_precision(dt), std::strcmp(isa, "scalar") == 0 ? Precision::kF32 : Precision::kQ8)

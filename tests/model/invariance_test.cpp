@@ -32,8 +32,8 @@ std::vector<Golden> goldens(const std::string& name) {
 class InvarianceTest : public ::testing::TestWithParam<std::tuple<const char*, const char*>> {
  protected:
   void SetUp() override {
-    if (std::string(isa()) == "torch") {
-      test_backend() = "torch";
+    if (std::string(isa()) == "torch" || std::string(isa()) == "onnx") {
+      test_backend() = isa();
       return;
     }
     if (!kernels::force_isa(isa())) GTEST_SKIP() << "this CPU lacks " << isa();
@@ -68,7 +68,7 @@ TEST_P(InvarianceTest, ThreadCounts) {
 
 // With a bf16 KV cache (no golden of its own) this table gives the scalar reference's ids.
 TEST_P(InvarianceTest, Bf16CacheMatchesScalarKernels) {
-  if (test_backend() == "torch") GTEST_SKIP() << "kernel tables are the native backend's";
+  if (test_backend() != "native") GTEST_SKIP() << "kernel tables are the native backend's";
   for (const Golden& g : goldens(model())) {
     RunnerSetup s{.block_size = 4, .num_blocks = 32, .kv_dtype = "bf16"};
     ASSERT_TRUE(kernels::force_isa("scalar"));
@@ -144,12 +144,17 @@ std::string param_name(const ::testing::TestParamInfo<InvarianceTest::ParamType>
   return n;
 }
 
+#ifdef NANOVLLM_ONNX_TESTS  // compiled into onnx_tests too, which run after ctest's onnx exports
+INSTANTIATE_TEST_SUITE_P(Onnx, InvarianceTest, ::testing::Combine(::testing::ValuesIn(kModels), ::testing::Values("onnx")),
+                         param_name);
+#else
 INSTANTIATE_TEST_SUITE_P(Models, InvarianceTest,
                          ::testing::Combine(::testing::ValuesIn(kModels), ::testing::ValuesIn(kernels::kIsaNames)),
                          param_name);
 #ifdef NANOVLLM_HAVE_TORCH
 INSTANTIATE_TEST_SUITE_P(Torch, InvarianceTest, ::testing::Combine(::testing::ValuesIn(kModels), ::testing::Values("torch")),
                          param_name);
+#endif
 #endif
 
 }  // namespace

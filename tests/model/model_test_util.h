@@ -2,6 +2,8 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -16,6 +18,9 @@
 #include "backends/native/native_runner.h"
 #ifdef NANOVLLM_HAVE_TORCH
 #include "backends/torch/torch_runner.h"
+#endif
+#ifdef NANOVLLM_HAVE_ONNX
+#include "backends/onnx/onnx_runner.h"
 #endif
 
 namespace nanovllm::test {
@@ -91,8 +96,15 @@ struct RunnerSetup {
   std::string quantization = "";
 };
 
+// Where ctest's fixture onnx_exports (tests/onnx/export-test-models.sh) exported checkpoint `dir`.
+inline std::string onnx_export_dir(const std::string& dir) {
+  std::string name = dir.substr(dir.find_last_of('/') + 1);
+  return std::string(NANOVLLM_BINARY_DIR) + "/onnx-models/" + name;
+}
+
 // The backend open_runner builds: "native" unless a test switches it (the invariance tests run
-// once per native kernel table and once on the torch backend, f32 on the CPU).
+// once per native kernel table, once on the torch backend, f32 on the CPU, and once on the onnx
+// backend, with the checkpoint's export).
 inline std::string& test_backend() {
   static std::string name = "native";
   return name;
@@ -103,6 +115,14 @@ inline std::unique_ptr<ModelRunner> open_runner(const std::string& dir, const Ru
   if (test_backend() == "torch") {
     NV_CHECK(s.quantization.empty(), "the torch backend has no int8 weights");
     auto r = make_torch_runner(dir, {.device = "cpu", .dtype = "f32", .kv_cache_dtype = s.kv_dtype, .threads = s.threads});
+    r->allocate_kv_cache(s.num_blocks, s.block_size);
+    return r;
+  }
+#endif
+#ifdef NANOVLLM_HAVE_ONNX
+  if (test_backend() == "onnx") {
+    NV_CHECK(s.quantization.empty() && s.kv_dtype == "f32", "the exported graphs are f32 with f32 caches");
+    auto r = make_onnx_runner(onnx_export_dir(dir), {.threads = s.threads});
     r->allocate_kv_cache(s.num_blocks, s.block_size);
     return r;
   }
@@ -149,6 +169,34 @@ inline std::vector<int> greedy_from(const std::string& dir, const std::vector<in
   auto r = open_runner(dir, s);
   TestSeq seq(prompt, 0, static_cast<int>(prompt.size()) + n_new, s.block_size);
   return greedy(*r, s.block_size, seq, n_new, chunk);
+}
+
+// Helpers of the suites that hold another backend against the native runner (tests/torch, tests/onnx).
+
+// Every checkpoint of tests/data/model, then TinyStories-656K.
+inline std::vector<std::string> test_checkpoint_dirs() {
+  std::vector<std::string> dirs;
+  for (const auto& e : std::filesystem::directory_iterator(data_dir()))
+    if (e.is_directory()) dirs.push_back(e.path().string());
+  std::sort(dirs.begin(), dirs.end());
+  dirs.push_back(shared_dir() + "/models/tinystories-656k");
+  return dirs;
+}
+
+// A runner of `backend` on dir with 64 blocks of f32 KV cache.
+inline std::unique_ptr<ModelRunner> runner(const std::string& backend, const std::string& dir, int block_size) {
+  test_backend() = backend;
+  auto r = open_runner(dir, {.block_size = block_size, .num_blocks = 64, .kv_dtype = "f32"});
+  test_backend() = "native";
+  return r;
+}
+
+// Largest |a - b| over the row, as a fraction of the reference row's range.
+inline double relative_error(const float* ref, const float* got, int n) {
+  const auto [lo, hi] = std::minmax_element(ref, ref + n);
+  double worst = 0;
+  for (int i = 0; i < n; ++i) worst = std::max(worst, static_cast<double>(std::abs(ref[i] - got[i])));
+  return worst / std::max(1e-30, static_cast<double>(*hi - *lo));
 }
 
 }  // namespace nanovllm::test

@@ -22,31 +22,12 @@ namespace fs = std::filesystem;
 
 // Every checkpoint of tests/data/model, TinyStories-656K, and stories260K converted from llama2.c.
 std::vector<std::string> model_dirs() {
-  std::vector<std::string> dirs;
-  for (const auto& e : fs::directory_iterator(data_dir()))
-    if (e.is_directory()) dirs.push_back(e.path().string());
-  std::sort(dirs.begin(), dirs.end());
-  dirs.push_back(shared_dir() + "/models/tinystories-656k");
+  std::vector<std::string> dirs = test_checkpoint_dirs();
   const std::string stories = std::string(NANOVLLM_BINARY_DIR) + "/test-tmp/torch-stories260k";
   if (!fs::exists(stories + "/config.json"))
     convert_llama2c_checkpoint(shared_dir() + "/models/stories260k/stories260K.bin", stories);
   dirs.push_back(stories);
   return dirs;
-}
-
-std::unique_ptr<ModelRunner> runner(const std::string& backend, const std::string& dir, int block_size) {
-  test_backend() = backend;
-  auto r = open_runner(dir, {.block_size = block_size, .num_blocks = 64, .kv_dtype = "f32"});
-  test_backend() = "native";
-  return r;
-}
-
-// Largest |a - b| over the row, as a fraction of the reference row's range.
-double relative_error(const float* ref, const float* got, int n) {
-  const auto [lo, hi] = std::minmax_element(ref, ref + n);
-  double worst = 0;
-  for (int i = 0; i < n; ++i) worst = std::max(worst, static_cast<double>(std::abs(ref[i] - got[i])));
-  return worst / std::max(1e-30, static_cast<double>(*hi - *lo));
 }
 
 // A prompt prefilled in chunks of 3 (every chunk sampled), then 12 decode steps that feed both
