@@ -300,6 +300,7 @@ void bind_config(nb::module_& m) {
       .def("validate", &Config::validate, "Raises ValueError naming the first bad field.")
       .def_rw("max_num_batched_tokens", &Config::max_num_batched_tokens)
       .def_rw("max_num_seqs", &Config::max_num_seqs)
+      .def_rw("long_prefill_token_threshold", &Config::long_prefill_token_threshold)
       .def_rw("max_model_len", &Config::max_model_len)
       .def_rw("allow_long_max_model_len", &Config::allow_long_max_model_len)
       .def_rw("block_size", &Config::block_size)

@@ -33,6 +33,7 @@ struct BenchArgs {
   std::string input_len = "100:1024";
   std::string output_len = "100:1024";
   int batch = 0;  // > 0: llama-batched-bench shape, all sequences start together
+  int late_prompt_len = 0;  // > 0: one more prompt of this length once every stream decodes
   uint64_t seed = 0;
   std::string workload;  // a file of requests instead of random ones
   bool json = false;
@@ -106,13 +107,25 @@ struct Timeline {
   Clock::time_point start, prefill_done, end;
   std::vector<double> ttft_ms, itl_ms;
   int64_t prompt_tokens = 0, output_tokens = 0, decode_phase_tokens = 0;
+  // The late prompt: its time to first token, and the gaps the running streams saw meanwhile.
+  double late_ttft_ms = 0;
+  std::vector<double> late_itl_ms;
+};
+
+// A request that arrives while the others decode, as a long prompt reaches a busy server.
+struct LatePrompt {
+  std::vector<int> ids;
+  SamplingParams params;
 };
 
 // Runs every request to completion, recording when each token arrived.
-Timeline run(LLM& llm, const std::vector<std::vector<int>>& prompts, const std::vector<SamplingParams>& params) {
+Timeline run(LLM& llm, const std::vector<std::vector<int>>& prompts, const std::vector<SamplingParams>& params,
+             const LatePrompt& late) {
   Timeline t;
+  int64_t late_id = -1;
+  Clock::time_point late_start;
   std::unordered_map<int64_t, Clock::time_point> last;
-  StepProgress progress(static_cast<int>(prompts.size()), true);
+  StepProgress progress(static_cast<int>(prompts.size()) + !late.ids.empty(), true);
   t.start = Clock::now();
   for (size_t i = 0; i < prompts.size(); ++i) {
     last[llm.add_request(prompts[i], params[i])] = t.start;
@@ -120,14 +133,24 @@ Timeline run(LLM& llm, const std::vector<std::vector<int>>& prompts, const std::
   }
   size_t started = 0;
   while (llm.has_unfinished()) {
+    if (late_id < 0 && !late.ids.empty() && started == prompts.size()) {
+      late_start = Clock::now();
+      late_id = llm.add_request(late.ids, late.params);
+    }
+    const bool late_prefilling = late_id >= 0 && t.late_ttft_ms == 0;
     const std::vector<StepOutput> outs = llm.step();
     const Clock::time_point now = Clock::now();
     for (const StepOutput& o : outs) {
       progress.add(o);
       const int n = static_cast<int>(o.new_token_ids.size());
       if (n == 0) continue;
+      if (o.request_id == late_id) {  // kept out of the others' statistics
+        if (o.num_output_tokens == n) t.late_ttft_ms = std::chrono::duration<double, std::milli>(now - late_start).count();
+        continue;
+      }
       const double ms = std::chrono::duration<double, std::milli>(now - last[o.request_id]).count();
       (o.num_output_tokens == n ? t.ttft_ms : t.itl_ms).push_back(ms);
+      if (late_prefilling && o.num_output_tokens > n) t.late_itl_ms.push_back(ms);  // overlaps its prefill
       if (o.num_output_tokens == n && ++started == prompts.size()) t.prefill_done = now;
       else if (started == prompts.size() && o.num_output_tokens > n) t.decode_phase_tokens += n;
       last[o.request_id] = now;
@@ -156,10 +179,18 @@ void report(const BenchArgs& a, int num_seqs, const LLM& llm, const Timeline& t)
       {"ttft_ms_p99", percentile(t.ttft_ms, 0.99)},
       {"itl_ms_p50", percentile(t.itl_ms, 0.5)},
       {"itl_ms_p99", percentile(t.itl_ms, 0.99)},
+      {"itl_ms_max", percentile(t.itl_ms, 1.0)},
       {"peak_rss_mb", peak_rss_mb()},
       {"max_model_len", llm.max_model_len()},
       {"threads", a.config.threads},
       {"quantization", a.config.quantization.empty() ? "none" : a.config.quantization}};
+  if (a.late_prompt_len > 0) {
+    j["late_prompt_len"] = a.late_prompt_len;
+    j["late_prompt_ttft_ms"] = t.late_ttft_ms;
+    j["late_prefill_itl_ms_p50"] = percentile(t.late_itl_ms, 0.5);
+    j["late_prefill_itl_ms_p99"] = percentile(t.late_itl_ms, 0.99);
+    j["late_prefill_itl_ms_max"] = percentile(t.late_itl_ms, 1.0);
+  }
   if (a.json) {
     std::cout << j.dump() << "\n";
     return;
@@ -170,7 +201,13 @@ void report(const BenchArgs& a, int num_seqs, const LLM& llm, const Timeline& t)
   std::printf("prefill     %.1f tok/s  (until every request had its first token)\n", j["prefill_tok_s"].get<double>());
   std::printf("decode      %.1f tok/s  (after that)\n", j["decode_tok_s"].get<double>());
   std::printf("TTFT        p50 %.1f ms  p99 %.1f ms\n", j["ttft_ms_p50"].get<double>(), j["ttft_ms_p99"].get<double>());
-  std::printf("ITL         p50 %.1f ms  p99 %.1f ms\n", j["itl_ms_p50"].get<double>(), j["itl_ms_p99"].get<double>());
+  std::printf("ITL         p50 %.1f ms  p99 %.1f ms  max %.1f ms\n", j["itl_ms_p50"].get<double>(),
+              j["itl_ms_p99"].get<double>(), j["itl_ms_max"].get<double>());
+  if (a.late_prompt_len > 0) {
+    std::printf("late prompt %d tokens: TTFT %.1f ms; the streams' ITL meanwhile p50 %.1f ms  p99 %.1f ms  max %.1f ms\n",
+                a.late_prompt_len, t.late_ttft_ms, j["late_prefill_itl_ms_p50"].get<double>(),
+                j["late_prefill_itl_ms_p99"].get<double>(), j["late_prefill_itl_ms_max"].get<double>());
+  }
   std::printf("peak RSS    %.0f MB\n", j["peak_rss_mb"].get<double>());
 }
 
@@ -221,12 +258,14 @@ void run_bench(BenchArgs& a) {
   Range in = parse_range(a.input_len), out = parse_range(a.output_len);
   const int trained = trained_len(a.config.model);
   if (!from_file) fit_lengths(a, a.config.max_model_len > 0 ? a.config.max_model_len : trained, in, out);
+  if (a.late_prompt_len < 0) throw Error("--late-prompt-len must be >= 0");
   if (a.config.kv_cache_bytes == 0 && a.config.num_kv_blocks == 0 && !a.kv_fraction_given) {
     // Like llama-bench / llama-batched-bench: a KV cache sized to the workload (the engine caps
     // it at max_num_seqs sequences of max_model_len, and at the memory fraction), allocated and
     // cleared before the clock starts, so no timed step pays first-touch page faults.
-    if (a.config.max_model_len == 0) a.config.max_model_len = from_file ? file.longest : in.second + out.second;
-    a.config.max_num_seqs = std::min(a.config.max_num_seqs, n);
+    if (a.config.max_model_len == 0)
+      a.config.max_model_len = std::max(from_file ? file.longest : in.second + out.second, a.late_prompt_len + 1);
+    a.config.max_num_seqs = std::min(a.config.max_num_seqs, n + (a.late_prompt_len > 0));
     a.config.kv_cache_prefault = true;
   }
   LLM llm(a.config.model, a.config);
@@ -243,10 +282,16 @@ void run_bench(BenchArgs& a) {
     params[i].max_tokens = w.max_tokens[i];
   }
   const std::vector<std::vector<int>>& prompts = w.prompts;
+  LatePrompt late;
+  std::mt19937_64 late_rng(a.seed + 1);  // its own stream: the workload stays what --seed made
+  late.ids.resize(a.late_prompt_len);
+  for (int& t : late.ids) t = std::uniform_int_distribution<int>(0, std::min(vocab, 10000) - 1)(late_rng);
+  late.params = params[0];
+  late.params.max_tokens = 1;  // only its prefill matters here
   SamplingParams warm_up = params[0];
   warm_up.max_tokens = 1;  // one forward pages the weights in; more would only cost time
   llm.generate(std::vector<std::vector<int>>{std::vector<int>{1}}, warm_up, false);
-  const Timeline t = run(llm, prompts, params);
+  const Timeline t = run(llm, prompts, params, late);
   report(a, n, llm, t);
 }
 
@@ -262,6 +307,9 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--output-len", args->output_len, "Output length range MIN:MAX (or N)")->capture_default_str();
   cmd->add_option("--batch", args->batch,
                   "llama-batched-bench shape: B sequences of exactly --input-len/--output-len");
+  cmd->add_option("--late-prompt-len", args->late_prompt_len,
+                  "Once every request decodes, one more prompt of N tokens arrives; reports its TTFT "
+                  "and the inter-token latency the running streams saw during its prefill");
   cmd->add_option("--seed", args->seed, "Seed of the random prompts and lengths")->capture_default_str();
   cmd->add_option("--workload", args->workload,
                   "JSON file of the requests to run instead of random ones: "

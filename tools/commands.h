@@ -16,4 +16,8 @@ void add_bench_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
 void add_chat_command(CLI::App& app);
 
+// Sets libgomp's spin-before-sleep for a shared machine (omp_wait_policy.cpp); may execute the
+// program again with it, so call it first thing in main().
+void choose_omp_wait_policy(char** argv);
+
 }  // namespace nanovllm::tools

@@ -32,6 +32,10 @@ void add_engine_options(CLI::App* cmd, Config& c) {
       ->capture_default_str();
   cmd->add_option("--max-num-batched-tokens,--batch-size,-b", c.max_num_batched_tokens,
                   "Token budget of one engine step (prefill chunks + decodes)")->capture_default_str();
+  cmd->add_option("--long-prefill-token-threshold", c.long_prefill_token_threshold,
+                  "At most this many tokens of one prompt per step (0 = no cap): running streams "
+                  "then wait for a step of about this many prefill tokens, not for a whole long prompt")
+      ->capture_default_str();
   cmd->add_option("--max-num-seqs,--parallel", c.max_num_seqs, "Sequences in one step at most")->capture_default_str();
   cmd->add_option("--max-model-len,--ctx-size,-c", c.max_model_len,
                   "Context length (0 = the model's max_position_embeddings; more needs "

@@ -95,6 +95,7 @@ int report_unknown(const CLI::App& app, const CLI::ExtrasError& e) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  nanovllm::tools::choose_omp_wait_policy(argv);
 #ifdef NANOVLLM_HAVE_MPI
   nanovllm::internal::set_tp_runner_factory(&nanovllm::make_tp_runner);
 #endif

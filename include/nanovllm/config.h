@@ -11,6 +11,10 @@ struct Config {
   std::string model;                  // checkpoint directory (Hugging Face layout)
   int max_num_batched_tokens = 2048;  // token budget of one step (prefill chunks + decodes)
   int max_num_seqs = 256;             // sequences in one step at most
+  // > 0: one sequence gets at most this many tokens per step (vLLM's
+  // long_prefill_token_threshold): a long prompt is chunked, so that the streams decoding
+  // beside it wait for a step of about this many prefill tokens, not for the whole prompt.
+  int long_prefill_token_threshold = 0;
   int max_model_len = 0;              // 0 = the model's max_position_embeddings
   // A max_model_len above max_position_embeddings is refused unless this is set (or the
   // environment has VLLM_ALLOW_LONG_MAX_MODEL_LEN=1, as vLLM reads it): positions the model

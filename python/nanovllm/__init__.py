@@ -6,6 +6,14 @@
     print(outputs[0]["text"])
 """
 
+import os
+
+# libgomp reads how long an idle thread spins before sleeping once, when the extension loads
+# it: its default (milliseconds) collapses throughput when another process holds a core. The
+# `nanovllm` command sets the same (tools/omp_wait_policy.cpp); a value the user set stays.
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    os.environ["GOMP_SPINCOUNT"] = "1000"
+
 from .llm import (LLM, AsyncLLM, GuidedDecodingParams, SamplingParams, Stream, StructuredOutputsParams,
                   Tokenizer)
 

@@ -188,6 +188,7 @@ class LLM:
     """nano-vllm's LLM(model, **kwargs) on the CPU.
 
     Engine arguments (nano-vllm's and vLLM's names): max_num_batched_tokens, max_num_seqs,
+    long_prefill_token_threshold,
     max_model_len, enable_prefix_caching, kvcache_block_size / block_size, num_kvcache_blocks,
     kv_cache_dtype ("auto", "bfloat16"/"bf16", "float32"/"f32"), kv_cache_memory (bytes),
     kv_cache_memory_fraction, quantization (None or "int8"), seed, threads, backend,

@@ -82,7 +82,7 @@ void LLMEngine::size_kv_cache() {
   }
   runner_->allocate_kv_cache(static_cast<int>(n), bs);
   SchedulerConfig sc{config_.max_num_batched_tokens, config_.max_num_seqs, static_cast<int>(n), bs,
-                     config_.enable_prefix_caching};
+                     config_.enable_prefix_caching, config_.long_prefill_token_threshold};
   scheduler_ = std::make_unique<Scheduler>(sc);
 }
 

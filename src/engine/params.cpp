@@ -59,6 +59,8 @@ void SamplingParams::validate() const {
 void Config::validate() const {
   require(max_num_batched_tokens >= 1, "max_num_batched_tokens", ">= 1", max_num_batched_tokens);
   require(max_num_seqs >= 1, "max_num_seqs", ">= 1", max_num_seqs);
+  require(long_prefill_token_threshold >= 0, "long_prefill_token_threshold", ">= 0 (0 = no cap)",
+          long_prefill_token_threshold);
   // 2^30, as for a checkpoint's max_position_embeddings: positions, slot numbers and
   // len + block_size - 1 must stay inside an int.
   require(max_model_len >= 0 && max_model_len <= (1 << 30), "max_model_len", "in [0, 2^30] (0 = the model's)",

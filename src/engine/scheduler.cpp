@@ -47,7 +47,7 @@ ScheduledStep Scheduler::schedule() {
 
 // Returns false when `seq` itself had to be preempted (nothing else was left to evict).
 bool Scheduler::schedule_running(Sequence& seq, int& budget, ScheduledStep& step) {
-  const int n = std::min(seq.num_uncomputed(), budget);
+  const int n = chunk_size(seq.num_uncomputed(), budget);
   while (!blocks_.can_grow(seq, seq.num_computed + n)) {
     Sequence* victim = nullptr;
     for (auto it = running_.rbegin(); it != running_.rend() && !victim; ++it) {
@@ -66,7 +66,7 @@ bool Scheduler::schedule_running(Sequence& seq, int& budget, ScheduledStep& step
 bool Scheduler::schedule_waiting(Sequence& seq, int& budget, ScheduledStep& step) {
   const std::vector<int> cached = blocks_.find_cached_prefix(seq);
   const int num_cached = static_cast<int>(cached.size()) * config_.block_size;
-  const int n = std::min(seq.num_tokens() - num_cached, budget);
+  const int n = chunk_size(seq.num_tokens() - num_cached, budget);
   if (!blocks_.can_allocate(cached, num_cached + n)) return false;
   blocks_.allocate(seq, cached, num_cached + n);
   if (!seq.admitted_before) {
@@ -77,6 +77,14 @@ bool Scheduler::schedule_waiting(Sequence& seq, int& budget, ScheduledStep& step
   add_slice(seq, n, step);
   budget -= n;
   return true;
+}
+
+// Tokens of one sequence computed this step: what it has left, within the step's budget and
+// the long-prefill cap. The cap bounds the step's time, and so the wait of every stream
+// decoding beside the prompt, to about `threshold` tokens of prefill.
+int Scheduler::chunk_size(int num_uncomputed, int budget) const {
+  const int cap = config_.long_prefill_token_threshold;
+  return std::min({num_uncomputed, budget, cap > 0 ? cap : budget});
 }
 
 // Recompute-style preemption: the KV goes back to the pool (still hashed, so the

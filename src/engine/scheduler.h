@@ -17,6 +17,10 @@ struct SchedulerConfig {
   int num_blocks = 0;
   int block_size = 16;
   bool enable_prefix_caching = true;
+  // > 0: at most this many tokens of one sequence per step (vLLM's
+  // long_prefill_token_threshold), so a long prompt is prefilled in chunks across steps
+  // while the running streams keep decoding every step; 0 = only the step budget limits it.
+  int long_prefill_token_threshold = 0;
 };
 
 // One step's work: the model input and the sequences its slices belong to (same order).
@@ -58,6 +62,7 @@ class Scheduler {
   bool schedule_waiting(Sequence& seq, int& budget, ScheduledStep& step);
   void preempt(Sequence& seq);
   void add_slice(Sequence& seq, int num_new, ScheduledStep& step);
+  int chunk_size(int num_uncomputed, int budget) const;
 
   SchedulerConfig config_;
   BlockManager blocks_;

@@ -295,6 +295,53 @@ TEST(LLMEngine, SharedPrefixIsServedFromTheCache) {
   EXPECT_EQ(out[0].token_ids, fake_reference(b, 2, true, kVocab));
 }
 
+// A long prompt arriving while a stream decodes: with the long-prefill cap the stream gets a
+// token from every step, no step computes more than its decode plus the cap, and both
+// requests still produce the reference tokens.
+TEST(LLMEngine, LongPrefillCapKeepsARunningStreamDecodingEveryStep) {
+  auto runner = std::make_unique<FakeRunner>(kVocab, 256);
+  FakeRunner* fake = runner.get();
+  Config c;
+  c.num_kv_blocks = 64;
+  c.block_size = 4;
+  c.max_num_batched_tokens = 128;
+  c.long_prefill_token_threshold = 16;
+  LLMEngine engine(c, std::move(runner), std::make_shared<FakeTokenizer>());
+  const std::vector<int> short_prompt{5, 6, 7}, long_prompt(100, 9);
+  const int64_t streaming = engine.add_request(short_prompt, greedy(20));
+  std::vector<int> streamed;
+  auto collect = [&](const std::vector<StepOutput>& outs) {
+    int tokens = 0;
+    for (const StepOutput& o : outs)
+      if (o.request_id == streaming) {
+        streamed.insert(streamed.end(), o.new_token_ids.begin(), o.new_token_ids.end());
+        tokens += static_cast<int>(o.new_token_ids.size());
+      }
+    return tokens;
+  };
+  collect(engine.step());  // the short prompt's prefill
+  const int64_t late = engine.add_request(long_prompt, greedy(2));
+  std::vector<int> late_ids;
+  int prefill_steps = 0;
+  while (late_ids.empty()) {
+    const std::vector<StepOutput> outs = engine.step();
+    ++prefill_steps;
+    EXPECT_EQ(collect(outs), 1) << "step " << prefill_steps;
+    for (const StepOutput& o : outs)
+      if (o.request_id == late) late_ids = o.new_token_ids;
+  }
+  EXPECT_EQ(prefill_steps, 7);  // ceil(100 / 16)
+  EXPECT_EQ(fake->max_tokens_in_step, 1 + 16);
+  while (engine.has_unfinished()) {
+    const std::vector<StepOutput> outs = engine.step();
+    collect(outs);
+    for (const StepOutput& o : outs)
+      if (o.request_id == late) late_ids.insert(late_ids.end(), o.new_token_ids.begin(), o.new_token_ids.end());
+  }
+  EXPECT_EQ(late_ids, fake_reference(long_prompt, 2, true, kVocab));
+  EXPECT_EQ(streamed, fake_reference(short_prompt, 20, true, kVocab));
+}
+
 // The KV cache is sized from the runner's own report of its device memory, not from the
 // host's: a GPU runner has its own memory, and a host with many GiB free must not matter.
 TEST(LLMEngine, KvCacheIsSizedFromTheRunnersCapacity) {

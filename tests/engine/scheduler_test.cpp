@@ -57,6 +57,44 @@ TEST(Scheduler, MixesDecodesWithAPrefillChunkAndPutsDecodesFirst) {
   EXPECT_EQ(step.batch.positions[0], 3);
 }
 
+// vLLM's long_prefill_token_threshold: a long prompt gets at most that many tokens a step even
+// when the budget has room for all of it, so the decoding stream beside it samples every step.
+TEST(Scheduler, LongPrefillThresholdChunksAPromptWhileADecodeRunsEveryStep) {
+  SchedulerConfig c = config(64, 4, 64, 4);
+  c.long_prefill_token_threshold = 8;
+  Scheduler s(c);
+  s.add(make_seq(0, 3));
+  finish_step(s, s.schedule());  // seq 0 is now decoding
+  s.add(make_seq(1, 30, 500));
+  std::vector<int> chunks;
+  for (bool sampled = false; !sampled;) {
+    ScheduledStep step = s.schedule();
+    ASSERT_EQ(step.batch.seqs.size(), 2u);
+    EXPECT_EQ(step.batch.seqs[0].seq_id, 0);
+    EXPECT_TRUE(step.batch.seqs[0].sample);  // one decode token every step
+    chunks.push_back(step.batch.seqs[1].num_new);
+    sampled = step.batch.seqs[1].sample;
+    finish_step(s, step);
+  }
+  EXPECT_EQ(chunks, (std::vector<int>{8, 8, 8, 6}));
+}
+
+// The cap is per sequence: short prompts go whole, several prompts share the budget, and a
+// budget below the cap still binds.
+TEST(Scheduler, LongPrefillThresholdIsPerSequenceAndTheBudgetStillBinds) {
+  SchedulerConfig c = config(20, 4, 64, 4);
+  c.long_prefill_token_threshold = 8;
+  Scheduler s(c);
+  s.add(make_seq(0, 5));
+  s.add(make_seq(1, 30, 200));
+  s.add(make_seq(2, 30, 400));
+  ScheduledStep step = s.schedule();
+  ASSERT_EQ(step.batch.seqs.size(), 3u);
+  EXPECT_EQ(step.batch.seqs[0].num_new, 5);
+  EXPECT_EQ(step.batch.seqs[1].num_new, 8);
+  EXPECT_EQ(step.batch.seqs[2].num_new, 7);  // what is left of 20
+}
+
 TEST(Scheduler, RespectsMaxNumSeqs) {
   Scheduler s(config(100, 2, 64, 4));
   for (int i = 0; i < 4; ++i) s.add(make_seq(i, 3, 100 * i));

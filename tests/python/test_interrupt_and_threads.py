@@ -127,3 +127,19 @@ def test_a_stream_closed_by_another_thread_ends_its_waiting_reader():
     assert not reader.is_alive(), "the reader still waits for a request that was aborted"
     assert got[0]["finished"] and got[0]["finish_reason"] == "abort" and got[0]["token_ids"] == []
     assert llm._engine.num_open_requests() == 0 and not llm._engine.has_unfinished()
+
+
+def _spin_after_import(env):
+    """GOMP_SPINCOUNT as a fresh interpreter has it after `import nanovllm`."""
+    code = "import os, nanovllm; print(os.environ.get('GOMP_SPINCOUNT'))"
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_openmp_spins_briefly_unless_the_user_chose_a_policy():
+    # libgomp's default spin (~8 ms a wait) collapsed throughput beside a busy process; the
+    # package sets a short one before its extension loads libgomp (tools/omp_wait_policy.cpp).
+    base = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    assert _spin_after_import(base) == "1000"
+    assert _spin_after_import({**base, "GOMP_SPINCOUNT": "77"}) == "77"
+    assert _spin_after_import({**base, "OMP_WAIT_POLICY": "active"}) == "None"

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -324,6 +325,56 @@ TEST_F(Cli, ChatEditsLinesOnATerminal) {
                            {"hello\r", "\x1b[A\r", "/exit\r"});
   EXPECT_EQ(r.status, 0) << r.out;
   EXPECT_EQ(count_of(r.out, "said: hello."), 2u) << r.out;
+}
+
+// ---- OpenMP wait policy -----------------------------------------------------------------
+
+// The environment libgomp runs with, as its OMP_DISPLAY_ENV report says (the last report:
+// the command may execute itself again to set it).
+std::string reported(const std::string& err, const std::string& var) {
+  const size_t at = err.rfind("  " + var + " = '");
+  if (at == std::string::npos) return "(not reported)";
+  const size_t start = err.find('\'', at) + 1;
+  return err.substr(start, err.find('\'', start) - start);
+}
+
+// Sets or unsets environment variables for one test and restores them after it.
+class ScopedEnv {
+ public:
+  void set(const char* name, const char* value) {
+    const char* old = std::getenv(name);
+    saved_.push_back({name, old ? std::optional<std::string>(old) : std::nullopt});
+    value ? setenv(name, value, 1) : unsetenv(name);
+  }
+  ~ScopedEnv() {
+    for (auto it = saved_.rbegin(); it != saved_.rend(); ++it)
+      it->second ? setenv(it->first.c_str(), it->second->c_str(), 1) : unsetenv(it->first.c_str());
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
+
+// libgomp's default spin before an idle thread sleeps (300,000 pauses, ~8 ms here) made every
+// kernel wait a time slice for a descheduled thread beside a busy process; the command runs
+// with a short spin unless the user chose a wait policy.
+TEST_F(Cli, RunsOpenMPWithAShortSpinUnlessTheUserChoseAPolicy) {
+  ScopedEnv env;
+  env.set("OMP_DISPLAY_ENV", "verbose");
+  env.set("GOMP_SPINCOUNT", nullptr);
+  env.set("OMP_WAIT_POLICY", nullptr);
+  const Outcome chosen = run_cli("--version");
+  EXPECT_EQ(chosen.status, 0) << chosen.err;
+  EXPECT_NE(chosen.out.find("nanovllm"), std::string::npos) << chosen.out;
+  EXPECT_EQ(reported(chosen.err, "GOMP_SPINCOUNT"), "1000") << chosen.err;
+
+  env.set("GOMP_SPINCOUNT", "77");
+  EXPECT_EQ(reported(run_cli("--version").err, "GOMP_SPINCOUNT"), "77");
+  env.set("GOMP_SPINCOUNT", nullptr);
+  env.set("OMP_WAIT_POLICY", "active");
+  const Outcome active = run_cli("--version");
+  EXPECT_EQ(reported(active.err, "OMP_WAIT_POLICY"), "ACTIVE") << active.err;
+  EXPECT_NE(reported(active.err, "GOMP_SPINCOUNT"), "1000") << active.err;
 }
 
 }  // namespace
