@@ -1,4 +1,5 @@
-// Public kernel entry points: argument checks, then one call through the table chosen for this CPU.
+// Public kernel entry points: argument checks, then one call through the table of the calling
+// thread's Context, or the process default.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -8,6 +9,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include <omp.h>
 
 #include "kernels/kernels_internal.h"
 #include "nanovllm/error.h"
@@ -66,7 +69,14 @@ std::atomic<const KernelTable*>& active() {
   return t;
 }
 
-const KernelTable& ops() { return *active().load(std::memory_order_acquire); }
+// The table of the Context::Scope open on this thread; null outside one. Read on the thread that
+// calls the entry point, before any thread team starts.
+thread_local const KernelTable* scoped_table = nullptr;
+
+const KernelTable& ops() {
+  const KernelTable* t = scoped_table;
+  return t ? *t : *active().load(std::memory_order_acquire);
+}
 
 void check_weight(const WeightView& w) {
   NV_KCHECK(w.rows >= 0 && w.cols >= 0, "weight shape must be non-negative");
@@ -304,6 +314,30 @@ bool force_isa(const char* name) {
   if (!t) return false;
   active().store(t, std::memory_order_release);
   return true;
+}
+
+Context::Context(const char* isa, int threads)
+    : table_(isa && *isa ? table_for(isa) : active().load(std::memory_order_acquire)),
+      threads_(threads > 0 ? threads : omp_get_num_procs()) {
+  if (table_) return;
+  std::string have;
+  for (const char* n : kIsaNames)
+    if (isa_supported(n)) have += (have.empty() ? "" : ", ") + std::string(n);
+  throw Error(std::string("kernel isa '") + isa + "' is unknown or this CPU lacks it (it has: " + have + ")");
+}
+
+const char* Context::isa_name() const { return table_->name; }
+
+// The team size is an ICV of the calling thread: set for the scope, and put back after it, so
+// that a runner leaves its caller (and the next runner) as it found them.
+Context::Scope::Scope(const Context& c) : prev_table_(scoped_table), prev_threads_(omp_get_max_threads()) {
+  scoped_table = c.table_;
+  omp_set_num_threads(c.threads_);
+}
+
+Context::Scope::~Scope() {
+  scoped_table = prev_table_;
+  omp_set_num_threads(prev_threads_);
 }
 
 }  // namespace nanovllm::kernels

@@ -1,5 +1,6 @@
-// The CPU kernels the decoder is built from. Each entry point dispatches once per process to
-// the best implementation for this CPU (AVX-512 BF16, AVX2, scalar reference); see dispatch.cpp.
+// The CPU kernels the decoder is built from. Each entry point calls the implementation of the
+// calling thread's Context (AVX-512 BF16, AVX2, scalar reference), or the process default; see
+// dispatch.cpp.
 // Activations are f32 between kernels; weights and the KV cache stay in their stored dtype. What
 // a matmul's dot products see of the activations is a property of the table: matmul_precision().
 #pragma once
@@ -150,7 +151,43 @@ constexpr const char* kIsaNames[] = {"scalar", "avx2", "avx512bf16"};
 // Whether this CPU can run the implementation called `name`.
 bool isa_supported(const char* name);
 
-// Forces an implementation (tests and benchmarks); returns false where the CPU lacks it.
+// Forces the process default implementation (tests and benchmarks); returns false where the
+// CPU lacks it. A Context made before keeps the table it was made with.
 bool force_isa(const char* name);
+
+struct KernelTable;
+
+// A runner's own kernel implementation and OpenMP team size, so that two runners in one process
+// (a scalar reference beside an AVX-512 one, or different thread counts) each compute as alone.
+// Kernels called on a thread inside a Context::Scope use its table and team; elsewhere the
+// process default (NANOVLLM_ISA, else the best this CPU has; force_isa). Scratch buffers need no
+// context: they are per thread (scratch.inc) and hold nothing between two kernel calls.
+class Context {
+ public:
+  // isa: a name of kIsaNames, or "" for the process default as it is now (kept: a later
+  // force_isa does not change this context). threads <= 0: every core. Throws nanovllm::Error
+  // naming an isa that is unknown or that this CPU lacks.
+  explicit Context(const char* isa = "", int threads = 0);
+  const char* isa_name() const;
+  int threads() const { return threads_; }
+
+  // While alive, kernels called on this thread use `c` (its table and team size); the thread's
+  // previous context and OpenMP team size come back at its end.
+  class Scope {
+   public:
+    explicit Scope(const Context& c);
+    ~Scope();
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    const KernelTable* prev_table_;
+    int prev_threads_;
+  };
+
+ private:
+  const KernelTable* table_;
+  int threads_;
+};
 
 }  // namespace nanovllm::kernels

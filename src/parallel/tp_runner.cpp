@@ -222,6 +222,8 @@ class TpRunner final : public ModelRunner {
 }  // namespace
 
 std::unique_ptr<ModelRunner> make_tp_runner(const std::string& model_dir, const NativeRunnerOptions& opts, int tp_size) {
+  // One rank per process: the process default is the runner's kernel table (an unknown isa is refused).
+  kernels::force_isa(kernels::Context(opts.isa.c_str()).isa_name());
   const TpRank r = init_mpi(tp_size);
   if (r.rank != 0) serve_rank_zero(model_dir, opts, r);
   return std::make_unique<TpRunner>(model_dir, opts, r);

@@ -365,15 +365,28 @@ namespace nanovllm::test {
 namespace {
 
 // Two runners in one process keep their own OpenMP team size: the one built last does not
-// decide the other's (the native runner used to set the process-wide count when built).
+// decide the other's (the native runner used to set the process-wide count when built). Each
+// runner's steps run inside a scope of its kernels::Context, which sets the team size for the
+// scope only (before, a step left it set for the caller: KernelContext tests).
 TEST(NativeRunner, EachRunnerKeepsItsOwnThreadCount) {
-  auto one = open_runner(data_dir() + "/llama-f32", {.block_size = 4, .num_blocks = 8, .threads = 1});
-  auto three = open_runner(data_dir() + "/llama-f32", {.block_size = 4, .num_blocks = 8, .threads = 3});
-  TestSeq a({1, 2, 3}, 0, 8, 4), b({1, 2, 3}, 0, 8, 4);
-  run_step(*one, 4, {{&a, 3, true}});
-  EXPECT_EQ(omp_get_max_threads(), 1);
-  run_step(*three, 4, {{&b, 3, true}});
-  EXPECT_EQ(omp_get_max_threads(), 3);
+  const int before = omp_get_max_threads();
+  const kernels::Context one("", 1), three("", 3);
+  {
+    kernels::Context::Scope a(one);
+    EXPECT_EQ(omp_get_max_threads(), 1);
+    {
+      kernels::Context::Scope b(three);
+      EXPECT_EQ(omp_get_max_threads(), 3);
+    }
+    EXPECT_EQ(omp_get_max_threads(), 1);
+  }
+  EXPECT_EQ(omp_get_max_threads(), before);
+  auto r1 = open_runner(data_dir() + "/llama-f32", {.block_size = 4, .num_blocks = 8, .threads = 1});
+  auto r3 = open_runner(data_dir() + "/llama-f32", {.block_size = 4, .num_blocks = 8, .threads = 3});
+  TestSeq x({1, 2, 3}, 0, 8, 4), y({1, 2, 3}, 0, 8, 4);
+  const Logits l1 = run_step(*r1, 4, {{&x, 3, true}}), l3 = run_step(*r3, 4, {{&y, 3, true}});
+  EXPECT_EQ(l1.data, l3.data);  // the team size changes how work is split, not the result
+  EXPECT_EQ(omp_get_max_threads(), before);
 }
 
 }  // namespace

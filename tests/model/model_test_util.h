@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -34,6 +35,22 @@ inline const char* best_isa() {
 
 inline std::string data_dir() { return std::string(NANOVLLM_SOURCE_DIR) + "/tests/data/model"; }
 inline std::string shared_dir() { return NANOVLLM_SHARED_DIR; }
+
+// The model of `make demo` (SmolLM2-135M-Instruct, GGUF Q4_1 with Q8_0 embeddings): runs
+// scripts/fetch-demo-model.sh (a download on the first run only) and returns the file's path.
+inline std::string demo_model() {
+  static const std::string path = [] {
+    const std::string cmd = "bash " + std::string(NANOVLLM_SOURCE_DIR) + "/scripts/fetch-demo-model.sh";
+    FILE* p = popen(cmd.c_str(), "r");
+    std::string out;
+    char buf[512];
+    while (p && fgets(buf, sizeof buf, p)) out += buf;
+    if (p) pclose(p);
+    while (!out.empty() && out.back() == '\n') out.pop_back();
+    return out;
+  }();
+  return path;
+}
 
 inline nlohmann::json read_json(const std::string& path) {
   std::ifstream in(path);

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kernels/kernels.h"
+#include "model/model_test_util.h"
 #include "nanovllm/llm.h"
 #include "tokenizer/chat_template.h"
 
@@ -18,21 +19,6 @@ namespace nanovllm::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Runs the fetch script (a download on the first run only) and returns the model's path.
-std::string demo_model() {
-  static const std::string path = [] {
-    const std::string cmd = "bash " + std::string(NANOVLLM_SOURCE_DIR) + "/scripts/fetch-demo-model.sh";
-    FILE* p = popen(cmd.c_str(), "r");
-    std::string out;
-    char buf[512];
-    while (p && fgets(buf, sizeof buf, p)) out += buf;
-    if (p) pclose(p);
-    while (!out.empty() && out.back() == '\n') out.pop_back();
-    return out;
-  }();
-  return path;
-}
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

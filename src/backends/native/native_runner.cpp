@@ -1,8 +1,6 @@
 // NativeRunner: ties the checkpoint, its weights and the decoder to the engine's interface.
 #include "backends/native/native_runner.h"
 
-#include <omp.h>
-
 #include "backends/host_memory.h"
 #include "backends/registry.h"
 
@@ -28,16 +26,23 @@ WeightOptions weight_options(const NativeRunnerOptions& o) {
   return WeightOptions{.int8 = o.quantization == "int8"};
 }
 
+// The weights in the layout the context's table reads (kernels::preferred_layout), repacked by its team.
+ModelWeights load_weights_in(const kernels::Context& ctx, const Checkpoint& ckpt, const ModelConfig& cfg,
+                             const WeightOptions& opts) {
+  kernels::Context::Scope scope(ctx);
+  return load_weights(ckpt, cfg, opts);
+}
+
 class NativeRunner final : public ModelRunner {
  public:
   NativeRunner(const std::string& dir, const NativeRunnerOptions& opts)
       : kv_dtype_(parse_kv_dtype(opts.kv_cache_dtype)),
         prefault_kv_(opts.prefault_kv_cache),
-        threads_(opts.threads > 0 ? opts.threads : omp_get_num_procs()),
+        ctx_(opts.isa.c_str(), opts.threads),
         gguf_(is_gguf_file(dir) ? std::make_shared<const GgufFile>(dir) : nullptr),
         cfg_(gguf_ ? gguf_model_config(*gguf_) : load_model_config(dir)),
         ckpt_(gguf_ ? gguf_checkpoint(gguf_, cfg_) : Checkpoint(dir)),
-        weights_(load_weights(ckpt_, cfg_, weight_options(opts))),
+        weights_(load_weights_in(ctx_, ckpt_, cfg_, weight_options(opts))),
         transformer_(cfg_, weights_) {
     info_ = model_info(dir, &cfg_, ckpt_.total_bytes());
   }
@@ -48,19 +53,19 @@ class NativeRunner final : public ModelRunner {
   }
   int64_t kv_capacity_bytes() const override { return host_available_memory(); }
   void allocate_kv_cache(int num_blocks, int block_size) override {
+    kernels::Context::Scope scope(ctx_);
     transformer_.allocate_kv_cache(num_blocks, block_size, kv_dtype_, prefault_kv_);
   }
-  // The team size is an ICV of the calling thread: set per forward, so each runner keeps its own
-  // (set once at construction, the last runner built won for every runner of that thread).
+  // The runner's kernel table and team size for this step only (kernels::Context).
   void forward(const Batch& batch, Logits* out) override {
-    omp_set_num_threads(threads_);
+    kernels::Context::Scope scope(ctx_);
     transformer_.forward(batch, out);
   }
 
  private:
   kernels::DType kv_dtype_;
   bool prefault_kv_;
-  int threads_;
+  kernels::Context ctx_;  // before the weights: they are laid out for its table
   std::shared_ptr<const GgufFile> gguf_;  // a GGUF file's metadata and mapping; null for a folder
   ModelConfig cfg_;
   Checkpoint ckpt_;
@@ -85,7 +90,7 @@ NativeRunnerOptions native_options(const Config& config) {
   o.prefault_kv_cache = config.kv_cache_prefault;
   o.quantization = config.quantization;
   std::string device = "cpu";
-  read_backend_options(config, "native", {{"device", &device}});
+  read_backend_options(config, "native", {{"device", &device}, {"isa", &o.isa}});
   if (device != "cpu") throw Error("backend native runs on the CPU only (device '" + device + "'); use --backend torch");
   return o;
 }

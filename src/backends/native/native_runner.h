@@ -14,6 +14,7 @@ struct NativeRunnerOptions {
   int threads = 0;                      // OpenMP threads; 0 = all cores
   bool prefault_kv_cache = false;       // Config::kv_cache_prefault
   std::string quantization = "";        // Config::quantization: "" or "int8"
+  std::string isa = "";                 // kernel table (kernels::kIsaNames); "" = the process default
 };
 
 // The native runner's typed options from the engine Config (refuses a device other than cpu).

@@ -99,8 +99,13 @@ struct SliceRows {
 
 class TorchRunner final : public ModelRunner {
  public:
+  // dir: a Hugging Face folder, or a GGUF file (read by our GGUF reader, q/k rows unpermuted
+  // as for the native runner, quantized tensors dequantized at load).
   TorchRunner(const std::string& dir, const TorchRunnerOptions& opts)
-      : cfg_(load_model_config(dir)), ckpt_(dir), device_(parse_device(opts.device)) {
+      : gguf_(is_gguf_file(dir) ? std::make_shared<const GgufFile>(dir) : nullptr),
+        cfg_(gguf_ ? gguf_model_config(*gguf_) : load_model_config(dir)),
+        ckpt_(gguf_ ? gguf_checkpoint(gguf_, cfg_) : Checkpoint(dir)),
+        device_(parse_device(opts.device)) {
     c10::InferenceMode no_autograd;
     if (opts.threads > 0) at::set_num_threads(opts.threads);
     const TensorInfo& embed = ckpt_.get("model.embed_tokens.weight", {cfg_.vocab_size, cfg_.hidden_size});
@@ -149,10 +154,25 @@ class TorchRunner final : public ModelRunner {
  private:
   Tensor load(const std::string& name, const std::vector<int64_t>& shape) {
     const TensorInfo& t = ckpt_.get(name, shape);
+    if (kernels::block_elems(t.dtype) > 1) return dequantize(t).to(device_, dtype_);
     // The mapping outlives this view (ckpt_ is a member); .to() copies unless dtype and device
     // already match, and the weights are never written, so the read-only mapping is safe.
     Tensor view = at::from_blob(const_cast<void*>(t.data), t.shape, at::TensorOptions().dtype(torch_dtype(t)));
     return view.to(device_, dtype_);
+  }
+  // A GGUF tensor in ggml's quantized blocks as f32 on the host, row by row, by the reference
+  // decoder the native kernels are tested against (ggml's formulas): torch has no such dtypes.
+  static Tensor dequantize(const TensorInfo& t) {
+    const int64_t cols = t.shape.back(), rows = t.numel() / cols;
+    const size_t row_bytes = kernels::row_bytes(t.dtype, cols);  // throws unless whole blocks
+    Tensor out = at::empty(t.shape, at::kFloat);
+    const auto* src = static_cast<const uint8_t*>(t.data);
+    float* dst = out.data_ptr<float>();
+    at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r)
+        kernels::dequantize_row(t.dtype, src + r * row_bytes, cols, dst + r * cols);
+    });
+    return out;
   }
   Tensor load_opt(const std::string& name, const std::vector<int64_t>& shape, bool present) {
     return present ? load(name, shape) : Tensor();
@@ -202,77 +222,114 @@ class TorchRunner final : public ModelRunner {
     return static_cast<int64_t>(free_b);
   }
 
-  // Checks the batch as the native runner does, and moves its indices to the device in one go.
+  // Checks the batch as the native runner does, and moves its indices to the device in one copy
+  // (Staging): on a GPU each copy from pageable host memory waits for the device, so one per
+  // step, and none inside the layers.
   void prepare_step(const Batch& batch) {
     NV_CHECK(kv_.defined(), "allocate_kv_cache before forward");
     NV_CHECK(batch.block_size == block_size_, "batch block_size differs from the cache's");
     batch.check();
     const int T = batch.num_tokens(), bs = block_size_;
     std::vector<int64_t> ids(T), pos(T), slots(T), sample_rows;
+    std::vector<std::vector<int64_t>> context(batch.seqs.size());
     slices_.clear();
-    context_slots_.clear();
     int t = 0;
-    for (const SeqSlice& seq : batch.seqs) {
-      const int len = seq.num_cached + seq.num_new;
-      std::vector<int64_t> ctx(len);
-      for (int p = 0; p < len; ++p) {
+    for (size_t i = 0; i < batch.seqs.size(); ++i) {
+      const SeqSlice& seq = batch.seqs[i];
+      std::vector<int64_t>& ctx = context[i];
+      ctx.resize(seq.num_cached + seq.num_new);
+      for (size_t p = 0; p < ctx.size(); ++p) {
         const int block = seq.block_table[p / bs];
         NV_CHECK(block >= 0 && block < num_blocks_, "block id outside the cache");
         ctx[p] = static_cast<int64_t>(block) * bs + p % bs;
       }
       slices_.push_back({t, seq.num_new, seq.num_cached});
-      for (int i = 0; i < seq.num_new; ++i, ++t) {
+      for (int j = 0; j < seq.num_new; ++j, ++t) {
         const int id = batch.token_ids[t];
         if (id < 0 || id >= cfg_.vocab_size)
           throw Error("token id " + std::to_string(id) + " outside the vocabulary [0, " +
                       std::to_string(cfg_.vocab_size) + ")");
         ids[t] = id;
         pos[t] = batch.positions[t];
-        slots[t] = ctx[seq.num_cached + i];
+        slots[t] = ctx[seq.num_cached + j];
       }
-      context_slots_.push_back(std::move(ctx));
       if (seq.sample) sample_rows.push_back(t - 1);
     }
-    ids_ = to_device(ids);
-    slots_ = to_device(slots);
-    sample_rows_ = to_device(sample_rows);
+    Staging up;
+    const int ids_at = up.add(ids), pos_at = up.add(pos), slots_at = up.add(slots), rows_at = up.add(sample_rows);
+    std::vector<int> prefill_at(slices_.size(), -1);
+    for (size_t i = 0; i < slices_.size(); ++i)
+      if (slices_[i].num_new != 1) prefill_at[i] = up.add(context[i]);
+    const DecodeGroup group = decode_group(context);
+    const int gather_at = up.add(group.gather), decode_rows_at = up.add(group.rows), valid_at = up.add(group.valid);
+    up.send(device_);
+    ids_ = up.part(ids_at);
+    slots_ = up.part(slots_at);
+    sample_rows_ = up.part(rows_at);
     // RoPE angles as f32 products (as transformers and the native kernels compute them), cos and
     // sin of them in f64: the rotation then matches the native runner's to the last bits.
-    const Tensor angle = to_device(pos).to(at::kFloat).unsqueeze(1) * inv_freq_.unsqueeze(0);  // [T, hd/2]
+    const Tensor angle = up.part(pos_at).to(at::kFloat).unsqueeze(1) * inv_freq_.unsqueeze(0);  // [T, hd/2]
     const Tensor a64 = angle.to(at::kDouble);
     cos_ = at::cat({a64.cos(), a64.cos()}, 1).to(at::kFloat).unsqueeze(1);  // [T, 1, hd]
     sin_ = at::cat({a64.sin(), a64.sin()}, 1).to(at::kFloat).unsqueeze(1);
-    build_decode_group();
+    // A prefill chunk's context slots, and its causal mask: the query at position num_cached + r
+    // sees keys [0, num_cached + r].
+    prefill_slots_.assign(slices_.size(), Tensor());
+    prefill_mask_.assign(slices_.size(), Tensor());
+    for (size_t i = 0; i < slices_.size(); ++i) {
+      if (prefill_at[i] < 0) continue;
+      const SliceRows& s = slices_[i];
+      prefill_slots_[i] = up.part(prefill_at[i]);
+      const Tensor qpos = at::arange(s.num_cached, s.num_cached + s.num_new, ids_.options()).unsqueeze(1);
+      prefill_mask_[i] = at::arange(prefill_slots_[i].size(0), ids_.options()).unsqueeze(0) <= qpos;
+    }
+    decode_rows_ = up.part(decode_rows_at);
+    decode_slots_ = up.part(gather_at);
+    decode_mask_ = up.part(valid_at).view({static_cast<int64_t>(group.rows.size()), 1, 1, group.longest}).ne(0);
   }
 
-  Tensor to_device(const std::vector<int64_t>& v) const {
-    return at::tensor(at::ArrayRef<int64_t>(v), at::kLong).to(device_);
-  }
+  // Host vectors gathered into one buffer and sent to the device in one copy; part(i) is a view
+  // of the i-th vector added.
+  class Staging {
+   public:
+    int add(const std::vector<int64_t>& v) {
+      parts_.push_back({static_cast<int64_t>(data_.size()), static_cast<int64_t>(v.size())});
+      data_.insert(data_.end(), v.begin(), v.end());
+      return static_cast<int>(parts_.size()) - 1;
+    }
+    void send(at::Device device) { all_ = at::tensor(at::ArrayRef<int64_t>(data_), at::kLong).to(device); }
+    Tensor part(int i) const { return all_.narrow(0, parts_[i].first, parts_[i].second); }
+
+   private:
+    std::vector<int64_t> data_;
+    std::vector<std::pair<int64_t, int64_t>> parts_;  // offset, length
+    Tensor all_;
+  };
 
   // Slices of one new token (decodes) attend together: their contexts padded to the longest,
-  // the padding masked out. Longer slices (prefill chunks) attend one by one.
-  void build_decode_group() {
-    decode_.clear();
-    size_t longest = 0;
+  // the padding masked out (valid = 0). Longer slices (prefill chunks) attend one by one.
+  struct DecodeGroup {
+    std::vector<int64_t> gather, rows, valid;  // [S * longest], [S], [S * longest]
+    int64_t longest = 0;
+  };
+  DecodeGroup decode_group(const std::vector<std::vector<int64_t>>& context) const {
+    DecodeGroup g;
+    std::vector<size_t> members;
     for (size_t i = 0; i < slices_.size(); ++i) {
       if (slices_[i].num_new != 1) continue;
-      decode_.push_back(static_cast<int>(i));
-      longest = std::max(longest, context_slots_[i].size());
+      members.push_back(i);
+      g.longest = std::max(g.longest, static_cast<int64_t>(context[i].size()));
     }
-    if (decode_.empty()) return;
-    const int64_t S = static_cast<int64_t>(decode_.size()), L = static_cast<int64_t>(longest);
-    std::vector<int64_t> gather(S * L, 0), rows(S);
-    std::vector<uint8_t> valid(S * L, 0);
-    for (int64_t s = 0; s < S; ++s) {
-      const std::vector<int64_t>& ctx = context_slots_[decode_[s]];
-      std::copy(ctx.begin(), ctx.end(), gather.begin() + s * L);
-      std::fill(valid.begin() + s * L, valid.begin() + s * L + static_cast<int64_t>(ctx.size()), 1);
-      rows[s] = slices_[decode_[s]].first;
+    const int64_t L = g.longest;
+    g.gather.assign(members.size() * L, 0);
+    g.valid.assign(members.size() * L, 0);
+    for (size_t s = 0; s < members.size(); ++s) {
+      const std::vector<int64_t>& ctx = context[members[s]];
+      std::copy(ctx.begin(), ctx.end(), g.gather.begin() + s * L);
+      std::fill_n(g.valid.begin() + s * L, ctx.size(), 1);
+      g.rows.push_back(slices_[members[s]].first);
     }
-    decode_slots_ = to_device(gather);
-    decode_rows_ = to_device(rows);
-    decode_mask_ = at::from_blob(valid.data(), {S, 1, 1, L}, at::kBool).to(device_, /*non_blocking=*/false,
-                                                                             /*copy=*/true);
+    return g;
   }
 
   // transformers' LlamaRMSNorm: the mean square in f32, the weight applied in the compute dtype.
@@ -310,19 +367,15 @@ class TorchRunner final : public ModelRunner {
     const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
     for (size_t i = 0; i < slices_.size(); ++i) {
       const SliceRows& s = slices_[i];
-      if (s.num_new == 1) continue;
-      const Tensor ctx = to_device(context_slots_[i]);
-      const int64_t L = static_cast<int64_t>(context_slots_[i].size());
-      // [1, heads, len, hd]; the query at position num_cached + r sees keys [0, num_cached + r].
+      if (!prefill_slots_[i].defined()) continue;
+      // [1, heads, len, hd]
       const Tensor qs = q.narrow(0, s.first, s.num_new).transpose(0, 1).unsqueeze(0);
-      const Tensor ks = kc.index_select(0, ctx).to(q.scalar_type()).transpose(0, 1).unsqueeze(0);
-      const Tensor vs = vc.index_select(0, ctx).to(q.scalar_type()).transpose(0, 1).unsqueeze(0);
-      const Tensor qpos = at::arange(s.num_cached, s.num_cached + s.num_new, ids_.options()).unsqueeze(1);
-      const Tensor mask = at::arange(L, ids_.options()).unsqueeze(0) <= qpos;  // [num_new, L]
-      const Tensor o = at::scaled_dot_product_attention(qs, ks, vs, mask, 0.0, false, scale, nkv != nh);
+      const Tensor ks = kc.index_select(0, prefill_slots_[i]).to(q.scalar_type()).transpose(0, 1).unsqueeze(0);
+      const Tensor vs = vc.index_select(0, prefill_slots_[i]).to(q.scalar_type()).transpose(0, 1).unsqueeze(0);
+      const Tensor o = at::scaled_dot_product_attention(qs, ks, vs, prefill_mask_[i], 0.0, false, scale, nkv != nh);
       out.narrow(0, s.first, s.num_new).copy_(o.squeeze(0).transpose(0, 1));
     }
-    if (!decode_.empty()) {
+    if (decode_rows_.size(0) > 0) {
       const int64_t S = decode_rows_.size(0), L = decode_mask_.size(3);
       const Tensor qs = q.index_select(0, decode_rows_).unsqueeze(2);  // [S, heads, 1, hd]
       const Tensor ks = kc.index_select(0, decode_slots_).to(q.scalar_type()).view({S, L, nkv, hd}).transpose(1, 2);
@@ -352,6 +405,7 @@ class TorchRunner final : public ModelRunner {
     at::from_blob(out->data.data(), {R, cfg_.vocab_size}, at::kFloat).copy_(logits);
   }
 
+  std::shared_ptr<const GgufFile> gguf_;  // a GGUF file's metadata and mapping; null for a folder
   ModelConfig cfg_;
   Checkpoint ckpt_;
   at::Device device_;
@@ -363,8 +417,7 @@ class TorchRunner final : public ModelRunner {
   int num_blocks_ = 0, block_size_ = 0;
   // Per step (prepare_step):
   std::vector<SliceRows> slices_;
-  std::vector<std::vector<int64_t>> context_slots_;
-  std::vector<int> decode_;
+  std::vector<Tensor> prefill_slots_, prefill_mask_;  // per slice; undefined for a decode
   Tensor ids_, slots_, sample_rows_, cos_, sin_, decode_slots_, decode_rows_, decode_mask_;
 };
 
@@ -391,13 +444,7 @@ TorchRunnerOptions torch_options(const Config& config) {
 
 BackendEntry torch_backend() {
   return {"torch", "LibTorch " NANOVLLM_TORCH_VERSION " (--device cpu|cuda[:N], --dtype auto|f32|bf16|f16)",
-          [](const std::string& dir, const Config& c) {
-            // GGUF weights would have to be dequantized into torch tensors first: not done yet.
-            if (is_gguf_file(dir))
-              throw Error("backend torch reads Hugging Face folders only, not GGUF files (yet): " + dir +
-                          "; use --backend native for it");
-            return make_torch_runner(dir, torch_options(c));
-          }};
+          [](const std::string& dir, const Config& c) { return make_torch_runner(dir, torch_options(c)); }};
 }
 
 }  // namespace nanovllm
