@@ -1,5 +1,6 @@
 """Ctrl-C during generate aborts that call's requests and leaves the engine usable; threads
 calling generate on one LLM at once all get their own, correct results; the examples run."""
+import itertools
 import os
 import signal
 import subprocess
@@ -114,19 +115,33 @@ def test_example_without_a_model_says_what_to_do(tmp_path):
 
 
 def test_a_stream_closed_by_another_thread_ends_its_waiting_reader():
-    # One token per step: the 500-token prompt takes 500 steps of prefill with no delta, so the
-    # reader is inside next() when the stream is closed (asyncio's cancel does this).
+    # One token per step: the 500-token prompt takes 500 steps of prefill with no delta, so a
+    # reader that entered next() waits there when the stream is closed (asyncio's cancel does
+    # this). How long 500 steps take depends on the machine (tens of ms on a quiet fast one,
+    # seconds on a loaded one), so the close comes after growing delays until one lands while
+    # the reader waits; every attempt must end its reader and leave no request open.
     llm = LLM(str(STORIES), max_num_batched_tokens=1, **ENGINE)
-    stream = llm.stream([1] + [80] * 499, SamplingParams(max_tokens=4))
-    got = []
-    reader = threading.Thread(target=lambda: got.append(next(stream)), daemon=True)
-    reader.start()
-    time.sleep(0.05)
-    stream.close()
-    reader.join(timeout=60)
-    assert not reader.is_alive(), "the reader still waits for a request that was aborted"
-    assert got[0]["finished"] and got[0]["finish_reason"] == "abort" and got[0]["token_ids"] == []
-    assert llm._engine.num_open_requests() == 0 and not llm._engine.has_unfinished()
+    for delay in (0.002, 0.01, 0.05, 0.2):
+        stream = llm.stream([1] + [80] * 499, SamplingParams(max_tokens=4))
+        got, entered = [], threading.Event()
+
+        def read():
+            entered.set()
+            got.extend(itertools.islice(stream, 1))  # empty if closed before next() began
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        entered.wait()
+        time.sleep(delay)
+        stream.close()
+        reader.join(timeout=60)
+        assert not reader.is_alive(), "the reader still waits for a request that was aborted"
+        assert llm._engine.num_open_requests() == 0 and not llm._engine.has_unfinished()
+        # An abort delta comes only from inside next(): close() before it makes next() stop.
+        if got and got[0]["finish_reason"] == "abort":
+            assert got[0]["finished"] and got[0]["token_ids"] == []
+            return
+    pytest.fail("no close landed while the reader waited inside next()")
 
 
 def _spin_after_import(env):
