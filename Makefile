@@ -5,10 +5,11 @@ SHARED   ?= $(abspath ../shared)
 MODEL    ?=
 DEMO_QUESTION ?= What is the capital of France?
 # With the template's default system prompt ("...named SmolLM, trained by Hugging Face") this
-# Q4_1 file answers "L'Etoile, la ..." under llama.cpp and under our SIMD kernels alike (both
-# round activations to int8 per 32 for the dot products); f32 activations answer Paris. A plain
-# system prompt gives Paris under every kernel table.
-DEMO_SYSTEM ?= You are a helpful assistant.
+# Q4_1 file answers "L'Etoile, la ..." under llama.cpp and under our SIMD kernels alike. With
+# "You are a helpful assistant." alone, "The" leads "La" by only 0.1-0.2 nats, which the kernel
+# tables' rounding moves either way. Asking for one sentence puts "The" 0.9-1.3 nats ahead under
+# the scalar, AVX2 and AVX-512 tables alike: "The capital of France is Paris."
+DEMO_SYSTEM ?= You are a helpful assistant. Answer in one sentence.
 PROMPT   ?= Once upon a time
 # TinyStories writes its end marker as text before its EOS token; a MODEL= demo stops there.
 DEMO_FLAGS ?= --stop '<|end_story|>'

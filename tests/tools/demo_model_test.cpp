@@ -72,7 +72,7 @@ TEST(DemoModel, AnswersTheCapitalOfFrance) {
     }
     SCOPED_TRACE(isa);
     const int rc = std::system(("NANOVLLM_ISA=" + std::string(isa) + " " + tool() + " chat --model " + model +
-                                " --system 'You are a helpful assistant.' --temperature 0 --max-tokens 64 < " + in + " > " + out + " 2>/dev/null").c_str());
+                                " --system 'You are a helpful assistant. Answer in one sentence.' --temperature 0 --max-tokens 64 < " + in + " > " + out + " 2>/dev/null").c_str());
     ASSERT_EQ(rc, 0);
     const std::string answer = read_text(out);
     EXPECT_NE(answer.find("Paris"), std::string::npos) << answer;
