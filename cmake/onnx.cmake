@@ -3,14 +3,9 @@
 # headers from Debian 13's libonnxruntime-dev. The run path points at the cache, so the binaries
 # find the library where the setup step put it.
 set(NANOVLLM_ONNXRUNTIME_DIR "" CACHE PATH "Where scripts/setup-onnx.sh installed ONNX Runtime (empty: run it)")
-if(NOT NANOVLLM_ONNXRUNTIME_DIR)
-  execute_process(COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/setup-onnx.sh
-                  OUTPUT_VARIABLE dir OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE rc)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "NANOVLLM_WITH_ONNX: scripts/setup-onnx.sh failed (it fetches PyPI's onnxruntime wheel and Debian 13's libonnxruntime-dev)")
-  endif()
-  set(NANOVLLM_ONNXRUNTIME_DIR ${dir} CACHE PATH "Where scripts/setup-onnx.sh installed ONNX Runtime" FORCE)
-endif()
+include(${CMAKE_CURRENT_LIST_DIR}/setup_script.cmake)
+nanovllm_run_setup(NANOVLLM_ONNXRUNTIME_DIR setup-onnx.sh
+  "NANOVLLM_WITH_ONNX: scripts/setup-onnx.sh failed (it fetches PyPI's onnxruntime wheel and Debian 13's libonnxruntime-dev)")
 set(_ort ${NANOVLLM_ONNXRUNTIME_DIR})
 if(NOT EXISTS ${_ort}/lib/libonnxruntime.so.1 OR NOT EXISTS ${_ort}/include/onnxruntime_cxx_api.h)
   message(FATAL_ERROR "NANOVLLM_ONNXRUNTIME_DIR=${_ort} holds no ONNX Runtime (run scripts/setup-onnx.sh)")

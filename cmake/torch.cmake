@@ -4,14 +4,9 @@
 # toolkit, and only libtorch_cpu + libc10 are needed to build: libtorch_cuda.so is loaded at run
 # time for --device cuda (src/backends/torch/torch_runner.cpp).
 set(NANOVLLM_TORCH_DIR "" CACHE PATH "Where scripts/setup-torch.sh installed the torch wheel (empty: run it)")
-if(NOT NANOVLLM_TORCH_DIR)
-  execute_process(COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/setup-torch.sh
-                  OUTPUT_VARIABLE dir OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE rc)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "NANOVLLM_WITH_TORCH: scripts/setup-torch.sh failed (it installs PyPI's torch wheel)")
-  endif()
-  set(NANOVLLM_TORCH_DIR ${dir} CACHE PATH "Where scripts/setup-torch.sh installed the torch wheel" FORCE)
-endif()
+include(${CMAKE_CURRENT_LIST_DIR}/setup_script.cmake)
+nanovllm_run_setup(NANOVLLM_TORCH_DIR setup-torch.sh
+  "NANOVLLM_WITH_TORCH: scripts/setup-torch.sh failed (it installs PyPI's torch wheel)")
 set(_torch ${NANOVLLM_TORCH_DIR}/torch)
 if(NOT EXISTS ${_torch}/lib/libtorch_cpu.so OR NOT EXISTS ${_torch}/include/ATen/ATen.h)
   message(FATAL_ERROR "NANOVLLM_TORCH_DIR=${NANOVLLM_TORCH_DIR} holds no torch wheel (run scripts/setup-torch.sh)")
