@@ -77,18 +77,45 @@ def write_workload(path, requests):
 # ---- engines, offline ------------------------------------------------------------------------
 
 def run_json(cmd, log, env=None, timeout=None):
-    """Runs cmd, stderr to log; returns the last JSON line of its stdout, or {"error": ...}."""
+    """Runs cmd, stderr to log; returns the last JSON line of its stdout, or {"error": ...}, with
+    the process's peak resident memory (`peak_rss_mb`, from wait4) added."""
     with open(log, "a") as err:
         err.write(f"\n$ {' '.join(cmd)}\n")
         err.flush()
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+        timer = threading.Timer(timeout, p.kill) if timeout else None
+        if timer:
+            timer.start()
+        out = p.stdout.read()
+        _, status, usage = os.wait4(p.pid, 0)
+        if timer:
+            timer.cancel()
+        code = os.waitstatus_to_exitcode(status)
+        p.returncode = code  # reaped by wait4: keep Popen from waiting again
+    if timer and code == -signal.SIGKILL:
+        return {"error": f"timed out after {timeout} s"}
+    lines = [ln for ln in out.splitlines() if ln.startswith("{")]
+    if code != 0 or not lines:
+        return {"error": f"exit {code}, see {log}"}
+    r = json.loads(lines[-1])
+    r["peak_rss_mb"] = usage.ru_maxrss / 1024  # KiB on Linux; MiB like `nanovllm bench`'s field
+    return r
+
+
+def group_peak_rss_mb(pgid):
+    """Sum of the peak resident memory (VmHWM) of every live process in a process group: the
+    servers and workers we start in their own session (vLLM's engine core is a child process).
+    An upper bound of the group's peak, since the processes need not peak at once."""
+    total = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return {"error": f"timed out after {timeout} s"}
-    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
-    if p.returncode != 0 or not lines:
-        return {"error": f"exit {p.returncode}, see {log}"}
-    return json.loads(lines[-1])
+            if os.getpgid(int(pid)) != pgid:
+                continue
+            with open(f"/proc/{pid}/status") as f:
+                total += next((int(ln.split()[1]) for ln in f if ln.startswith("VmHWM:")), 0)
+        except (OSError, ProcessLookupError):
+            continue
+    return total / 1024
 
 
 def ours_offline(a, path, shape, log):
@@ -105,14 +132,16 @@ def llama_offline(a, path, shape, log):
     if n_out == 1:  # prefill: llama-bench pp (it warms up itself), two repetitions
         r = run_json([f"{bin_dir}/llama-bench", "-m", a.gguf, "-t", str(a.threads), "-p", str(n_in), "-n", "0",
                       "-r", "2", "-o", "jsonl"], log)
-        return r if "error" in r else {"prefill_tok_s": float(r["avg_ts"]), "num_seqs": 1, "prompt_tokens": n_in}
+        return r if "error" in r else {"prefill_tok_s": float(r["avg_ts"]), "num_seqs": 1, "prompt_tokens": n_in,
+                                       "peak_rss_mb": r["peak_rss_mb"]}
     ctx = max(2048, b * (n_in + n_out + 16))
     r = run_json([f"{bin_dir}/llama-batched-bench", "-m", a.gguf, "-t", str(a.threads), "-c", str(ctx),
                   "-npp", str(n_in), "-ntg", str(n_out), "-npl", str(b), "--output-format", "jsonl"], log)
     if "error" in r:
         return r
     return {"prefill_tok_s": r["speed_pp"], "decode_tok_s": r["speed_tg"], "output_tok_s": b * n_out / r["t"],
-            "elapsed_s": r["t"], "num_seqs": b, "prompt_tokens": b * n_in, "output_tokens": b * n_out}
+            "elapsed_s": r["t"], "num_seqs": b, "prompt_tokens": b * n_in, "output_tokens": b * n_out,
+            "peak_rss_mb": r["peak_rss_mb"]}
 
 
 def vllm_env(a):
@@ -169,7 +198,10 @@ class Worker:
             self.dead = f"no answer in {timeout} s, see {self.log}"
             self.close()
             return {"error": self.dead}
-        return json.loads(line)
+        r = json.loads(line)
+        # Since the worker started: the model stays loaded between workloads.
+        r["peak_rss_mb"] = group_peak_rss_mb(self.p.pid)
+        return r
 
     def close(self):
         if self.p.poll() is None:
@@ -318,9 +350,60 @@ def serve_run(a, engine, requests, shape, log):
                 if not e and ts:
                     break
                 time.sleep(2)
-            return serving_client(port, requests, shape["clients"])
+            r = serving_client(port, requests, shape["clients"])
+            r["peak_rss_mb"] = group_peak_rss_mb(p.pid)
+            return r
         finally:
             stop_group(p)
+
+
+# ---- the machine's limits and what a token costs ---------------------------------------------
+
+def machine_limits(a, log):
+    """Read bandwidth and the f32 FMA / BF16 dot-product peaks, by our kernels_bench (all threads,
+    bench/limits_bench.cpp), or None without --kernels-bench."""
+    if not a.kernels_bench:
+        return None
+    r = subprocess.run([a.kernels_bench, "--benchmark_filter=StreamRead|FmaPeak|Bf16DotPeak",
+                        "--benchmark_format=json"], capture_output=True, text=True,
+                       env=dict(os.environ, OMP_NUM_THREADS=str(a.threads)))
+    with open(log, "a") as f:
+        f.write(r.stderr)
+    if r.returncode != 0:
+        return {"error": f"kernels_bench exit {r.returncode}, see {log}"}
+    out = {}
+    for b in json.loads(r.stdout)["benchmarks"]:
+        if b["name"].startswith("BM_StreamRead"):
+            out["read_gb_s"] = b["GB/s"]
+        elif b["name"].startswith("BM_FmaPeak"):
+            out["fma_gflop_s"] = b["GFLOP/s"]
+        elif b["name"].startswith("BM_Bf16DotPeak") and not b.get("error_occurred"):
+            out["bf16_gflop_s"] = b["GFLOP/s"]
+    return out
+
+
+def model_cost(model_dir):
+    """What the checkpoint's decoder does per token, from its config.json: matmul weights
+    (bf16, 2 bytes each, as every engine here runs them) and KV bytes per token."""
+    c = json.load(open(os.path.join(model_dir, "config.json")))
+    h, layers = c["hidden_size"], c["num_hidden_layers"]
+    heads, kv = c["num_attention_heads"], c.get("num_key_value_heads", c["num_attention_heads"])
+    d = c.get("head_dim") or h // heads
+    per_layer = h * heads * d + 2 * h * kv * d + heads * d * h + 3 * h * c["intermediate_size"]
+    return {"body_params": layers * per_layer, "head_params": c["vocab_size"] * h, "layers": layers,
+            "heads": heads, "head_dim": d, "kv_bytes_per_token": 2 * layers * kv * d * 2}
+
+
+def prefill_flops(cost, n_in):
+    """FLOPs of prefilling one n_in-token prompt: the body's matmuls for every token, causal
+    attention (QK^T and PV over n_in^2 / 2 pairs), and the logits of its last token only."""
+    attn = 4 * cost["layers"] * cost["heads"] * cost["head_dim"] * n_in * n_in / 2
+    return 2 * cost["body_params"] * n_in + attn + 2 * cost["head_params"]
+
+
+def decode_bytes(cost, batch, ctx):
+    """Bytes one decode step reads: every weight once (bf16), and each sequence's KV cache."""
+    return 2 * (cost["body_params"] + cost["head_params"]) + batch * ctx * cost["kv_bytes_per_token"]
 
 
 # ---- the run ---------------------------------------------------------------------------------
@@ -352,7 +435,12 @@ def run(a):
             "vllm_eager": a.vllm_eager,
             "commit": subprocess.run(["git", "-C", HERE, "describe", "--always", "--dirty"],
                                      capture_output=True, text=True).stdout.strip()}
+    meta["model_cost"] = model_cost(a.model)
+    meta["weight_mb"] = sum(os.path.getsize(os.path.join(a.model, f)) for f in os.listdir(a.model)
+                            if f.endswith(".safetensors")) / 2**20
+    meta["limits_before"] = machine_limits(a, os.path.join(logs, "limits.log"))
     plan = workloads(a)
+    meta["shapes"] = {name: shape for name, _, shape in plan}
     offline = [w for w in plan if w[1] == "offline"]
     serving = [w for w in plan if w[1] == "serving"]
     results = open(results_path, "a")
@@ -399,6 +487,7 @@ def run(a):
                 record(rnd, name, engine, serve_run(a, engine, reqs, shape, os.path.join(logs, f"{engine}-serve.log")))
     results.close()
     meta["load_after"] = load()
+    meta["limits_after"] = machine_limits(a, os.path.join(logs, "limits.log"))
     with open(os.path.join(a.out, "meta.json"), "w") as f:
         json.dump(meta, f, indent=1)
     table(a.out)
@@ -407,7 +496,7 @@ def run(a):
 # ---- the table -------------------------------------------------------------------------------
 
 # (label, workload, field, higher is better)
-def table_rows(works):
+def table_rows(works, with_limits=False):
     rows = []
     batches = sorted(int(w[6:]) for w in works if w.startswith("batch_"))
     for b in batches:
@@ -427,7 +516,63 @@ def table_rows(works):
                  ("serving: TTFT p99 ms", "serving", "ttft_ms_p99", False),
                  ("serving: inter-token p50 ms", "serving", "itl_ms_p50", False),
                  ("serving: inter-token p99 ms", "serving", "itl_ms_p99", False)]
+    if with_limits:
+        prefills = sorted(w for w in works if w.startswith("prefill_"))
+        big = [f"batch_{b}" for b in batches if b >= 16][:1]
+        for w in prefills + big:
+            what = f"one {w[8:]}-token prompt" if w in prefills else f"batch {w[6:]}"
+            rows.append((f"prefill, {what}: % of the BF16 peak", w, "prefill_peak_pct", True))
+        if "batch_1" in works:
+            rows.append(("decode, batch 1: % of the read bandwidth", "batch_1", "decode_bw_pct", True))
+    for w in ["serving"] + [f"batch_{b}" for b in batches[-1:]] + sorted(w for w in works if w.startswith("prefill_")):
+        if w in works:
+            rows.append((f"peak RSS MiB, {w}", w, "peak_rss_mb", False))
     return rows
+
+
+def peak_of(meta, key):
+    got = [m[key] for m in (meta.get("limits_before"), meta.get("limits_after")) if m and key in m]
+    return max(got) if got else None
+
+
+def add_fractions(r, meta):
+    """Percent of the machine's limits (the best of the two measurements around the run) that
+    a result reached: prefill FLOPs against the BF16 dot-product peak (the f32 FMA peak where the
+    CPU has no BF16), decode bytes against the read bandwidth. The same cost model for every
+    engine: bf16 weights, the model's matmuls and attention (model_cost)."""
+    cost, shape = meta.get("model_cost"), meta.get("shapes", {}).get(r["work"], {})
+    peak = peak_of(meta, "bf16_gflop_s") or peak_of(meta, "fma_gflop_s")
+    bw = peak_of(meta, "read_gb_s")
+    if not cost or "batch" not in shape:  # the random and serving workloads have no one shape
+        return
+    n_in, n_out, batch = shape["input"], shape["output"], shape["batch"]
+    if peak and r.get("prefill_tok_s"):
+        r["prefill_peak_pct"] = 100 * r["prefill_tok_s"] * prefill_flops(cost, n_in) / n_in / (peak * 1e9)
+    if bw and r.get("decode_tok_s"):
+        steps = r["decode_tok_s"] / batch
+        r["decode_bw_pct"] = 100 * steps * decode_bytes(cost, batch, n_in + n_out // 2) / (bw * 1e9)
+
+
+def rss_budget_lines(meta, vals):
+    """Our peak RSS against the issue's bound: weights + KV budget + 15 %."""
+    cost, shapes, out = meta.get("model_cost"), meta.get("shapes", {}), []
+    if not cost or "weight_mb" not in meta:
+        return out
+    for (work, engine), rs in sorted(vals.items()):
+        rss = [r["peak_rss_mb"] for r in rs if r.get("peak_rss_mb")]
+        if engine != "ours" or not rss or work not in shapes:
+            continue
+        shape = shapes[work]
+        if work == "serving":
+            kv = meta["kv_gb"] * 1024
+        elif "batch" in shape:  # `nanovllm bench` sizes its cache to the workload
+            kv = shape["batch"] * (shape["input"] + shape["output"]) * cost["kv_bytes_per_token"] / 2**20
+        else:
+            continue
+        bound = 1.15 * (meta["weight_mb"] + kv)
+        out.append(f"- ours, {work}: peak RSS {max(rss):.0f} MiB; weights {meta['weight_mb']:.0f} + KV "
+                   f"{kv:.0f} MiB + 15 % = {bound:.0f} MiB: {'within' if max(rss) <= bound else 'OVER'}")
+    return out
 
 
 def table(out):
@@ -440,6 +585,7 @@ def table(out):
         if "error" in r:
             errors.setdefault((r["work"], r["engine"]), r["error"])
         else:
+            add_fractions(r, meta)
             vals.setdefault((r["work"], r["engine"]), []).append(r)
     works = {r["work"] for r in rows_in}
     md = [f"CPU: {meta.get('cpu', '?')}; {meta.get('threads', '?')} threads; {meta.get('date', '')}; "
@@ -452,7 +598,12 @@ def table(out):
           "| workload | " + " | ".join(engines) + " | ours vs best peer |",
           "|---|" + "---|" * (len(engines) + 1)]
     csv_rows = [["workload", *engines, "best_peer", "ours_vs_best_peer"]]
-    for label, work, field, higher in table_rows(works):
+    limits = {k: peak_of(meta, k) for k in ("read_gb_s", "fma_gflop_s", "bf16_gflop_s")}
+    if any(limits.values()):
+        md.insert(1, "Machine limits (kernels_bench, best of before and after the run): read "
+                  f"{limits['read_gb_s'] or 0:.1f} GB/s, f32 FMA {limits['fma_gflop_s'] or 0:.0f} GFLOP/s, BF16 dot "
+                  f"{limits['bf16_gflop_s'] or 0:.0f} GFLOP/s.")
+    for label, work, field, higher in table_rows(works, any(limits.values())):
         means, cells = {}, []
         for e in engines:
             got = [r[field] for r in vals.get((work, e), []) if r.get(field) is not None]
@@ -472,8 +623,10 @@ def table(out):
         csv_rows.append([label, *[f"{means[e]:.2f}" if e in means else "" for e in engines], best or "",
                          f"{ratio:.3f}" if ratio else ""])
     md.append("")
-    md.append("Ratios: ours over the best peer for throughputs, the best peer over ours for times; > 1 is "
-              "ours ahead. Cells: mean (each round).")
+    md.append("Ratios: ours over the best peer for throughputs, the best peer over ours for times and "
+              "memory; > 1 is ours ahead. Cells: mean (each round). Peak RSS: the process's (llama.cpp's "
+              "tools, ours), else the sum over the engine's processes (an upper bound).")
+    md += rss_budget_lines(meta, vals)
     for (work, e), err in sorted(errors.items()):
         md.append(f"- {work}, {e}: {err}")
     with open(os.path.join(out, "table.md"), "w") as f:
@@ -494,6 +647,7 @@ def main():
     r.add_argument("--nanovllm", required=True)
     r.add_argument("--peers-cache", required=True)
     r.add_argument("--llama-cpp", help="llama.cpp build folder (bin/ inside)")
+    r.add_argument("--kernels-bench", help="our kernels_bench: the machine's limits before and after the run")
     r.add_argument("--engines", default=",".join(ENGINES))
     r.add_argument("--workloads", default="batched,prefill,random,serving")
     r.add_argument("--batches", default="1,4,16,64")

@@ -31,10 +31,12 @@ for e in vllm openvino llama.cpp; do has "$e" && setup+=("$e"); done
 has llama.cpp && ! has vllm && [ ! -x "$cache/vllm/bin/python" ] && setup+=(vllm)
 bench/peers/setup.sh "${setup[@]}"
 
-# 2. Ours.
+# 2. Ours, and kernels_bench for the machine's limits (read bandwidth, FMA and BF16 peaks), which
+#    the table's "% of the limit" rows divide by (measured before and after the run).
 [ -f "$BUILD/build.ninja" ] || cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DNANOVLLM_SHARED_DIR="$SHARED" >/dev/null
-cmake --build "$BUILD" -j "$(nproc)" --target nanovllm_cli
+cmake -S . -B "$BUILD" -DNANOVLLM_BUILD_BENCH=ON >/dev/null
+cmake --build "$BUILD" -j "$(nproc)" --target nanovllm_cli kernels_bench
 ours="$BUILD/bin/nanovllm"
 
 # 3. The checkpoint (random weights of Qwen3-0.6B's exact shape, with the real Qwen3 tokenizer so
@@ -60,7 +62,7 @@ fi
 # 4. The run, then the plot.
 out=bench/out/peers/$(date -u +%Y%m%d-%H%M%S)
 python3 bench/peers/peers.py run --out "$out" --model "$model" --gguf "$gguf" --ov-model "$ov" \
-  --nanovllm "$ours" --peers-cache "$cache" --llama-cpp "$cache/llama.cpp/llama-build" \
+  --nanovllm "$ours" --kernels-bench "$BUILD/bin/kernels_bench" --peers-cache "$cache" --llama-cpp "$cache/llama.cpp/llama-build" \
   --threads "$THREADS" "$@"
 "$cache/plot/bin/python" bench/peers/plot.py "$out" "$out/decode.png"
 echo "results: $out/table.md, $out/table.csv, $out/decode.png"
