@@ -1,7 +1,7 @@
-// AVX-512 prefill attention: the compute-bound case (many new tokens per sequence) as two
-// register-tiled outer products per chunk of positions, in f32. Decode (a few new tokens per
-// sequence, bound by reading the cache) keeps the AVX2 kernel, whose items walk the context of
-// several KV heads as one stream.
+// AVX-512 attention, in f32 over a bf16 or f32 KV cache. Prefill (many new tokens per sequence,
+// compute-bound): two register-tiled outer products per chunk of positions. Decode (a few new
+// tokens, bound by reading the cache): dot products of each K row with the few query rows, then
+// the same P·V tile; its items walk the context of several KV heads together, as AVX2's do.
 #include <immintrin.h>
 #include <math.h>  // C expf: see kernels_avx2.cpp
 #include <omp.h>
@@ -40,21 +40,7 @@ constexpr int kMR = 6;             // query rows per register tile
 // Sequences with fewer new tokens than this go to the decode kernel.
 constexpr int kMinPrefillTokens = 4;
 
-// e^x for 16 lanes, as exp256 on AVX2: 2^n p(r), |r| <= ln2 / 2, degree-6 polynomial.
-static inline __m512 exp512(__m512 x) {
-  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.3981999507e-3f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.f)));
-  return _mm512_scalef_ps(p, n);
-}
+#include "kernels/exp_avx512.inc"
 
 // 32 elements of a KV row as two f32 vectors in KV order (see above).
 static inline void load_kv32(const void* base, DType t, size_t off, __m512& a, __m512& b) {
@@ -137,16 +123,21 @@ static void score_tile(const float* qt, int R, int hd, const float* kt, float sc
 
 // acc[r][d0, d0 + 16 NV) = acc * rescale[r] + sum_j p[r][j] V_j for MR rows, each V row slice
 // loaded and widened once for all of them.
+// pf: rows to prefetch (this slice of each), or null (decode: the next head's V, bench/NOTES.md).
 template <int MR, int NV>
 static void pv_tile(const KVLayer& kv, const size_t* offs, int d0, const float* p, const float* rescale,
-                    float* acc, int hd) {
+                    float* acc, int hd, int n = kChunk, const size_t* pf = nullptr) {
+  const size_t es = dtype_size(kv.dtype);
   __m512 a[MR][NV];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v)
       a[i][v] = _mm512_mul_ps(_mm512_set1_ps(rescale[i]), _mm512_loadu_ps(acc + size_t(i) * hd + d0 + 16 * v));
-  for (int j = 0; j < kChunk; ++j) {
+  for (int j = 0; j < n; ++j) {  // positions past n have p = 0 (softmax32): skipping them is exact
+    if (pf)
+      for (size_t b = size_t(d0) * es; b < size_t(d0 + 16 * NV) * es; b += 64)
+        _mm_prefetch(static_cast<const char*>(kv.v) + pf[j] * es + b, _MM_HINT_T0);
     __m512 vv[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; v += 2) load_kv32(kv.v, kv.dtype, offs[j] + size_t(d0 + 16 * v), vv[v], vv[v + 1]);
@@ -312,18 +303,185 @@ void prefill_attention(const float* q, const std::vector<AttnSeq>& seqs, int n_h
   errors.rethrow();
 }
 
+// ---- decode ----------------------------------------------------------------------------------
+// A sequence with few new tokens has R = n_new x group query rows per KV head (2 for Qwen3's
+// decode): too few to pay for transposing K. Its scores are dot products: 8 positions x 2 rows
+// = 16 zmm accumulators over the head dim, each widened K slice used by both rows, then one
+// transpose-and-add reduction per 8 positions. P·V is the prefill's tile. A work item is
+// (sequence, range of KV heads) and the heads of a range walk the context together, chunk by
+// chunk: a block's K (and V) rows of all the range's heads are one contiguous run
+// ([block, head, slot, dim]) that the hardware prefetchers follow.
+
+// lane j of the result = the sum of the 16 lanes of a[j] (j < 8).
+static inline __m256 reduce8(const __m512 a[8]) {
+  __m512 b[4];
+  for (int i = 0; i < 4; ++i)  // per 128-bit lane: (x0 + x2, y0 + y2, x1 + x3, y1 + y3)
+    b[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+  __m512 c[2];
+  for (int i = 0; i < 2; ++i)  // per 128-bit lane: the lane's sums of a[4 i .. 4 i + 3]
+    c[i] = _mm512_add_ps(_mm512_shuffle_ps(b[2 * i], b[2 * i + 1], 0x44), _mm512_shuffle_ps(b[2 * i], b[2 * i + 1], 0xEE));
+  // 128-bit lanes: (c0.0 + c0.2, c0.1 + c0.3, c1.0 + c1.2, c1.1 + c1.3)
+  const __m512 e = _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x44), _mm512_shuffle_f32x4(c[0], c[1], 0xEE));
+  // low 256 bits: (e.0 + e.1, e.2 + e.3)
+  const __m512 f = _mm512_add_ps(_mm512_shuffle_f32x4(e, e, 0x08), _mm512_shuffle_f32x4(e, e, 0x0D));
+  return _mm512_castps512_ps256(f);
+}
+
+// s[r][j] = scale * q_r . K_j for NR rows (q in KV order, rows hd apart) and positions
+// [0, n) of the chunk, rounded up to 8 (the padded offsets repeat a real row; softmax32 masks).
+// pf: the rows whose K lines to prefetch meanwhile (the next head's), or null.
+template <int NR>
+static void dot_scores(const float* q, int hd, const KVLayer& kv, const size_t* offs, int n, float scale, float* s,
+                       const size_t* pf) {
+  const __m256 sv = _mm256_set1_ps(scale);
+  const size_t es = dtype_size(kv.dtype);
+  for (int j0 = 0; j0 < n; j0 += 8) {
+    __m512 a[NR][8];
+#pragma GCC unroll 2
+    for (int r = 0; r < NR; ++r)
+#pragma GCC unroll 8
+      for (int u = 0; u < 8; ++u) a[r][u] = _mm512_setzero_ps();
+    for (int d = 0; d < hd; d += 32) {
+      __m512 q0[NR], q1[NR];
+#pragma GCC unroll 2
+      for (int r = 0; r < NR; ++r) {
+        q0[r] = _mm512_loadu_ps(q + size_t(r) * hd + d);
+        q1[r] = _mm512_loadu_ps(q + size_t(r) * hd + d + 16);
+      }
+#pragma GCC unroll 8
+      for (int u = 0; u < 8; ++u) {
+        if (pf)  // the 32 dims at d of the next row j0 + u: one line (bf16) or two (f32)
+          for (size_t b = 0; b < 32 * es; b += 64)
+            _mm_prefetch(static_cast<const char*>(kv.k) + (pf[j0 + u] + size_t(d)) * es + b, _MM_HINT_T0);
+        __m512 k0, k1;
+        load_kv32(kv.k, kv.dtype, offs[j0 + u] + size_t(d), k0, k1);
+#pragma GCC unroll 2
+        for (int r = 0; r < NR; ++r) a[r][u] = _mm512_fmadd_ps(q1[r], k1, _mm512_fmadd_ps(q0[r], k0, a[r][u]));
+      }
+    }
+#pragma GCC unroll 2
+    for (int r = 0; r < NR; ++r) _mm256_storeu_ps(s + size_t(r) * kChunk + j0, _mm256_mul_ps(reduce8(a[r]), sv));
+  }
+}
+
+// The new tokens of sequence sq for the query heads of KV heads [kv0, kv1); R = n_new x group
+// rows per head, (kv1 - kv0) x R <= kMaxItemRows.
+static void attend_decode(const float* q, const AttnSeq& sq, int n_heads, int group, int kv0, int kv1,
+                          const KVLayer& kv, float scale, const ItemBuffers& b, float* out) {
+  const int hd = kv.head_dim, nh = kv1 - kv0, R = sq.n_new * group;
+  auto row_at = [&](int h, int r) {  // where row r of head kv0 + h sits in q and out
+    return (size_t(sq.q_offset + r / group) * n_heads + size_t((kv0 + h) * group + r % group)) * hd;
+  };
+  Row rows[kMaxItemRows];
+  for (int h = 0; h < nh; ++h)
+    for (int r = 0; r < R; ++r) {
+      const float* qr = q + row_at(h, r);
+      float* qo = b.qt + size_t(h * R + r) * hd;
+      for (int d = 0; d < hd; ++d) qo[d] = qr[(d & ~31) + natural_dim(kv.dtype, d & 31)];
+      rows[h * R + r] = Row{-INFINITY, 0.f, sq.num_cached + r / group + 1};
+    }
+  std::fill(b.acc, b.acc + size_t(nh) * R * hd, 0.f);
+  const int ctx = sq.num_cached + sq.n_new;
+  // offs[c]: this head's rows of the chunk; offs[c ^ 1]: what the next head call reads (the next
+  // head's rows, a block's run further on, or the next chunk's first head), prefetched by this
+  // call while it computes: a head's rows are a few 4 KiB runs scattered over the cache, which
+  // the hardware prefetchers reach too late (AVX2's decode kernel does the same).
+  size_t offs[2][kChunk];
+  int c = 0;
+  chunk_offsets32(kv, sq.block_table, kv0, 0, ctx, offs[0]);
+  float rescale[kMaxItemRows];
+  const size_t head_run = size_t(kv.block_size) * size_t(hd);
+  for (int p0 = 0; p0 < ctx; p0 += kChunk) {
+    const int n = std::min(kChunk, ctx - p0);
+    for (int h = 0; h < nh; ++h, c ^= 1) {
+      const size_t* cur = offs[c];
+      size_t* next = offs[c ^ 1];
+      const size_t* pf = next;
+      if (h + 1 < nh) {
+        for (int j = 0; j < kChunk; ++j) next[j] = cur[j] + head_run;
+      } else if (p0 + kChunk < ctx) {
+        chunk_offsets32(kv, sq.block_table, kv0, p0 + kChunk, ctx, next);
+      } else {
+        pf = nullptr;
+      }
+      const float* qh = b.qt + size_t(h) * R * hd;
+      int r = 0;
+      for (; r + 2 <= R; r += 2)
+        dot_scores<2>(qh + size_t(r) * hd, hd, kv, cur, n, scale, b.s + size_t(r) * kChunk, r == 0 ? pf : nullptr);
+      if (r < R) dot_scores<1>(qh + size_t(r) * hd, hd, kv, cur, n, scale, b.s + size_t(r) * kChunk, r == 0 ? pf : nullptr);
+      for (r = 0; r < R; ++r) rescale[r] = softmax32(b.s + size_t(r) * kChunk, p0, rows[h * R + r]);
+      for_row_tiles(R, [&](int r0, int mr) {
+        with_mr(mr, [&](auto MR) {
+          const float* p = b.s + size_t(r0) * kChunk;
+          float* acc = b.acc + size_t(h * R + r0) * hd;
+          int d0 = 0;
+          const size_t* pfv = r0 == 0 ? pf : nullptr;
+          for (; d0 + 64 <= hd; d0 += 64) pv_tile<decltype(MR)::value, 4>(kv, cur, d0, p, rescale + r0, acc, hd, n, pfv);
+          if (d0 < hd) pv_tile<decltype(MR)::value, 2>(kv, cur, d0, p, rescale + r0, acc, hd, n, pfv);
+        });
+      });
+    }
+  }
+  for (int h = 0; h < nh; ++h)
+    for (int r = 0; r < R; ++r) {
+      float* o = out + row_at(h, r);
+      const Row& row = rows[h * R + r];
+      const float inv = 1.f / row.l;
+      const float* a = b.acc + size_t(h * R + r) * hd;
+      for (int d = 0; d < hd; ++d) o[(d & ~31) + natural_dim(kv.dtype, d & 31)] = a[d] * inv;
+    }
+}
+
+// Items (sequence, range of KV heads): as many heads per item as keep at least two items per
+// thread (longer runs read the cache faster; bench/NOTES.md step 18), in near-equal ranges.
+void decode_attention(const float* q, const std::vector<AttnSeq>& seqs, int n_heads, const KVLayer& kv,
+                      float scale, float* out) {
+  const int kvh = kv.n_kv_heads, group = n_heads / kvh, n = int(seqs.size());
+  int max_rows = 1;
+  double flops = 0;
+  for (const AttnSeq& sq : seqs) {
+    max_rows = std::max(max_rows, sq.n_new * group);
+    flops += 4.0 * n_heads * kv.head_dim * sq.n_new * (sq.num_cached + sq.n_new);
+  }
+  const bool parallel = flops > kMinParallelFlops;
+  const int threads = parallel ? omp_get_max_threads() : 1;
+  int per = 1;
+  while (per < kvh && (per + 1) * max_rows <= kMaxItemRows && n * kvh / (per + 1) >= 2 * threads) ++per;
+  const int ranges = (kvh + per - 1) / per;
+  per = (kvh + ranges - 1) / ranges;
+  const int items = n * ranges;
+  RegionErrors errors;
+#pragma omp parallel if (parallel)
+  {
+    float* buf = nullptr;
+    errors.run([&] { buf = static_cast<float*>(thread_scratch(ItemBuffers::floats(kv.head_dim) * sizeof(float))); });
+#pragma omp for schedule(dynamic)
+    for (int i = 0; i < items; ++i) {
+      if (!buf) continue;  // no buffer: the error is rethrown below
+      const int s = i / ranges, kv0 = i % ranges * per, kv1 = std::min(kv0 + per, kvh);
+      attend_decode(q, seqs[size_t(s)], n_heads, group, kv0, kv1, kv, scale, ItemBuffers(buf, kv.head_dim), out);
+    }
+  }
+  errors.rethrow();
+}
+
 }  // namespace
 
-// Sequences with several new tokens take the prefill kernel; the rest (decode) the AVX2 one.
-// Head dims that are not a multiple of 32, or groups of more than kMaxItemRows query heads,
-// take the AVX2 kernel for everything.
+// Sequences with several new tokens take the prefill kernel, the rest the decode one (unless
+// their rows exceed one item: the prefill kernel splits them by tokens). Head dims that are not
+// a multiple of 32, or groups of more than kMaxItemRows query heads, take the AVX2 kernel.
 void paged_attention_avx512(const float* q, const AttnSeq* seqs, int n_seqs, int n_heads, const KVLayer& kv,
                             float scale, float* out) {
-  const auto& decode = avx2_table().paged_attention;
-  if (kv.head_dim % 32 != 0 || n_heads / kv.n_kv_heads > kMaxItemRows) return decode(q, seqs, n_seqs, n_heads, kv, scale, out);
-  std::vector<AttnSeq> prefill, rest;
-  for (int s = 0; s < n_seqs; ++s) (seqs[s].n_new >= kMinPrefillTokens ? prefill : rest).push_back(seqs[s]);
-  if (!rest.empty()) decode(q, rest.data(), int(rest.size()), n_heads, kv, scale, out);
+  if (kv.head_dim % 32 != 0 || n_heads / kv.n_kv_heads > kMaxItemRows)
+    return avx2_table().paged_attention(q, seqs, n_seqs, n_heads, kv, scale, out);
+  const int group = n_heads / kv.n_kv_heads;
+  std::vector<AttnSeq> prefill, decode;
+  for (int s = 0; s < n_seqs; ++s) {
+    if (seqs[s].n_new <= 0) continue;  // nothing to attend
+    const bool small = seqs[s].n_new < kMinPrefillTokens && seqs[s].n_new * group <= kMaxItemRows;
+    (small ? decode : prefill).push_back(seqs[s]);
+  }
+  if (!decode.empty()) decode_attention(q, decode, n_heads, kv, scale, out);
   if (!prefill.empty()) prefill_attention(q, prefill, n_heads, kv, scale, out);
 }
 

@@ -601,30 +601,6 @@ static void rope_token(float* x, int n_heads, int head_dim, const float* cs) {
   }
 }
 
-// cos/sin are computed once per (token, frequency), in f32 as transformers does, and applied
-// to every head; long prefills split tokens over threads.
-void rope_avx2(float* x, int n_tokens, int n_heads, int head_dim, const int* positions,
-               const float* inv_freq) {
-  const int half = head_dim / 2;
-  RegionErrors errors;
-#pragma omp parallel if (double(n_tokens) * n_heads * head_dim > 1 << 16)
-  {
-    float* cs = nullptr;
-    errors.run([&] { cs = static_cast<float*>(thread_scratch(size_t(head_dim) * sizeof(float))); });
-#pragma omp for schedule(static)
-    for (int t = 0; t < n_tokens; ++t) {
-      if (!cs) continue;  // no buffer: the error is rethrown below
-      for (int i = 0; i < half; ++i) {
-        const float angle = float(positions[t]) * inv_freq[i];
-        cs[i] = cosf(angle);
-        cs[half + i] = sinf(angle);
-      }
-      rope_token(x + size_t(t) * n_heads * head_dim, n_heads, head_dim, cs);
-    }
-  }
-  errors.rethrow();
-}
-
 // 8 floats to bf16 with round-to-nearest-even, NaN kept NaN (bit-identical to f32_to_bf16).
 static inline __m128i f32x8_to_bf16(__m256 f) {
   const __m256i u = _mm256_castps_si256(f);
@@ -649,46 +625,23 @@ static inline void prefetch_rows(const void* base, DType t, const size_t* offs, 
       _mm_prefetch(static_cast<const char*>(base) + offs[j] * es + b, _MM_HINT_T0);
 }
 
-// The cache lines token i writes (K and V, every head): a decode step's tokens land in blocks
-// that are seldom in cache, and each store would otherwise wait for its line's read in turn.
-static void prefetch_kv_rows(const KVLayer& kv, int slot) {
-  if (slot < 0) return;
-  for (int h = 0; h < kv.n_kv_heads; ++h) {
-    const size_t at = kv_offset(kv, size_t(slot), h);
-    prefetch_rows(kv.k, kv.dtype, &at, 1, kv.head_dim);
-    prefetch_rows(kv.v, kv.dtype, &at, 1, kv.head_dim);
-  }
+// n floats to bf16, 8 at a time, bit-identical to f32_to_bf16 (elementwise_driver.inc).
+static void store_bf16_row(uint16_t* dst, const float* src, size_t n) {
+  size_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + j), f32x8_to_bf16(_mm256_loadu_ps(src + j)));
+  for (; j < n; ++j) dst[j] = f32_to_bf16(src[j]);
+}
+
+#include "kernels/elementwise_driver.inc"
+
+void rope_avx2(float* x, int n_tokens, int n_heads, int head_dim, const int* positions,
+               const float* inv_freq) {
+  rope_tokens(x, n_tokens, n_heads, head_dim, positions, inv_freq);
 }
 
 void kv_store_avx2(const KVLayer& kv, const float* k, const float* v, int n, const int* slots) {
-  const size_t row = size_t(kv.n_kv_heads) * kv.head_dim;
-  // Threads from a few tokens on: the stores are bound by how many lines are in flight.
-#pragma omp parallel for schedule(static) if (double(n) * row > 1 << 13)
-  for (int i = 0; i < n; ++i) {
-    if (i + 1 < n) prefetch_kv_rows(kv, slots[i + 1]);
-    if (slots[i] < 0) continue;  // padding token: nothing to cache
-    for (int h = 0; h < kv.n_kv_heads; ++h) {
-      const size_t dst = kv_offset(kv, size_t(slots[i]), h), hd = size_t(kv.head_dim);
-      const float* ks = k + size_t(i) * row + h * hd;
-      const float* vs = v + size_t(i) * row + h * hd;
-      if (kv.dtype == DType::F32) {
-        std::memcpy(static_cast<float*>(kv.k) + dst, ks, hd * sizeof(float));
-        std::memcpy(static_cast<float*>(kv.v) + dst, vs, hd * sizeof(float));
-        continue;
-      }
-      uint16_t* kd = static_cast<uint16_t*>(kv.k) + dst;
-      uint16_t* vd = static_cast<uint16_t*>(kv.v) + dst;
-      size_t j = 0;
-      for (; j + 8 <= hd; j += 8) {
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(kd + j), f32x8_to_bf16(_mm256_loadu_ps(ks + j)));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(vd + j), f32x8_to_bf16(_mm256_loadu_ps(vs + j)));
-      }
-      for (; j < hd; ++j) {
-        kd[j] = f32_to_bf16(ks[j]);
-        vd[j] = f32_to_bf16(vs[j]);
-      }
-    }
-  }
+  kv_store_rows(kv, k, v, n, slots);
 }
 
 // ---- attention -----------------------------------------------------------------------------

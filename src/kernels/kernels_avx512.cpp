@@ -1,6 +1,6 @@
 // The AVX-512 BF16 kernel table (Cooper Lake, Sapphire Rapids, Zen 4 / 5): the matmul of
-// gemm_avx512.cpp and quant_avx512.cpp, the prefill attention of attention_avx512.cpp; the
-// kernels without an AVX-512 version come from AVX2.
+// gemm_avx512.cpp and quant_avx512.cpp, the prefill attention of attention_avx512.cpp, the
+// element-wise kernels of elementwise_avx512.cpp; the rest (decode attention, embed) from AVX2.
 #include "kernels/kernels_internal.h"
 
 namespace nanovllm::kernels {
@@ -18,6 +18,10 @@ const KernelTable& avx512_table() {
     k.precision[int(DType::BF16)] = Precision::kBF16;
     k.matmul = matmul_avx512;
     k.paged_attention = paged_attention_avx512;
+    k.rmsnorm = rmsnorm_avx512;
+    k.rope = rope_avx512;
+    k.silu_mul = silu_mul_avx512;
+    k.kv_store = kv_store_avx512;
     return k;
   }();
   return t;

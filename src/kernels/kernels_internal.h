@@ -83,6 +83,11 @@ const KernelTable& avx512_table();  // kernels_avx512.cpp; needs AVX-512 F/BW/VL
 void matmul_avx512(const float* x, int M, const WeightView& w, const float* bias, float* y);
 void paged_attention_avx512(const float* q, const AttnSeq* seqs, int n_seqs, int n_heads, const KVLayer& kv,
                             float scale, float* out);
+// elementwise_avx512.cpp
+void rmsnorm_avx512(const float* x, const float* weight, int rows, int n, float eps, float* out);
+void rope_avx512(float* x, int n_tokens, int n_heads, int head_dim, const int* positions, const float* inv_freq);
+void silu_mul_avx512(const float* gate_up, int rows, int n, float* out);
+void kv_store_avx512(const KVLayer& kv, const float* k, const float* v, int n, const int* slots);
 
 // Below this many flops a kernel runs on the calling thread: waking the team costs more.
 constexpr double kMinParallelFlops = 1 << 17;
