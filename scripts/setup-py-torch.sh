@@ -13,6 +13,10 @@ packages=(torch==2.15.0 "transformers>=5.0,<6" "gguf>=0.17" numpy sentencepiece 
           jinja2 protobuf accelerate pytest diskcache "onnx>=1.19")
 stamp="$(printf '%s\n' "${packages[@]}" | sha256sum | cut -c1-16)"
 
+# ctest runs its users side by side (onnx_exports, oracles): one installs, the others wait for it.
+mkdir -p "$cache"
+exec 9>"$cache/py-torch.lock"
+flock 9
 if [ "$(cat "$venv/.stamp" 2>/dev/null)" != "$stamp" ]; then
   echo "setting up $venv (PyPI's torch with its CUDA wheels: ~3.5 GB, once per machine)" >&2
   mkdir -p "$cache"

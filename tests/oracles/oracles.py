@@ -52,6 +52,16 @@ def gguf_metadata(path, key):
     return None if field is None else field.contents()
 
 
+def gguf_tensor(path, name):
+    """One tensor of a GGUF file as a numpy array, read with PyPI's gguf package (None when absent)."""
+    import gguf
+    import numpy as np
+    for t in gguf.GGUFReader(str(path)).tensors:
+        if t.name == name:
+            return np.array(t.data)
+    return None
+
+
 def truncate_at_eos(ids, eos):
     return ids[: ids.index(eos) + 1] if eos in ids else ids
 
@@ -124,23 +134,68 @@ def llama_cpp_chat_text(path, messages):
 _hf = {}
 
 
-def transformers_model(path):
+def transformers_model(path, rope_parameters=None):
+    """transformers' GGUF loader on `path`, f32. rope_parameters replace the ones it reads from the
+    file: llama.cpp's converter writes Llama 3 rope scaling as tensor rope_freqs.weight (one divisor
+    per frequency), which transformers' loader ignores (5.24: config 'default' rope, the tensor
+    dropped; see rope_freqs_ignored). So for such a file the caller passes the source checkpoint's
+    rope_parameters, and this checks that transformers then rotates with exactly the file's
+    frequencies: base^(-2i/d) / rope_freqs[i]. A tensor it leaves unloaded or re-initializes fails."""
+    import numpy as np
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    if path not in _hf:
+    from transformers import AutoConfig, AutoModelForCausalLM
+    key = (str(path), json.dumps(rope_parameters, sort_keys=True))
+    if key not in _hf:
         path = pathlib.Path(path)
         torch.set_num_threads(THREADS)
-        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name,
-                                                     torch_dtype=torch.float32)
-        tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-        _hf[str(path)] = (model.eval(), tok)
-    return _hf[str(path)]
+        config = AutoConfig.from_pretrained(path.parent, gguf_file=path.name)
+        if rope_parameters is not None:
+            config.rope_parameters = dict(rope_parameters)
+        # transformers 5.24 maps no ARCH.attention.key_length for qwen3: it keeps Qwen3Config's
+        # head_dim of 128 and re-initializes q/k/v/o and the q/k norms at random, with a warning,
+        # on a file whose heads are another size. The file's own key sets it here.
+        arch = gguf_metadata(path, "general.architecture")
+        head_dim = gguf_metadata(path, f"{arch}.attention.key_length")
+        if head_dim is not None and getattr(config, "head_dim", None) is not None:
+            config.head_dim = int(head_dim)
+        model, info = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, config=config,
+                                                           dtype=torch.float32, output_loading_info=True)
+        assert not any(info.get(k) for k in ("missing_keys", "mismatched_keys")), f"{path}: transformers loaded {info}"
+        factors = gguf_tensor(path, "rope_freqs.weight")
+        if factors is not None:
+            assert rope_parameters is not None, f"{path} scales its rope (rope_freqs.weight): pass rope_parameters"
+            inv = model.model.rotary_emb.inv_freq.double().numpy()
+            d = 2 * len(inv)
+            want = config.rope_parameters["rope_theta"] ** (-np.arange(0, d, 2) / d) / factors
+            np.testing.assert_allclose(inv, want, rtol=1e-6, err_msg="rope_parameters do not give the file's rope_freqs")
+        _hf[key] = model.eval()
+    return _hf[key]
 
 
-def transformers_greedy(path, prompt_ids, n, eos):
+def transformers_tokenizer(path):
+    """The tokenizer transformers rebuilds from the file's tokenizer.ggml.* keys (slow for a large
+    vocabulary, so apart from the model)."""
+    from transformers import AutoTokenizer
+    path = pathlib.Path(path)
+    if ("tok", str(path)) not in _hf:
+        _hf[("tok", str(path))] = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    return _hf[("tok", str(path))]
+
+
+def rope_freqs_ignored(path):
+    """The minimal repro of transformers' gap: True when the file holds rope_freqs.weight with a
+    factor other than 1 while the config transformers' GGUF loader builds from it has plain rope."""
+    from transformers import AutoConfig
+    path = pathlib.Path(path)
+    factors = gguf_tensor(path, "rope_freqs.weight")
+    rope = AutoConfig.from_pretrained(path.parent, gguf_file=path.name).rope_parameters
+    return factors is not None and bool((factors != 1).any()) and rope.get("rope_type") == "default"
+
+
+def transformers_greedy(path, prompt_ids, n, eos, rope_parameters=None):
     """Greedy ids and the logits of every new position, f32 throughout."""
     import torch
-    model, _ = transformers_model(path)
+    model = transformers_model(path, rope_parameters)
     ids, logits, past = [], [], None
     step = torch.tensor([prompt_ids])
     with torch.no_grad():
@@ -156,13 +211,42 @@ def transformers_greedy(path, prompt_ids, n, eos):
     return ids, logits
 
 
+def transformers_logprobs(path, ids, rope_parameters=None):
+    """Log-probabilities (float64 numpy, one row per position of `ids`) and logit ranges, from one
+    f32 forward pass over the whole sequence."""
+    import torch
+    model = transformers_model(path, rope_parameters)
+    with torch.no_grad():
+        logits = model(torch.tensor([list(ids)])).logits[0].double()
+    return (torch.log_softmax(logits, -1).numpy(),
+            (logits.max(-1).values - logits.min(-1).values).numpy())
+
+
+def transformers_agrees(path, prompt_ids, ids, rope_parameters=None):
+    """Whether transformers' greedy run from prompt_ids gives `ids` (cut at EOS or the length):
+    its argmax at each prefix of our path is our next token. One forward pass instead of a
+    token-by-token run (which would give the same ids when this holds)."""
+    lp, _ = transformers_logprobs(path, list(prompt_ids) + list(ids), rope_parameters)
+    start = len(prompt_ids) - 1
+    return all(int(lp[start + k].argmax()) == t for k, t in enumerate(ids))
+
+
+def oracle_rule_check(path, ours, golden_ids, prompt_ids, n, eos, rope_parameters=None):
+    """oracle_rule_violation with llama.cpp's golden ids and transformers' greedy ids, running
+    transformers token by token only when the quick check (transformers_agrees) fails."""
+    if ours == golden_ids or transformers_agrees(path, prompt_ids, ours, rope_parameters):
+        return None
+    hf, _ = transformers_greedy(path, prompt_ids, n, eos, rope_parameters)
+    return oracle_rule_violation(ours, golden_ids, hf)
+
+
 def transformers_chat_text(path, messages):
-    _, tok = transformers_model(path)
+    tok = transformers_tokenizer(path)
     return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
 def transformers_tokenize(path, text):
-    _, tok = transformers_model(path)
+    tok = transformers_tokenizer(path)
     return tok(text, add_special_tokens=True)["input_ids"]
 
 
