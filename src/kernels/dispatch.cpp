@@ -135,7 +135,11 @@ void dequantize_row(DType t, const void* src, int64_t n, float* dst) {
 
 Layout preferred_layout(DType dtype) { return ops().layout[int(dtype)]; }
 
-Precision matmul_precision(DType dtype) { return ops().precision[int(dtype)]; }
+Precision matmul_precision(DType dtype, int M) {
+  const KernelTable& t = ops();
+  const int d = int(dtype);
+  return t.gemm_min_rows[d] > 0 && M >= t.gemm_min_rows[d] ? t.gemm_precision[d] : t.precision[d];
+}
 
 const char* precision_name(Precision p) {
   return p == Precision::kBF16 ? "bf16" : p == Precision::kQ8 ? "q8" : "f32";

@@ -76,8 +76,10 @@ Layout preferred_layout(DType dtype);
 //         f32 dot product cannot keep up with a 4-bit row). The scalar reference keeps x in f32.
 enum class Precision : uint8_t { kF32, kBF16, kQ8 };
 
-// The activation precision of the active table's matmul for weights of `dtype`.
-Precision matmul_precision(DType dtype);
+// The activation precision of the active table's matmul for weights of `dtype` and M rows of x.
+// It can depend on M: from some M on (prefill, large batches) the AVX-512 table multiplies
+// quantized weights decoded to bf16 panels by x rounded to bf16 (kBF16) instead of kQ8.
+Precision matmul_precision(DType dtype, int M = 1);
 const char* precision_name(Precision p);
 
 // Rounds a kRows matrix to int8 per row: scale = max |W[n][:]| / 127, q = round(W / scale).

@@ -501,12 +501,85 @@ void matmul_packed_avx2(const float* x, int M, const WeightView& w, const float*
   }
 }
 
+// r[i] lane j -> r[j] lane i for 8 x 8 floats (pairs, quads, then 128-bit halves).
+static inline void transpose8x8(__m256 r[8]) {
+  __m256 t[8], s[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; ++i) {
+    s[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    s[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    s[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    s[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; ++c) {
+    r[c] = _mm256_permute2f128_ps(s[c], s[4 + c], 0x20);
+    r[4 + c] = _mm256_permute2f128_ps(s[c], s[4 + c], 0x31);
+  }
+}
+
+// Quantized weights at many rows (the table's gemm_min_rows): each 16-row panel is decoded once
+// to f32 (quant_avx2.cpp's SIMD decoder, then stored column by column) into L2 and every row
+// tile of x is swept over it by the FMA tile above, so the decoding is amortized over all M rows
+// and x stays f32 (kF32: the decoded weights are ggml's values up to one f32 rounding).
+void matmul_quant_gemm_avx2_impl(const float* x, int M, const WeightView& w, const float* bias, float* y) {
+  const int N = w.rows, panels = (N + kPanelRows - 1) / kPanelRows;
+  const size_t K = size_t(w.cols);
+  const RowTiles tiles(M);
+  auto* xp = static_cast<float*>(thread_scratch(size_t(M) * K * sizeof(float)));
+  RegionErrors errors;
+#pragma omp parallel if (2.0 * M * N * K > kMinParallelFlops)
+  {
+#pragma omp for schedule(static)
+    for (int t = 0; t < tiles.count; ++t) {
+      const int m0 = tiles.start(t), mr = tiles.rows(t);
+      float* dst = xp + size_t(m0) * K;
+      for (size_t k = 0; k < K; ++k)
+        for (int i = 0; i < mr; ++i) dst[k * mr + i] = x[size_t(m0 + i) * K + k];
+    }
+    // This thread's decoded panel [K][16] (slot 1: the caller's slot 0 holds xp), then its
+    // rows decoded row after row, then the decoder's scratch.
+    float* panel = nullptr;
+    errors.run([&] { panel = static_cast<float*>(thread_scratch((2 * K * kPanelRows + K / 8) * sizeof(float), 1)); });
+    float* rows = panel ? panel + K * kPanelRows : nullptr;
+    // Panels on demand, each decoded once and swept by all of x (streamed from L2 / L3).
+#pragma omp for schedule(dynamic, 1) nowait
+    for (int p = 0; p < panels; ++p)
+      errors.run([&] {
+        if (!panel) return;  // no scratch: the error is rethrown below
+        const int n0 = p * kPanelRows, nr = std::min(kPanelRows, N - n0);
+        dequantize_rows_avx2(w, n0, n0 + nr, rows + kPanelRows * K, rows);
+        for (size_t k = 0; k < K; k += 8)  // 8 columns of rows 0-7, then of rows 8-15
+          for (int h = 0; h < 2; ++h) {
+            __m256 v[8];
+            for (int r = 0; r < 8; ++r)
+              v[r] = 8 * h + r < nr ? _mm256_loadu_ps(rows + size_t(8 * h + r) * K + k) : _mm256_setzero_ps();
+            transpose8x8(v);
+            for (int c = 0; c < 8; ++c) _mm256_storeu_ps(panel + (k + size_t(c)) * kPanelRows + 8 * h, v[c]);
+          }
+        const float* b = bias ? bias + n0 : nullptr;
+        for (int i = 0; i < tiles.count; ++i) {
+          const int m0 = tiles.start(i);
+          packed_rows<PanelF32>(xp + size_t(m0) * K, K, reinterpret_cast<const uint8_t*>(panel), nr, nullptr, b,
+                                y + size_t(m0) * N + n0, size_t(N), tiles.rows(i));
+        }
+      });
+  }
+  errors.rethrow();
+}
+
 // Below this many rows of x, converting W into panels costs more than it saves (M = 1 is
 // memory-bound; 2..7 rows share each W tile through the dot-product kernel instead).
 constexpr int kPanelMinRows = 8;
 
 void matmul_avx2(const float* x, int M, const WeightView& w, const float* bias, float* y) {
-  if (is_quantized(w.dtype)) return matmul_quant_avx2(x, M, w, bias, y);  // quant_avx2.cpp
+  if (is_quantized(w.dtype)) {
+    const int min_rows = avx2_table().gemm_min_rows[int(w.dtype)];
+    if (min_rows > 0 && M >= min_rows) return matmul_quant_gemm_avx2_impl(x, M, w, bias, y);
+    return matmul_quant_avx2(x, M, w, bias, y);  // quant_avx2.cpp
+  }
   if (w.layout == Layout::kPanels) return matmul_packed_avx2(x, M, w, bias, y);
   // int8 weights are repacked into panels on SIMD ISAs (preferred_layout); row-major ones
   // (loaded under the scalar ISA, or passed by a caller) take the reference kernel, and so do
@@ -1088,6 +1161,14 @@ void paged_attention_avx2(const float* q, const AttnSeq* seqs, int n_seqs, int n
 
 }  // namespace
 
+void matmul_quant_gemm_avx2(const float* x, int M, const WeightView& w, const float* bias, float* y) {
+  matmul_quant_gemm_avx2_impl(x, M, w, bias, y);
+}
+
+// Where decoding W into f32 panels starts to beat the integer dot products
+// (bench/matmul_cpu_eff --quant, bench/NOTES.md).
+constexpr int kQuantGemmMinRowsAvx2 = 32;
+
 const KernelTable& avx2_table() {
   static const KernelTable t = [] {
     KernelTable k = scalar_table();
@@ -1098,6 +1179,9 @@ const KernelTable& avx2_table() {
       const bool q = is_quantized(DType(t));
       k.layout[t] = q ? Layout::kRows : Layout::kPanels;
       k.precision[t] = q ? Precision::kQ8 : Precision::kF32;
+      // From kQuantGemmMinRowsAvx2 rows on, quantized panels decoded to f32 and FMA (x in f32).
+      k.gemm_min_rows[t] = q ? kQuantGemmMinRowsAvx2 : 0;
+      k.gemm_precision[t] = q ? Precision::kF32 : k.precision[t];
     }
     k.matmul = matmul_avx2;
     k.rmsnorm = rmsnorm_avx2;

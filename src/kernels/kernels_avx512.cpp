@@ -5,6 +5,10 @@
 
 namespace nanovllm::kernels {
 
+// Where decoding W once per call into bf16 panels starts to beat the integer dot products
+// (bench/matmul_cpu_eff --quant, bench/NOTES.md).
+constexpr int kQuantGemmMinRows = 16;
+
 const KernelTable& avx512_table() {
   static const KernelTable t = [] {
     KernelTable k = avx2_table();
@@ -16,6 +20,13 @@ const KernelTable& avx512_table() {
     k.layout[int(DType::BF16)] = Layout::kPairPanels;
     k.layout[int(DType::I8)] = Layout::kPanels;
     k.precision[int(DType::BF16)] = Precision::kBF16;
+    // Quantized weights from kQuantGemmMinRows rows of x on: decoded to bf16 pair panels and
+    // multiplied by the BF16 GEMM (gemm_avx512.cpp), x rounded to bf16.
+    for (int t = 0; t < kNumDTypes; ++t)
+      if (is_quantized(DType(t))) {
+        k.gemm_min_rows[t] = kQuantGemmMinRows;
+        k.gemm_precision[t] = Precision::kBF16;
+      }
     k.matmul = matmul_avx512;
     k.paged_attention = paged_attention_avx512;
     return k;

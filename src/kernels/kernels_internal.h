@@ -34,6 +34,11 @@ struct KernelTable {
   const char* name;
   Layout layout[kNumDTypes];
   Precision precision[kNumDTypes];
+  // From gemm_min_rows[dtype] rows of x on (0: never), the matmul of that dtype runs as a GEMM
+  // of another precision, gemm_precision[dtype]: quantized weights decoded panel by panel into
+  // the layout of the table's fast GEMM, the decoding amortized over the rows.
+  int gemm_min_rows[kNumDTypes];
+  Precision gemm_precision[kNumDTypes];
   void (*matmul)(const float* x, int M, const WeightView& w, const float* bias, float* y);
   void (*rmsnorm)(const float* x, const float* weight, int rows, int n, float eps, float* out);
   void (*rope)(float* x, int n_tokens, int n_heads, int head_dim, const int* positions,

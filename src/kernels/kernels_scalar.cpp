@@ -158,6 +158,8 @@ const KernelTable& scalar_table() {
                              {Precision::kF32, Precision::kF32, Precision::kF32, Precision::kF32,
                               Precision::kF32, Precision::kF32, Precision::kF32, Precision::kF32,
                               Precision::kF32, Precision::kF32},
+                             {},
+                             {},
                              matmul_scalar,
                              rmsnorm_scalar,
                              rope_scalar,
