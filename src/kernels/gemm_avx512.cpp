@@ -299,31 +299,7 @@ void matmul_pair_panels(const float* x, int M, const WeightView& w, const float*
 // too (a Q8_0 / K-quant value a u + b has more than bf16's 8 significant bits): relative error
 // up to 2^-9 per factor, below the int8 rounding of x (kQ8: up to amax / 254 per element).
 
-// r[i] lane j -> r[j] lane i, for 16 x 16 32-bit values: pairs within 128-bit lanes, then
-// quads; then r[4 i + j] lane L holds column 4 L + j of rows 4 i .. 4 i + 3, and two rounds of
-// 128-bit shuffles gather each column's four quads.
-static inline void transpose16x16(__m512i r[16]) {
-  __m512i t[16];
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; ++i) {
-    r[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
-    r[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
-    r[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
-    r[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
-  }
-  for (int j = 0; j < 4; ++j) {
-    const __m512i s0 = _mm512_shuffle_i32x4(r[j], r[4 + j], 0x44), s1 = _mm512_shuffle_i32x4(r[j], r[4 + j], 0xEE);
-    const __m512i s2 = _mm512_shuffle_i32x4(r[8 + j], r[12 + j], 0x44), s3 = _mm512_shuffle_i32x4(r[8 + j], r[12 + j], 0xEE);
-    t[j] = _mm512_shuffle_i32x4(s0, s2, 0x88);
-    t[4 + j] = _mm512_shuffle_i32x4(s0, s2, 0xDD);
-    t[8 + j] = _mm512_shuffle_i32x4(s1, s3, 0x88);
-    t[12 + j] = _mm512_shuffle_i32x4(s1, s3, 0xDD);
-  }
-  for (int i = 0; i < 16; ++i) r[i] = t[i];
-}
+#include "kernels/transpose_avx512.inc"
 
 // Rows [n0, n0 + 16 np) of quantized w as np pair panels at dst (`stride` uint16 apart); rows
 // past w's end are zero. rows: 16 K + K / 8 floats (a panel's rows decoded to f32, row after
@@ -334,15 +310,15 @@ static void decode_pair_panels(const WeightView& w, int n0, int np, float* rows,
   for (int q = 0; q < np; ++q) {
     const int first = n0 + q * kPanelRows, nr = std::min(kPanelRows, w.rows - first);
     dequantize_rows_avx512(w, first, first + nr, rows + kPanelRows * K, rows);
-    auto* lines = reinterpret_cast<__m512i*>(dst + size_t(q) * stride);
+    auto* lines = reinterpret_cast<__m512*>(dst + size_t(q) * stride);
     for (size_t k = 0; k < K; k += 32) {
-      __m512i v[16];
+      __m512 v[16];  // 16 pairs of bf16 per row, moved as 32-bit lanes
       for (int r = 0; r < kPanelRows; ++r) {
         const float* src = rows + size_t(r) * K + k;
-        v[r] = r < nr ? (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + 16), _mm512_loadu_ps(src)) : _mm512_setzero_si512();
+        v[r] = r < nr ? (__m512)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + 16), _mm512_loadu_ps(src)) : _mm512_setzero_ps();
       }
-      transpose16x16(v);
-      for (int j = 0; j < 16; ++j) _mm512_storeu_si512(lines + k / 2 + size_t(j), v[j]);
+      transpose16(v);
+      for (int j = 0; j < 16; ++j) _mm512_storeu_ps(lines + k / 2 + size_t(j), v[j]);
     }
   }
 }

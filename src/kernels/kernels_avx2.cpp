@@ -421,6 +421,13 @@ struct RowTiles {
   int rows(int t) const { return base + (t < extra ? 1 : 0); }
 };
 
+// Rows [m0, m0 + mr) of x interleaved, [K][mr], at xp + m0 K: what packed_tile broadcasts from.
+static void interleave_rows(const float* x, size_t K, int m0, int mr, float* xp) {
+  float* dst = xp + size_t(m0) * K;
+  for (size_t k = 0; k < K; ++k)
+    for (int i = 0; i < mr; ++i) dst[k * mr + i] = x[size_t(m0 + i) * K + k];
+}
+
 // Below this many rows a matmul is memory-bound: each thread owns a contiguous stripe of panels
 // (one sequential stream of W). From it on, the work is compute and panels go out in small
 // groups on demand, so a thread the shared host slows down does not hold the other at the
@@ -445,12 +452,7 @@ static void matmul_packed_with(const float* x, int M, const WeightView& w, const
   {
     if (M > 1) {
 #pragma omp for schedule(static)
-      for (int t = 0; t < tiles.count; ++t) {
-        const int m0 = tiles.start(t), mr = tiles.rows(t);
-        float* dst = xp + size_t(m0) * K;
-        for (size_t k = 0; k < K; ++k)
-          for (int i = 0; i < mr; ++i) dst[k * mr + i] = x[size_t(m0 + i) * K + k];
-      }
+      for (int t = 0; t < tiles.count; ++t) interleave_rows(x, K, tiles.start(t), tiles.rows(t), xp);
     }
     const float* xs = M > 1 ? xp : x;
     const int nt = omp_get_num_threads(), t = omp_get_thread_num();
@@ -501,25 +503,6 @@ void matmul_packed_avx2(const float* x, int M, const WeightView& w, const float*
   }
 }
 
-// r[i] lane j -> r[j] lane i for 8 x 8 floats (pairs, quads, then 128-bit halves).
-static inline void transpose8x8(__m256 r[8]) {
-  __m256 t[8], s[8];
-  for (int i = 0; i < 4; ++i) {
-    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 2; ++i) {
-    s[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-    s[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-    s[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-    s[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-  }
-  for (int c = 0; c < 4; ++c) {
-    r[c] = _mm256_permute2f128_ps(s[c], s[4 + c], 0x20);
-    r[4 + c] = _mm256_permute2f128_ps(s[c], s[4 + c], 0x31);
-  }
-}
-
 // Quantized weights at many rows (the table's gemm_min_rows): each 16-row panel is decoded once
 // to f32 (quant_avx2.cpp's SIMD decoder, then stored column by column) into L2 and every row
 // tile of x is swept over it by the FMA tile above, so the decoding is amortized over all M rows
@@ -533,12 +516,7 @@ void matmul_quant_gemm_avx2_impl(const float* x, int M, const WeightView& w, con
 #pragma omp parallel if (2.0 * M * N * K > kMinParallelFlops)
   {
 #pragma omp for schedule(static)
-    for (int t = 0; t < tiles.count; ++t) {
-      const int m0 = tiles.start(t), mr = tiles.rows(t);
-      float* dst = xp + size_t(m0) * K;
-      for (size_t k = 0; k < K; ++k)
-        for (int i = 0; i < mr; ++i) dst[k * mr + i] = x[size_t(m0 + i) * K + k];
-    }
+    for (int t = 0; t < tiles.count; ++t) interleave_rows(x, K, tiles.start(t), tiles.rows(t), xp);
     // This thread's decoded panel [K][16] (slot 1: the caller's slot 0 holds xp), then its
     // rows decoded row after row, then the decoder's scratch.
     float* panel = nullptr;
@@ -556,7 +534,7 @@ void matmul_quant_gemm_avx2_impl(const float* x, int M, const WeightView& w, con
             __m256 v[8];
             for (int r = 0; r < 8; ++r)
               v[r] = 8 * h + r < nr ? _mm256_loadu_ps(rows + size_t(8 * h + r) * K + k) : _mm256_setzero_ps();
-            transpose8x8(v);
+            transpose8(v);
             for (int c = 0; c < 8; ++c) _mm256_storeu_ps(panel + (k + size_t(c)) * kPanelRows + 8 * h, v[c]);
           }
         const float* b = bias ? bias + n0 : nullptr;
