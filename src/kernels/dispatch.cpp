@@ -46,6 +46,22 @@ const KernelTable* table_for(const char* name) {
   return nullptr;
 }
 
+}  // namespace
+
+int quant_gemm_min_rows(int fallback) {
+  const char* env = std::getenv("NANOVLLM_QUANT_GEMM_MIN_ROWS");
+  if (!env || !*env) return fallback;
+  char* end = nullptr;
+  const long v = std::strtol(env, &end, 10);
+  if (*end != '\0' || v < 0 || v > (1 << 30)) {
+    std::fprintf(stderr, "nanovllm: NANOVLLM_QUANT_GEMM_MIN_ROWS=%s is not a row count; using %d\n", env, fallback);
+    return fallback;
+  }
+  return int(v);
+}
+
+namespace {
+
 const KernelTable* best_table() {
   if (cpu_has_avx512bf16()) return &avx512_table();
   if (cpu_has_avx2()) return &avx2_table();

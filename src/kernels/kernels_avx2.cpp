@@ -1153,12 +1153,13 @@ const KernelTable& avx2_table() {
     k.name = "avx2";
     // Every element dtype in 16-row panels, widened to f32 and multiplied by FMA: activations
     // stay f32. Quantized dtypes stay as the file stores them, with x rounded to int8 (kQ8).
+    const int min_rows = quant_gemm_min_rows(kQuantGemmMinRowsAvx2);
     for (int t = 0; t < kNumDTypes; ++t) {
       const bool q = is_quantized(DType(t));
       k.layout[t] = q ? Layout::kRows : Layout::kPanels;
       k.precision[t] = q ? Precision::kQ8 : Precision::kF32;
       // From kQuantGemmMinRowsAvx2 rows on, quantized panels decoded to f32 and FMA (x in f32).
-      k.gemm_min_rows[t] = q ? kQuantGemmMinRowsAvx2 : 0;
+      k.gemm_min_rows[t] = q ? min_rows : 0;
       k.gemm_precision[t] = q ? Precision::kF32 : k.precision[t];
     }
     k.matmul = matmul_avx2;

@@ -22,9 +22,10 @@ const KernelTable& avx512_table() {
     k.precision[int(DType::BF16)] = Precision::kBF16;
     // Quantized weights from kQuantGemmMinRows rows of x on: decoded to bf16 pair panels and
     // multiplied by the BF16 GEMM (gemm_avx512.cpp), x rounded to bf16.
+    const int min_rows = quant_gemm_min_rows(kQuantGemmMinRows);
     for (int t = 0; t < kNumDTypes; ++t)
       if (is_quantized(DType(t))) {
-        k.gemm_min_rows[t] = kQuantGemmMinRows;
+        k.gemm_min_rows[t] = min_rows;
         k.gemm_precision[t] = Precision::kBF16;
       }
     k.matmul = matmul_avx512;

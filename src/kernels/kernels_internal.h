@@ -37,6 +37,8 @@ struct KernelTable {
   // From gemm_min_rows[dtype] rows of x on (0: never), the matmul of that dtype runs as a GEMM
   // of another precision, gemm_precision[dtype]: quantized weights decoded panel by panel into
   // the layout of the table's fast GEMM, the decoding amortized over the rows.
+  // NANOVLLM_QUANT_GEMM_MIN_ROWS=N overrides it for the quantized dtypes (0: off), so that a
+  // benchmark can run both paths from one binary (quant_gemm_min_rows).
   int gemm_min_rows[kNumDTypes];
   Precision gemm_precision[kNumDTypes];
   void (*matmul)(const float* x, int M, const WeightView& w, const float* bias, float* y);
@@ -80,6 +82,10 @@ class RegionErrors {
   std::exception_ptr error_;
 };
 }  // namespace
+
+// A table's gemm_min_rows for quantized weights: `fallback`, or NANOVLLM_QUANT_GEMM_MIN_ROWS where
+// set to an integer >= 0 (dispatch.cpp).
+int quant_gemm_min_rows(int fallback);
 
 const KernelTable& scalar_table();
 const KernelTable& avx2_table();    // kernels_avx2.cpp; call only where the CPU has AVX2+FMA+F16C
