@@ -1143,9 +1143,11 @@ void matmul_quant_gemm_avx2(const float* x, int M, const WeightView& w, const fl
   matmul_quant_gemm_avx2_impl(x, M, w, bias, y);
 }
 
-// Where decoding W into f32 panels starts to beat the integer dot products
-// (bench/matmul_cpu_eff --quant, bench/NOTES.md).
-constexpr int kQuantGemmMinRowsAvx2 = 32;
+// From how many rows of x quantized weights are decoded into f32 panels for the FMA GEMM: it
+// ties with the integer dot products at 16 rows on Zen 5 and wins from 32 (1.2-1.8x at 64, 2x at
+// 512; bench/NOTES.md). Off by default (0) for the reason given in kernels_avx512.cpp (a row's
+// result would depend on its batch); NANOVLLM_QUANT_GEMM_MIN_ROWS=32 turns it on.
+constexpr int kQuantGemmMinRowsAvx2 = 0;
 
 const KernelTable& avx2_table() {
   static const KernelTable t = [] {
@@ -1158,7 +1160,7 @@ const KernelTable& avx2_table() {
       const bool q = is_quantized(DType(t));
       k.layout[t] = q ? Layout::kRows : Layout::kPanels;
       k.precision[t] = q ? Precision::kQ8 : Precision::kF32;
-      // From kQuantGemmMinRowsAvx2 rows on, quantized panels decoded to f32 and FMA (x in f32).
+      // From gemm_min_rows rows on (where enabled), quantized panels decoded to f32 and FMA (x f32).
       k.gemm_min_rows[t] = q ? min_rows : 0;
       k.gemm_precision[t] = q ? Precision::kF32 : k.precision[t];
     }

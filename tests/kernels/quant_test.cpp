@@ -237,9 +237,21 @@ void reference(const std::vector<float>& x, int M, const std::vector<float>& w, 
 // bf16's relative rounding (2^-9) of x and of the decoded weights, and f32 sums.
 constexpr double kBf16Rel = 2.0 / 512 + 1e-5;
 
-// Every dtype, odd sizes: rows not a multiple of 16, M = 1, 3, 17, 45 (the last two past the
-// AVX-512 table's gemm_min_rows: row tiles of 6 / 6 / 5 and 8 x 5 + 5), N up to 7 panels (three
-// decoded groups, the last partial), one to several blocks per row (an odd number of 32-groups
+// An ISA's many-row path (KernelTable::gemm_min_rows, which may be off by default), called
+// directly so that it is tested whatever the switch; rel: its bound's share of sum |w x|.
+struct GemmPath {
+  void (*fn)(const float*, int, const WeightView&, const float*, float*) = nullptr;
+  double rel = 0;
+};
+GemmPath gemm_path(const char* isa) {
+  if (std::strcmp(isa, "avx2") == 0) return {matmul_quant_gemm_avx2, 1e-5};
+  if (std::strcmp(isa, "avx512bf16") == 0) return {matmul_quant_gemm_avx512, kBf16Rel};
+  return {};
+}
+
+// Every dtype, odd sizes: rows not a multiple of 16, M = 1, 3, 17, 45 (row tiles of the many-row
+// path: 6 / 6 / 5 and 8 x 5 + 5, or 6 x 7 + 3), N up to 7 panels (three decoded groups, the last
+// partial), one to several blocks per row (an odd number of 32-groups
 // too), misaligned pointers: within the rounding bound of x (int8 blocks or bf16, by
 // matmul_precision at that M) of an f64 product of gguf-checked dequantized weights, and of the
 // scalar table's result.
@@ -276,6 +288,18 @@ TEST_P(QuantIsa, MatmulMatchesDequantizedWeights) {
             ASSERT_NEAR(y[i + 1], y_scalar[i + 1], 2 * bound[i] + 1e-6) << "at " << i;
             if (q8) {
               ASSERT_NEAR(y[i + 1], y_twin[i + 1], bound_f32[i] + 1e-6) << "at " << i;
+            }
+          }
+          // The many-row path at every M (it is correct below its switch too), against the same
+          // f64 product and the scalar table.
+          if (const GemmPath g = gemm_path(GetParam()); g.fn) {
+            std::vector<double> ref_g, bound_g;
+            reference(std::vector<float>(x.begin() + 1, x.end()), M, w, N, K, 0, &ref_g, &bound_g, g.rel);
+            std::vector<float> y_gemm(y.size(), NAN);
+            g.fn(x.data() + 1, M, wv, bias.data(), y_gemm.data() + 1);
+            for (size_t i = 0; i < ref_g.size(); ++i) {
+              ASSERT_NEAR(y_gemm[i + 1], ref_g[i] + bias[i % N], bound_g[i] + 1e-6) << "gemm at " << i;
+              ASSERT_NEAR(y_gemm[i + 1], y_scalar[i + 1], 2 * bound_g[i] + 1e-6) << "gemm at " << i;
             }
           }
         }
@@ -345,7 +369,7 @@ TEST_P(QuantIsa, DotProductsAreGgmls) {
 
 // The precision the tables state, measured: max |y - y_f32| / max |y_f32| for Gaussian x and
 // an M x 1024 x 1024 matmul, y_f32 the f32 product of the dequantized weights; M = 4 (decode)
-// and 64 (prefill: the AVX-512 table's bf16 GEMM).
+// and 64 (prefill), the latter through the ISA's many-row path (AVX-512 bf16, AVX2 f32).
 TEST_P(QuantIsa, ErrorAgainstF32) {
   std::mt19937 rng(152);
   std::normal_distribution<float> normal;
@@ -358,6 +382,9 @@ TEST_P(QuantIsa, ErrorAgainstF32) {
       const std::vector<float> w = dequantized(t, bytes.data() + 1, N, K);
       std::vector<float> y(size_t(M) * N);
       matmul(x.data(), M, WeightView{bytes.data() + 1, t, N, K}, nullptr, y.data());
+      // M = 64: the ISA's many-row path, whether or not the table's switch is on.
+      const GemmPath g = gemm_path(GetParam());
+      if (M == 64 && g.fn) g.fn(x.data(), M, WeightView{bytes.data() + 1, t, N, K}, nullptr, y.data());
       std::vector<double> ref, bound;
       reference(x, M, w, N, K, 0, &ref, &bound);
       double err = 0, mag = 0;
@@ -365,7 +392,7 @@ TEST_P(QuantIsa, ErrorAgainstF32) {
         err = std::max(err, std::fabs(y[i] - ref[i]));
         mag = std::max(mag, std::fabs(ref[i]));
       }
-      const Precision p = matmul_precision(t, M);
+      const Precision p = M == 64 && g.fn ? (g.rel > 1e-5 ? Precision::kBF16 : Precision::kF32) : matmul_precision(t, M);
       std::printf("[ %s ] %s M=%d: max relative error vs f32 %.2e (x %s)\n", GetParam(), dtype_name(t), M, err / mag,
                   precision_name(p));
       EXPECT_LT(err / mag, p == Precision::kQ8 ? 1e-2 : p == Precision::kBF16 ? 4e-3 : 1e-5) << dtype_name(t) << " M=" << M;
