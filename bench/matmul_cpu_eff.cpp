@@ -3,7 +3,7 @@
 // one process, one thread, each timed by CLOCK_THREAD_CPUTIME_ID. Usage: matmul_cpu_eff [N K].
 // Needs AVX-512 BF16 (bench/NOTES.md step 19).
 // matmul_cpu_eff --quant DTYPE [N K] [THREADS]: a quantized W (random blocks) at M = 1 .. 512 through
-// the integer dot products (kQ8) and through the decoded bf16 GEMM (gemm_min_rows), CPU time of
+// the integer dot products (kQ8) and through the decoded bf16 GEMM (prompt rows: KernelTable::matmul_prompt), CPU time of
 // the whole process (all threads) per matmul.
 #include <immintrin.h>
 #include <omp.h>

@@ -48,16 +48,12 @@ const KernelTable* table_for(const char* name) {
 
 }  // namespace
 
-int quant_gemm_min_rows(int fallback) {
-  const char* env = std::getenv("NANOVLLM_QUANT_GEMM_MIN_ROWS");
-  if (!env || !*env) return fallback;
-  char* end = nullptr;
-  const long v = std::strtol(env, &end, 10);
-  if (*end != '\0' || v < 0 || v > (1 << 30)) {
-    std::fprintf(stderr, "nanovllm: NANOVLLM_QUANT_GEMM_MIN_ROWS=%s is not a row count; using %d\n", env, fallback);
-    return fallback;
-  }
-  return int(v);
+bool quant_prompt_gemm() {
+  const char* env = std::getenv("NANOVLLM_QUANT_PROMPT_GEMM");
+  if (!env || !*env || std::strcmp(env, "1") == 0) return true;
+  if (std::strcmp(env, "0") == 0) return false;
+  std::fprintf(stderr, "nanovllm: NANOVLLM_QUANT_PROMPT_GEMM=%s is neither 0 nor 1; using 1\n", env);
+  return true;
 }
 
 namespace {
@@ -151,10 +147,9 @@ void dequantize_row(DType t, const void* src, int64_t n, float* dst) {
 
 Layout preferred_layout(DType dtype) { return ops().layout[int(dtype)]; }
 
-Precision matmul_precision(DType dtype, int M) {
+Precision matmul_precision(DType dtype, RowRole role) {
   const KernelTable& t = ops();
-  const int d = int(dtype);
-  return t.gemm_min_rows[d] > 0 && M >= t.gemm_min_rows[d] ? t.gemm_precision[d] : t.precision[d];
+  return role == RowRole::kPrompt ? t.prompt_precision[int(dtype)] : t.precision[int(dtype)];
 }
 
 const char* precision_name(Precision p) {
@@ -270,11 +265,12 @@ WeightView repack(const WeightView& src, Layout layout, void* dst) {
   return out;
 }
 
-void matmul(const float* x, int M, const WeightView& w, const float* bias, float* y) {
+void matmul(const float* x, int M, const WeightView& w, const float* bias, float* y, RowRole role) {
   check_weight(w);
   NV_KCHECK(M >= 0, "matmul: M must be non-negative");
   if (M == 0 || w.rows == 0) return;
-  ops().matmul(x, M, w, bias, y);
+  const KernelTable& t = ops();
+  (role == RowRole::kPrompt ? t.matmul_prompt : t.matmul)(x, M, w, bias, y);
 }
 
 void rmsnorm(const float* x, const float* weight, int rows, int n, float eps, float* out) {

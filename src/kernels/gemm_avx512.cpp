@@ -289,7 +289,7 @@ void matmul_pair_panels(const float* x, int M, const WeightView& w, const float*
   errors.rethrow();
 }
 
-// ---- matmul, quantized weights at many rows (the table's gemm_min_rows) --------------------
+// ---- matmul, quantized weights, prompt rows (the table's matmul_prompt) -----------------------
 // Prefill is compute-bound, and the integer dot products (quant_avx512.cpp) spend more
 // instructions scaling sums per 16-32 weights than multiplying. Here each group of kPairNR
 // panels (48 W rows) is decoded once into bf16 pair panels in L2 (SIMD decode to f32, then
@@ -365,8 +365,6 @@ void matmul_quant_gemm_avx512(const float* x, int M, const WeightView& w, const 
 
 void matmul_avx512(const float* x, int M, const WeightView& w, const float* bias, float* y) {
   if (is_quantized(w.dtype)) {
-    const int min_rows = avx512_table().gemm_min_rows[int(w.dtype)];
-    if (min_rows > 0 && M >= min_rows) return matmul_quant_gemm_avx512(x, M, w, bias, y);
     return matmul_quant_avx512(x, M, w, bias, y);  // quant_avx512.cpp
   }
   // Pair panels are BF16's layout here (preferred_layout); int8 weights use the AVX2 panels, and
@@ -383,6 +381,12 @@ void matmul_avx512(const float* x, int M, const WeightView& w, const float* bias
     case DType::I8: return scalar_table().matmul(x, M, w, bias, y);  // row-major int8: reference only
     default: break;  // quantized: handled above
   }
+}
+
+// Prompt rows: quantized weights through the GEMM above, every other dtype as decode rows.
+void matmul_prompt_avx512(const float* x, int M, const WeightView& w, const float* bias, float* y) {
+  if (is_quantized(w.dtype)) return matmul_quant_gemm_avx512(x, M, w, bias, y);
+  matmul_avx512(x, M, w, bias, y);
 }
 
 }  // namespace nanovllm::kernels

@@ -410,6 +410,21 @@ static void packed_rows(const float* x, size_t K, const uint8_t* panel, int nr, 
   }
 }
 
+// The same with one FMA chain per row and lane (U = 1) at every tile height: a row's sums are
+// then made in k order whatever rows share its tile, so its result does not depend on M (what
+// the quantized prompt-row GEMM promises, RowRole). packed_rows splits K over 2-4 chains for
+// tiles of 1-3 rows, which the last tile of many M is.
+template <class L>
+static void packed_rows_in_order(const float* x, size_t K, const uint8_t* panel, int nr, const float* bias, float* y,
+                                 size_t N, int mr) {
+  switch (mr) {
+    case 1: return packed_tile<L, 1, 1>(x, K, panel, nr, nullptr, bias, y, N);
+    case 2: return packed_tile<L, 2, 1>(x, K, panel, nr, nullptr, bias, y, N);
+    case 3: return packed_tile<L, 3, 1>(x, K, panel, nr, nullptr, bias, y, N);
+    default: return packed_rows<L>(x, K, panel, nr, nullptr, bias, y, N, mr);  // 4-6 rows: U = 1 already
+  }
+}
+
 constexpr size_t kXBlockBytes = 256 << 10;
 
 // M rows of x cut into ceil(M / 6) tiles of near-equal size (8 rows: 4 + 4, not 6 + 2).
@@ -503,7 +518,7 @@ void matmul_packed_avx2(const float* x, int M, const WeightView& w, const float*
   }
 }
 
-// Quantized weights at many rows (the table's gemm_min_rows): each 16-row panel is decoded once
+// Quantized weights, prompt rows (the table's matmul_prompt): each 16-row panel is decoded once
 // to f32 (quant_avx2.cpp's SIMD decoder, then stored column by column) into L2 and every row
 // tile of x is swept over it by the FMA tile above, so the decoding is amortized over all M rows
 // and x stays f32 (kF32: the decoded weights are ggml's values up to one f32 rounding).
@@ -540,8 +555,8 @@ void matmul_quant_gemm_avx2_impl(const float* x, int M, const WeightView& w, con
         const float* b = bias ? bias + n0 : nullptr;
         for (int i = 0; i < tiles.count; ++i) {
           const int m0 = tiles.start(i);
-          packed_rows<PanelF32>(xp + size_t(m0) * K, K, reinterpret_cast<const uint8_t*>(panel), nr, nullptr, b,
-                                y + size_t(m0) * N + n0, size_t(N), tiles.rows(i));
+          packed_rows_in_order<PanelF32>(xp + size_t(m0) * K, K, reinterpret_cast<const uint8_t*>(panel), nr, b,
+                                         y + size_t(m0) * N + n0, size_t(N), tiles.rows(i));
         }
       });
   }
@@ -554,8 +569,6 @@ constexpr int kPanelMinRows = 8;
 
 void matmul_avx2(const float* x, int M, const WeightView& w, const float* bias, float* y) {
   if (is_quantized(w.dtype)) {
-    const int min_rows = avx2_table().gemm_min_rows[int(w.dtype)];
-    if (min_rows > 0 && M >= min_rows) return matmul_quant_gemm_avx2_impl(x, M, w, bias, y);
     return matmul_quant_avx2(x, M, w, bias, y);  // quant_avx2.cpp
   }
   if (w.layout == Layout::kPanels) return matmul_packed_avx2(x, M, w, bias, y);
@@ -1143,11 +1156,11 @@ void matmul_quant_gemm_avx2(const float* x, int M, const WeightView& w, const fl
   matmul_quant_gemm_avx2_impl(x, M, w, bias, y);
 }
 
-// From how many rows of x quantized weights are decoded into f32 panels for the FMA GEMM: it
-// ties with the integer dot products at 16 rows on Zen 5 and wins from 32 (1.2-1.8x at 64, 2x at
-// 512; bench/NOTES.md). Off by default (0) for the reason given in kernels_avx512.cpp (a row's
-// result would depend on its batch); NANOVLLM_QUANT_GEMM_MIN_ROWS=32 turns it on.
-constexpr int kQuantGemmMinRowsAvx2 = 0;
+// Prompt rows: quantized weights through the f32 GEMM, every other dtype as decode rows.
+static void matmul_prompt_avx2(const float* x, int M, const WeightView& w, const float* bias, float* y) {
+  if (is_quantized(w.dtype)) return matmul_quant_gemm_avx2_impl(x, M, w, bias, y);
+  matmul_avx2(x, M, w, bias, y);
+}
 
 const KernelTable& avx2_table() {
   static const KernelTable t = [] {
@@ -1155,16 +1168,17 @@ const KernelTable& avx2_table() {
     k.name = "avx2";
     // Every element dtype in 16-row panels, widened to f32 and multiplied by FMA: activations
     // stay f32. Quantized dtypes stay as the file stores them, with x rounded to int8 (kQ8).
-    const int min_rows = quant_gemm_min_rows(kQuantGemmMinRowsAvx2);
     for (int t = 0; t < kNumDTypes; ++t) {
       const bool q = is_quantized(DType(t));
       k.layout[t] = q ? Layout::kRows : Layout::kPanels;
       k.precision[t] = q ? Precision::kQ8 : Precision::kF32;
-      // From gemm_min_rows rows on (where enabled), quantized panels decoded to f32 and FMA (x f32).
-      k.gemm_min_rows[t] = q ? min_rows : 0;
-      k.gemm_precision[t] = q ? Precision::kF32 : k.precision[t];
+      // Quantized prompt rows: panels decoded to f32 and FMA, x in f32. It ties with the integer
+      // dot products at 16 rows on Zen 5 and wins from 32 (1.2-1.8x at 64, 2x at 512;
+      // bench/NOTES.md).
+      k.prompt_precision[t] = q && quant_prompt_gemm() ? Precision::kF32 : k.precision[t];
     }
     k.matmul = matmul_avx2;
+    k.matmul_prompt = quant_prompt_gemm() ? matmul_prompt_avx2 : matmul_avx2;
     k.rmsnorm = rmsnorm_avx2;
     k.rope = rope_avx2;
     k.silu_mul = silu_mul_avx2;

@@ -64,7 +64,7 @@ void matmul_quant_ref(const float* x, int M, const WeightView& w, const float* b
 // Quantized (kRows) matmuls with activations rounded as ggml does (Precision::kQ8).
 void matmul_quant_avx2(const float* x, int M, const WeightView& w, const float* bias, float* y);
 void matmul_quant_avx512(const float* x, int M, const WeightView& w, const float* bias, float* y);
-// The many-row path (KernelTable::gemm_min_rows): W decoded to bf16 pair panels group by group
+// The prompt-row path (KernelTable::matmul_prompt): W decoded to bf16 pair panels group by group
 // and multiplied by the vdpbf16ps GEMM, x rounded to bf16 (gemm_avx512.cpp).
 void matmul_quant_gemm_avx512(const float* x, int M, const WeightView& w, const float* bias, float* y);
 // The same on AVX2: W decoded to f32 panels and multiplied by the FMA GEMM, x in f32.

@@ -237,24 +237,15 @@ void reference(const std::vector<float>& x, int M, const std::vector<float>& w, 
 // bf16's relative rounding (2^-9) of x and of the decoded weights, and f32 sums.
 constexpr double kBf16Rel = 2.0 / 512 + 1e-5;
 
-// An ISA's many-row path (KernelTable::gemm_min_rows, which may be off by default), called
-// directly so that it is tested whatever the switch; rel: its bound's share of sum |w x|.
-struct GemmPath {
-  void (*fn)(const float*, int, const WeightView&, const float*, float*) = nullptr;
-  double rel = 0;
-};
-GemmPath gemm_path(const char* isa) {
-  if (std::strcmp(isa, "avx2") == 0) return {matmul_quant_gemm_avx2, 1e-5};
-  if (std::strcmp(isa, "avx512bf16") == 0) return {matmul_quant_gemm_avx512, kBf16Rel};
-  return {};
-}
+// A precision's bound on |y - y_f64| as a share of sum |w x| (besides the int8 rounding of x).
+double rel_of(Precision p) { return p == Precision::kBF16 ? kBf16Rel : 1e-5; }
 
-// Every dtype, odd sizes: rows not a multiple of 16, M = 1, 3, 17, 45 (row tiles of the many-row
-// path: 6 / 6 / 5 and 8 x 5 + 5, or 6 x 7 + 3), N up to 7 panels (three decoded groups, the last
-// partial), one to several blocks per row (an odd number of 32-groups
-// too), misaligned pointers: within the rounding bound of x (int8 blocks or bf16, by
-// matmul_precision at that M) of an f64 product of gguf-checked dequantized weights, and of the
-// scalar table's result.
+// Every dtype, both row roles, odd sizes: rows not a multiple of 16, M = 1, 3, 17, 45 (row tiles
+// of the prompt-row GEMM: 6 / 6 / 5 and 8 x 5 + 5, or 6 x 7 + 3), N up to 7 panels (three decoded
+// groups, the last partial), one to several blocks per row (an odd number of 32-groups too),
+// misaligned pointers: within the rounding bound of x (int8 blocks or bf16, by matmul_precision
+// of the role) of an f64 product of gguf-checked dequantized weights, and of the scalar table's
+// result.
 TEST_P(QuantIsa, MatmulMatchesDequantizedWeights) {
   std::mt19937 rng(151);
   for (DType t : kQuantTypes) {
@@ -270,8 +261,8 @@ TEST_P(QuantIsa, MatmulMatchesDequantizedWeights) {
           const std::vector<float> bias = test::random_floats(size_t(N), rng);
           std::vector<float> y(size_t(M) * N + 1, NAN);
           matmul(x.data() + 1, M, wv, bias.data(), y.data() + 1);
-          const bool q8 = matmul_precision(t, M) == Precision::kQ8;
-          const double rel = matmul_precision(t, M) == Precision::kBF16 ? kBf16Rel : 1e-5;
+          const bool q8 = matmul_precision(t) == Precision::kQ8;
+          const double rel = rel_of(matmul_precision(t));
           std::vector<double> ref, bound, ref_f32, bound_f32;
           reference(std::vector<float>(x.begin() + 1, x.end()), M, w, N, K, q8 ? x_block(t) : 0, &ref, &bound, rel);
           reference(std::vector<float>(x.begin() + 1, x.end()), M, w, N, K, 0, &ref_f32, &bound_f32);
@@ -290,13 +281,14 @@ TEST_P(QuantIsa, MatmulMatchesDequantizedWeights) {
               ASSERT_NEAR(y[i + 1], y_twin[i + 1], bound_f32[i] + 1e-6) << "at " << i;
             }
           }
-          // The many-row path at every M (it is correct below its switch too), against the same
-          // f64 product and the scalar table.
-          if (const GemmPath g = gemm_path(GetParam()); g.fn) {
+          // Prompt rows (the ISA's GEMM), against the same f64 product and the scalar table.
+          {
+            const Precision pp = matmul_precision(t, RowRole::kPrompt);
             std::vector<double> ref_g, bound_g;
-            reference(std::vector<float>(x.begin() + 1, x.end()), M, w, N, K, 0, &ref_g, &bound_g, g.rel);
+            reference(std::vector<float>(x.begin() + 1, x.end()), M, w, N, K, pp == Precision::kQ8 ? x_block(t) : 0,
+                      &ref_g, &bound_g, rel_of(pp));
             std::vector<float> y_gemm(y.size(), NAN);
-            g.fn(x.data() + 1, M, wv, bias.data(), y_gemm.data() + 1);
+            matmul(x.data() + 1, M, wv, bias.data(), y_gemm.data() + 1, RowRole::kPrompt);
             for (size_t i = 0; i < ref_g.size(); ++i) {
               ASSERT_NEAR(y_gemm[i + 1], ref_g[i] + bias[i % N], bound_g[i] + 1e-6) << "gemm at " << i;
               ASSERT_NEAR(y_gemm[i + 1], y_scalar[i + 1], 2 * bound_g[i] + 1e-6) << "gemm at " << i;
@@ -351,7 +343,7 @@ TEST_P(QuantIsa, DotProductsAreGgmls) {
     const std::vector<float> w = dequantized(d.t, d.w.data(), d.N, g.K);
     // The scalar table keeps x in f32: there its twin, matmul_quant_ref, stands in.
     std::vector<float> y(size_t(g.M) * d.N);
-    if (matmul_precision(d.t, g.M) == Precision::kQ8) matmul(g.x.data(), g.M, wv, nullptr, y.data());
+    if (matmul_precision(d.t) == Precision::kQ8) matmul(g.x.data(), g.M, wv, nullptr, y.data());
     else matmul_quant_ref(g.x.data(), g.M, wv, nullptr, y.data());
     const ActQuant a = act_quant(d.t);
     const size_t rb = act_row_bytes(a, g.K);
@@ -368,8 +360,8 @@ TEST_P(QuantIsa, DotProductsAreGgmls) {
 }
 
 // The precision the tables state, measured: max |y - y_f32| / max |y_f32| for Gaussian x and
-// an M x 1024 x 1024 matmul, y_f32 the f32 product of the dequantized weights; M = 4 (decode)
-// and 64 (prefill), the latter through the ISA's many-row path (AVX-512 bf16, AVX2 f32).
+// an M x 1024 x 1024 matmul, y_f32 the f32 product of the dequantized weights; M = 4 decode rows
+// and 64 prompt rows (the ISA's GEMM: AVX-512 bf16, AVX2 f32).
 TEST_P(QuantIsa, ErrorAgainstF32) {
   std::mt19937 rng(152);
   std::normal_distribution<float> normal;
@@ -381,10 +373,8 @@ TEST_P(QuantIsa, ErrorAgainstF32) {
       const std::vector<uint8_t> bytes = random_quant_rows(t, N, K, rng);
       const std::vector<float> w = dequantized(t, bytes.data() + 1, N, K);
       std::vector<float> y(size_t(M) * N);
-      matmul(x.data(), M, WeightView{bytes.data() + 1, t, N, K}, nullptr, y.data());
-      // M = 64: the ISA's many-row path, whether or not the table's switch is on.
-      const GemmPath g = gemm_path(GetParam());
-      if (M == 64 && g.fn) g.fn(x.data(), M, WeightView{bytes.data() + 1, t, N, K}, nullptr, y.data());
+      const RowRole role = M == 64 ? RowRole::kPrompt : RowRole::kDecode;
+      matmul(x.data(), M, WeightView{bytes.data() + 1, t, N, K}, nullptr, y.data(), role);
       std::vector<double> ref, bound;
       reference(x, M, w, N, K, 0, &ref, &bound);
       double err = 0, mag = 0;
@@ -392,10 +382,40 @@ TEST_P(QuantIsa, ErrorAgainstF32) {
         err = std::max(err, std::fabs(y[i] - ref[i]));
         mag = std::max(mag, std::fabs(ref[i]));
       }
-      const Precision p = M == 64 && g.fn ? (g.rel > 1e-5 ? Precision::kBF16 : Precision::kF32) : matmul_precision(t, M);
+      const Precision p = matmul_precision(t, role);
       std::printf("[ %s ] %s M=%d: max relative error vs f32 %.2e (x %s)\n", GetParam(), dtype_name(t), M, err / mag,
                   precision_name(p));
       EXPECT_LT(err / mag, p == Precision::kQ8 ? 1e-2 : p == Precision::kBF16 ? 4e-3 : 1e-5) << dtype_name(t) << " M=" << M;
+    }
+  }
+}
+
+// A row's result is its own, bit for bit, whatever the other rows of the call: the row computed
+// alone (M = 1) and as row i of M = 2 .. 64 rows (every place in the register tiles, edge tiles
+// of 1 .. 7 rows, more than one row tile), for each role, every dtype, N with a partial panel
+// and a partial decoded group, threads on. This is what lets the engine batch a token with any
+// others (RowRole: the role picks the path, never M).
+TEST_P(QuantIsa, RowsDoNotDependOnTheOtherRows) {
+  std::mt19937 rng(153);
+  const int N = 100, Mmax = 64;
+  for (DType t : kQuantTypes) {
+    const int K = 2 * block_elems(t) > 256 ? 2 * block_elems(t) : 256;
+    const std::vector<uint8_t> bytes = random_quant_rows(t, N, K, rng);
+    const WeightView wv{bytes.data() + 1, t, N, K};
+    const std::vector<float> x = test::random_floats(size_t(Mmax) * K, rng, 2.f);
+    const std::vector<float> bias = test::random_floats(size_t(N), rng);
+    for (RowRole role : {RowRole::kDecode, RowRole::kPrompt}) {
+      SCOPED_TRACE(testing::Message() << dtype_name(t) << (role == RowRole::kPrompt ? " prompt" : " decode"));
+      std::vector<float> alone(size_t(Mmax) * N);
+      for (int m = 0; m < Mmax; ++m)
+        matmul(x.data() + size_t(m) * K, 1, wv, bias.data(), alone.data() + size_t(m) * N, role);
+      for (int M : {2, 3, 7, 8, 9, 15, 16, 17, 24, 33, 45, 64})
+        for (int first : {0, Mmax - M}) {
+          std::vector<float> y(size_t(M) * N);
+          matmul(x.data() + size_t(first) * K, M, wv, bias.data(), y.data(), role);
+          ASSERT_EQ(0, std::memcmp(y.data(), alone.data() + size_t(first) * N, y.size() * sizeof(float)))
+              << "rows " << first << " .. " << first + M - 1 << " differ from the rows alone";
+        }
     }
   }
 }
