@@ -17,6 +17,10 @@ struct SeqSlice {
   int64_t seq_id = 0;
   int num_cached = 0;
   int num_new = 0;
+  // Positions below num_prompt are the request's prompt, the rest tokens it generated: the
+  // runner computes a token by its role (kernels::RowRole), whatever else shares the step, so a
+  // token's result does not depend on chunking or batching. 0: every token computed as generated.
+  int num_prompt = 0;
   bool sample = false;             // the last new token's logits are wanted
   std::vector<int> block_table;    // physical blocks covering [0, num_cached + num_new)
 };

@@ -106,6 +106,7 @@ void Scheduler::add_slice(Sequence& seq, int num_new, ScheduledStep& step) {
   slice.seq_id = seq.id();
   slice.num_cached = seq.num_computed;
   slice.num_new = num_new;
+  slice.num_prompt = seq.num_prompt_tokens();
   slice.sample = seq.num_computed + num_new == seq.num_tokens();
   slice.block_table = seq.block_table;
   const std::vector<int>& tokens = seq.token_ids();

@@ -57,29 +57,7 @@ static inline void load_kv32(const void* base, DType t, size_t off, __m512& a, _
 // The natural dim of position i of a 32-dim group in KV order.
 static inline int natural_dim(DType t, int i) { return t == DType::F32 ? i : i < 16 ? 2 * i : 2 * (i - 16) + 1; }
 
-// In-register transpose of 16 x 16 floats: r[i] lane j -> r[j] lane i.
-static inline void transpose16(__m512 r[16]) {
-  __m512 t[16], u[16];
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  // u[4 i + c], 128-bit lane L: column 4 L + c of rows 4 i .. 4 i + 3.
-  for (int i = 0; i < 4; ++i) {
-    u[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-    u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-    u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-    u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-  }
-  for (int c = 0; c < 4; ++c) {
-    const __m512 b0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88), b1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);
-    const __m512 b2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88), b3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
-    r[c] = _mm512_shuffle_f32x4(b0, b2, 0x88);
-    r[8 + c] = _mm512_shuffle_f32x4(b0, b2, 0xDD);
-    r[4 + c] = _mm512_shuffle_f32x4(b1, b3, 0x88);
-    r[12 + c] = _mm512_shuffle_f32x4(b1, b3, 0xDD);
-  }
-}
+#include "kernels/transpose_avx512.inc"
 
 // Kt[d][j] = K row j, dim d (KV order), for the 32 rows at offs (a chunk padded with its last row).
 static void transpose_chunk(const KVLayer& kv, const size_t* offs, float* kt) {

@@ -46,6 +46,18 @@ const KernelTable* table_for(const char* name) {
   return nullptr;
 }
 
+}  // namespace
+
+bool quant_prompt_gemm() {
+  const char* env = std::getenv("NANOVLLM_QUANT_PROMPT_GEMM");
+  if (!env || !*env || std::strcmp(env, "1") == 0) return true;
+  if (std::strcmp(env, "0") == 0) return false;
+  std::fprintf(stderr, "nanovllm: NANOVLLM_QUANT_PROMPT_GEMM=%s is neither 0 nor 1; using 1\n", env);
+  return true;
+}
+
+namespace {
+
 const KernelTable* best_table() {
   if (cpu_has_avx512bf16()) return &avx512_table();
   if (cpu_has_avx2()) return &avx2_table();
@@ -135,7 +147,10 @@ void dequantize_row(DType t, const void* src, int64_t n, float* dst) {
 
 Layout preferred_layout(DType dtype) { return ops().layout[int(dtype)]; }
 
-Precision matmul_precision(DType dtype) { return ops().precision[int(dtype)]; }
+Precision matmul_precision(DType dtype, RowRole role) {
+  const KernelTable& t = ops();
+  return role == RowRole::kPrompt ? t.prompt_precision[int(dtype)] : t.precision[int(dtype)];
+}
 
 const char* precision_name(Precision p) {
   return p == Precision::kBF16 ? "bf16" : p == Precision::kQ8 ? "q8" : "f32";
@@ -250,11 +265,12 @@ WeightView repack(const WeightView& src, Layout layout, void* dst) {
   return out;
 }
 
-void matmul(const float* x, int M, const WeightView& w, const float* bias, float* y) {
+void matmul(const float* x, int M, const WeightView& w, const float* bias, float* y, RowRole role) {
   check_weight(w);
   NV_KCHECK(M >= 0, "matmul: M must be non-negative");
   if (M == 0 || w.rows == 0) return;
-  ops().matmul(x, M, w, bias, y);
+  const KernelTable& t = ops();
+  (role == RowRole::kPrompt ? t.matmul_prompt : t.matmul)(x, M, w, bias, y);
 }
 
 void rmsnorm(const float* x, const float* weight, int rows, int n, float eps, float* out) {

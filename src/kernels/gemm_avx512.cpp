@@ -289,10 +289,84 @@ void matmul_pair_panels(const float* x, int M, const WeightView& w, const float*
   errors.rethrow();
 }
 
+// ---- matmul, quantized weights, prompt rows (the table's matmul_prompt) -----------------------
+// Prefill is compute-bound, and the integer dot products (quant_avx512.cpp) spend more
+// instructions scaling sums per 16-32 weights than multiplying. Here each group of kPairNR
+// panels (48 W rows) is decoded once into bf16 pair panels in L2 (SIMD decode to f32, then
+// rounded to bf16 and transposed into the lines vdpbf16ps reads) and every row tile of x is
+// swept over it by the 8 x 3 tile above: the decoding is amortized over all M rows and the
+// inner loop is the BF16 GEMM's. Precision: x rounded to bf16 (kBF16) and the decoded weights
+// too (a Q8_0 / K-quant value a u + b has more than bf16's 8 significant bits): relative error
+// up to 2^-9 per factor, below the int8 rounding of x (kQ8: up to amax / 254 per element).
+
+#include "kernels/transpose_avx512.inc"
+
+// Rows [n0, n0 + 16 np) of quantized w as np pair panels at dst (`stride` uint16 apart); rows
+// past w's end are zero. rows: 16 K + K / 8 floats (a panel's rows decoded to f32, row after
+// row, then the decoder's scratch). Each 16 rows x 32 columns become 16 bf16 pair vectors, one
+// per row, transposed in registers into the 16 lines of the panel that they fill.
+static void decode_pair_panels(const WeightView& w, int n0, int np, float* rows, uint16_t* dst, size_t stride) {
+  const size_t K = size_t(w.cols);  // whole blocks of 32
+  for (int q = 0; q < np; ++q) {
+    const int first = n0 + q * kPanelRows, nr = std::min(kPanelRows, w.rows - first);
+    dequantize_rows_avx512(w, first, first + nr, rows + kPanelRows * K, rows);
+    auto* lines = reinterpret_cast<__m512*>(dst + size_t(q) * stride);
+    for (size_t k = 0; k < K; k += 32) {
+      __m512 v[16];  // 16 pairs of bf16 per row, moved as 32-bit lanes
+      for (int r = 0; r < kPanelRows; ++r) {
+        const float* src = rows + size_t(r) * K + k;
+        v[r] = r < nr ? (__m512)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + 16), _mm512_loadu_ps(src)) : _mm512_setzero_ps();
+      }
+      transpose16(v);
+      for (int j = 0; j < 16; ++j) _mm512_storeu_ps(lines + k / 2 + size_t(j), v[j]);
+    }
+  }
+}
+
 }  // namespace
 
+void matmul_quant_gemm_avx512(const float* x, int M, const WeightView& w, const float* bias, float* y) {
+  const int N = w.rows, panels = (N + kPanelRows - 1) / kPanelRows;
+  const int groups = (panels + kPairNR - 1) / kPairNR;
+  const size_t K = size_t(w.cols), Kp = K / 2, stride = Kp * 2 * kPanelRows;
+  const PairRowTiles tiles(M);
+  auto* xp = static_cast<uint32_t*>(thread_scratch(size_t(M) * Kp * 4));
+  RegionErrors errors;
+#pragma omp parallel if (2.0 * M * N * K > kMinParallelFlops)
+  {
+#pragma omp for schedule(static)
+    for (int t = 0; t < tiles.count; ++t) pack_x_pairs(x, K, tiles.start(t), tiles.rows(t), xp + size_t(tiles.start(t)) * Kp);
+    // This thread's decoded group (slot 1: the caller's slot 0 holds xp), then a panel's rows.
+    uint16_t* wg = nullptr;
+    errors.run([&] {
+      wg = static_cast<uint16_t*>(thread_scratch(kPairNR * stride * 2 + (kPanelRows * K + K / 8) * 4, 1));
+    });
+    float* rows = wg ? reinterpret_cast<float*>(wg + kPairNR * stride) : nullptr;
+    // Groups on demand (a thread the shared host slows down does not hold the other), each
+    // decoded once and swept by all of x: x (M K bf16) streams from L2 / L3, the decoded W
+    // stays in L2. Re-decoding per L2-sized block of x would cost as much as the products
+    // at K = 3072.
+#pragma omp for schedule(dynamic, 1) nowait
+    for (int g = 0; g < groups; ++g)
+      errors.run([&] {
+        if (!wg) return;  // no scratch: the error is rethrown below
+        const int p0 = g * kPairNR, np = std::min(kPairNR, panels - p0), n0 = p0 * kPanelRows;
+        decode_pair_panels(w, n0, np, rows, wg, stride);
+        const float* b = bias ? bias + n0 : nullptr;
+        for (int i = 0; i < tiles.count; ++i) {
+          const int m0 = tiles.start(i);
+          pair_block<false>(np, tiles.rows(i), xp + size_t(m0) * Kp, Kp, wg, stride, N - n0, b,
+                            y + size_t(m0) * N + n0, size_t(N));
+        }
+      });
+  }
+  errors.rethrow();
+}
+
 void matmul_avx512(const float* x, int M, const WeightView& w, const float* bias, float* y) {
-  if (is_quantized(w.dtype)) return matmul_quant_avx512(x, M, w, bias, y);  // quant_avx512.cpp
+  if (is_quantized(w.dtype)) {
+    return matmul_quant_avx512(x, M, w, bias, y);  // quant_avx512.cpp
+  }
   // Pair panels are BF16's layout here (preferred_layout); int8 weights use the AVX2 panels, and
   // so do 16-bit and f32 ones repacked while the AVX2 table was active.
   if (w.layout == Layout::kPairPanels) {
@@ -307,6 +381,12 @@ void matmul_avx512(const float* x, int M, const WeightView& w, const float* bias
     case DType::I8: return scalar_table().matmul(x, M, w, bias, y);  // row-major int8: reference only
     default: break;  // quantized: handled above
   }
+}
+
+// Prompt rows: quantized weights through the GEMM above, every other dtype as decode rows.
+void matmul_prompt_avx512(const float* x, int M, const WeightView& w, const float* bias, float* y) {
+  if (is_quantized(w.dtype)) return matmul_quant_gemm_avx512(x, M, w, bias, y);
+  matmul_avx512(x, M, w, bias, y);
 }
 
 }  // namespace nanovllm::kernels

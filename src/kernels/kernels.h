@@ -76,8 +76,21 @@ Layout preferred_layout(DType dtype);
 //         f32 dot product cannot keep up with a 4-bit row). The scalar reference keeps x in f32.
 enum class Precision : uint8_t { kF32, kBF16, kQ8 };
 
-// The activation precision of the active table's matmul for weights of `dtype`.
-Precision matmul_precision(DType dtype);
+// What the rows of x of one matmul call are to the engine; for quantized weights it picks the
+// path, and so the precision (matmul_precision):
+//  kDecode: generated tokens (decode rows, memory-bound: a few rows stream all of W). Quantized
+//           weights: x rounded to int8 blocks and integer dot products (kQ8), as llama.cpp.
+//  kPrompt: prompt tokens (prefill rows, compute-bound). Quantized weights: decoded panel by
+//           panel into the layout of the table's fast GEMM, the decoding amortized over the
+//           rows (AVX-512: bf16, x rounded to bf16, kBF16; AVX2: f32, kF32).
+// The role, never the number of rows, picks the path, and each path computes a row by the same
+// operations whatever the other rows of the call (M, the row's place in a register tile): a
+// token's result does not depend on what else shares its step. Other weight dtypes have one
+// path for both roles.
+enum class RowRole : uint8_t { kDecode, kPrompt };
+
+// The activation precision of the active table's matmul for weights of `dtype` and rows of `role`.
+Precision matmul_precision(DType dtype, RowRole role = RowRole::kDecode);
 const char* precision_name(Precision p);
 
 // Rounds a kRows matrix to int8 per row: scale = max |W[n][:]| / 127, q = round(W / scale).
@@ -92,9 +105,10 @@ size_t layout_bytes(const WeightView& w, Layout layout);
 // view of dst (an I8 view keeps pointing at the source's scales).
 WeightView repack(const WeightView& src, Layout layout, void* dst);
 
-// y[M, N] = x[M, K] · W[N, K]^T (+ bias[N] when bias != nullptr).
+// y[M, N] = x[M, K] · W[N, K]^T (+ bias[N] when bias != nullptr), all M rows of `role`.
 // One call streams W once for all M rows: this is where batching pays.
-void matmul(const float* x, int M, const WeightView& w, const float* bias, float* y);
+void matmul(const float* x, int M, const WeightView& w, const float* bias, float* y,
+            RowRole role = RowRole::kDecode);
 
 // out[i] = x[i] / rms(x) * weight[i], over rows of n; out may alias x.
 void rmsnorm(const float* x, const float* weight, int rows, int n, float eps, float* out);

@@ -410,6 +410,21 @@ static void packed_rows(const float* x, size_t K, const uint8_t* panel, int nr, 
   }
 }
 
+// The same with one FMA chain per row and lane (U = 1) at every tile height: a row's sums are
+// then made in k order whatever rows share its tile, so its result does not depend on M (what
+// the quantized prompt-row GEMM promises, RowRole). packed_rows splits K over 2-4 chains for
+// tiles of 1-3 rows, which the last tile of many M is.
+template <class L>
+static void packed_rows_in_order(const float* x, size_t K, const uint8_t* panel, int nr, const float* bias, float* y,
+                                 size_t N, int mr) {
+  switch (mr) {
+    case 1: return packed_tile<L, 1, 1>(x, K, panel, nr, nullptr, bias, y, N);
+    case 2: return packed_tile<L, 2, 1>(x, K, panel, nr, nullptr, bias, y, N);
+    case 3: return packed_tile<L, 3, 1>(x, K, panel, nr, nullptr, bias, y, N);
+    default: return packed_rows<L>(x, K, panel, nr, nullptr, bias, y, N, mr);  // 4-6 rows: U = 1 already
+  }
+}
+
 constexpr size_t kXBlockBytes = 256 << 10;
 
 // M rows of x cut into ceil(M / 6) tiles of near-equal size (8 rows: 4 + 4, not 6 + 2).
@@ -420,6 +435,13 @@ struct RowTiles {
   int start(int t) const { return t * base + (t < extra ? t : extra); }
   int rows(int t) const { return base + (t < extra ? 1 : 0); }
 };
+
+// Rows [m0, m0 + mr) of x interleaved, [K][mr], at xp + m0 K: what packed_tile broadcasts from.
+static void interleave_rows(const float* x, size_t K, int m0, int mr, float* xp) {
+  float* dst = xp + size_t(m0) * K;
+  for (size_t k = 0; k < K; ++k)
+    for (int i = 0; i < mr; ++i) dst[k * mr + i] = x[size_t(m0 + i) * K + k];
+}
 
 // Below this many rows a matmul is memory-bound: each thread owns a contiguous stripe of panels
 // (one sequential stream of W). From it on, the work is compute and panels go out in small
@@ -445,12 +467,7 @@ static void matmul_packed_with(const float* x, int M, const WeightView& w, const
   {
     if (M > 1) {
 #pragma omp for schedule(static)
-      for (int t = 0; t < tiles.count; ++t) {
-        const int m0 = tiles.start(t), mr = tiles.rows(t);
-        float* dst = xp + size_t(m0) * K;
-        for (size_t k = 0; k < K; ++k)
-          for (int i = 0; i < mr; ++i) dst[k * mr + i] = x[size_t(m0 + i) * K + k];
-      }
+      for (int t = 0; t < tiles.count; ++t) interleave_rows(x, K, tiles.start(t), tiles.rows(t), xp);
     }
     const float* xs = M > 1 ? xp : x;
     const int nt = omp_get_num_threads(), t = omp_get_thread_num();
@@ -501,12 +518,59 @@ void matmul_packed_avx2(const float* x, int M, const WeightView& w, const float*
   }
 }
 
+// Quantized weights, prompt rows (the table's matmul_prompt): each 16-row panel is decoded once
+// to f32 (quant_avx2.cpp's SIMD decoder, then stored column by column) into L2 and every row
+// tile of x is swept over it by the FMA tile above, so the decoding is amortized over all M rows
+// and x stays f32 (kF32: the decoded weights are ggml's values up to one f32 rounding).
+void matmul_quant_gemm_avx2_impl(const float* x, int M, const WeightView& w, const float* bias, float* y) {
+  const int N = w.rows, panels = (N + kPanelRows - 1) / kPanelRows;
+  const size_t K = size_t(w.cols);
+  const RowTiles tiles(M);
+  auto* xp = static_cast<float*>(thread_scratch(size_t(M) * K * sizeof(float)));
+  RegionErrors errors;
+#pragma omp parallel if (2.0 * M * N * K > kMinParallelFlops)
+  {
+#pragma omp for schedule(static)
+    for (int t = 0; t < tiles.count; ++t) interleave_rows(x, K, tiles.start(t), tiles.rows(t), xp);
+    // This thread's decoded panel [K][16] (slot 1: the caller's slot 0 holds xp), then its
+    // rows decoded row after row, then the decoder's scratch.
+    float* panel = nullptr;
+    errors.run([&] { panel = static_cast<float*>(thread_scratch((2 * K * kPanelRows + K / 8) * sizeof(float), 1)); });
+    float* rows = panel ? panel + K * kPanelRows : nullptr;
+    // Panels on demand, each decoded once and swept by all of x (streamed from L2 / L3).
+#pragma omp for schedule(dynamic, 1) nowait
+    for (int p = 0; p < panels; ++p)
+      errors.run([&] {
+        if (!panel) return;  // no scratch: the error is rethrown below
+        const int n0 = p * kPanelRows, nr = std::min(kPanelRows, N - n0);
+        dequantize_rows_avx2(w, n0, n0 + nr, rows + kPanelRows * K, rows);
+        for (size_t k = 0; k < K; k += 8)  // 8 columns of rows 0-7, then of rows 8-15
+          for (int h = 0; h < 2; ++h) {
+            __m256 v[8];
+            for (int r = 0; r < 8; ++r)
+              v[r] = 8 * h + r < nr ? _mm256_loadu_ps(rows + size_t(8 * h + r) * K + k) : _mm256_setzero_ps();
+            transpose8(v);
+            for (int c = 0; c < 8; ++c) _mm256_storeu_ps(panel + (k + size_t(c)) * kPanelRows + 8 * h, v[c]);
+          }
+        const float* b = bias ? bias + n0 : nullptr;
+        for (int i = 0; i < tiles.count; ++i) {
+          const int m0 = tiles.start(i);
+          packed_rows_in_order<PanelF32>(xp + size_t(m0) * K, K, reinterpret_cast<const uint8_t*>(panel), nr, b,
+                                         y + size_t(m0) * N + n0, size_t(N), tiles.rows(i));
+        }
+      });
+  }
+  errors.rethrow();
+}
+
 // Below this many rows of x, converting W into panels costs more than it saves (M = 1 is
 // memory-bound; 2..7 rows share each W tile through the dot-product kernel instead).
 constexpr int kPanelMinRows = 8;
 
 void matmul_avx2(const float* x, int M, const WeightView& w, const float* bias, float* y) {
-  if (is_quantized(w.dtype)) return matmul_quant_avx2(x, M, w, bias, y);  // quant_avx2.cpp
+  if (is_quantized(w.dtype)) {
+    return matmul_quant_avx2(x, M, w, bias, y);  // quant_avx2.cpp
+  }
   if (w.layout == Layout::kPanels) return matmul_packed_avx2(x, M, w, bias, y);
   // int8 weights are repacked into panels on SIMD ISAs (preferred_layout); row-major ones
   // (loaded under the scalar ISA, or passed by a caller) take the reference kernel, and so do
@@ -1041,6 +1105,16 @@ void paged_attention_avx2(const float* q, const AttnSeq* seqs, int n_seqs, int n
 
 }  // namespace
 
+void matmul_quant_gemm_avx2(const float* x, int M, const WeightView& w, const float* bias, float* y) {
+  matmul_quant_gemm_avx2_impl(x, M, w, bias, y);
+}
+
+// Prompt rows: quantized weights through the f32 GEMM, every other dtype as decode rows.
+static void matmul_prompt_avx2(const float* x, int M, const WeightView& w, const float* bias, float* y) {
+  if (is_quantized(w.dtype)) return matmul_quant_gemm_avx2_impl(x, M, w, bias, y);
+  matmul_avx2(x, M, w, bias, y);
+}
+
 const KernelTable& avx2_table() {
   static const KernelTable t = [] {
     KernelTable k = scalar_table();
@@ -1051,8 +1125,13 @@ const KernelTable& avx2_table() {
       const bool q = is_quantized(DType(t));
       k.layout[t] = q ? Layout::kRows : Layout::kPanels;
       k.precision[t] = q ? Precision::kQ8 : Precision::kF32;
+      // Quantized prompt rows: panels decoded to f32 and FMA, x in f32. It ties with the integer
+      // dot products at 16 rows on Zen 5 and wins from 32 (1.2-1.8x at 64, 2x at 512;
+      // bench/NOTES.md).
+      k.prompt_precision[t] = q && quant_prompt_gemm() ? Precision::kF32 : k.precision[t];
     }
     k.matmul = matmul_avx2;
+    k.matmul_prompt = quant_prompt_gemm() ? matmul_prompt_avx2 : matmul_avx2;
     k.rmsnorm = rmsnorm_avx2;
     k.rope = rope_avx2;
     k.silu_mul = silu_mul_avx2;

@@ -16,7 +16,14 @@ const KernelTable& avx512_table() {
     k.layout[int(DType::BF16)] = Layout::kPairPanels;
     k.layout[int(DType::I8)] = Layout::kPanels;
     k.precision[int(DType::BF16)] = Precision::kBF16;
+    // Quantized weights, prompt rows: decoded to bf16 pair panels and multiplied by the BF16
+    // GEMM (gemm_avx512.cpp), x rounded to bf16. 1.2x less CPU than the integer dot products at
+    // 16 rows, 2-2.6x at 64, 3.3-3.8x at 512 (bench/matmul_cpu_eff --quant, bench/NOTES.md);
+    // slower below ~16 rows, which a prompt rarely is (a short prompt or last chunk).
+    for (int t = 0; t < kNumDTypes; ++t)
+      k.prompt_precision[t] = is_quantized(DType(t)) && quant_prompt_gemm() ? Precision::kBF16 : k.precision[t];
     k.matmul = matmul_avx512;
+    k.matmul_prompt = quant_prompt_gemm() ? matmul_prompt_avx512 : matmul_avx512;
     k.paged_attention = paged_attention_avx512;
     k.rmsnorm = rmsnorm_avx512;
     k.rope = rope_avx512;

@@ -34,7 +34,14 @@ struct KernelTable {
   const char* name;
   Layout layout[kNumDTypes];
   Precision precision[kNumDTypes];
+  // Rows of RowRole::kPrompt: matmul_prompt, of precision prompt_precision[dtype]. Where a table
+  // has no other path for a dtype, the same as matmul / precision. For quantized weights the
+  // SIMD tables decode W panel by panel into the layout of their fast GEMM.
+  // NANOVLLM_QUANT_PROMPT_GEMM=0 sends quantized prompt rows down the decode path instead
+  // (quant_prompt_gemm), so that a benchmark can run both paths from one binary.
+  Precision prompt_precision[kNumDTypes];
   void (*matmul)(const float* x, int M, const WeightView& w, const float* bias, float* y);
+  void (*matmul_prompt)(const float* x, int M, const WeightView& w, const float* bias, float* y);
   void (*rmsnorm)(const float* x, const float* weight, int rows, int n, float eps, float* out);
   void (*rope)(float* x, int n_tokens, int n_heads, int head_dim, const int* positions,
                const float* inv_freq);
@@ -76,11 +83,16 @@ class RegionErrors {
 };
 }  // namespace
 
+// Whether the SIMD tables send quantized prompt rows through their GEMM: yes, unless
+// NANOVLLM_QUANT_PROMPT_GEMM=0 (dispatch.cpp).
+bool quant_prompt_gemm();
+
 const KernelTable& scalar_table();
 const KernelTable& avx2_table();    // kernels_avx2.cpp; call only where the CPU has AVX2+FMA+F16C
 const KernelTable& avx512_table();  // kernels_avx512.cpp; needs AVX-512 F/BW/VL/DQ/BF16/VNNI
 // The AVX-512 table's entries that live in their own files (gemm_avx512.cpp, ...).
 void matmul_avx512(const float* x, int M, const WeightView& w, const float* bias, float* y);
+void matmul_prompt_avx512(const float* x, int M, const WeightView& w, const float* bias, float* y);
 void paged_attention_avx512(const float* q, const AttnSeq* seqs, int n_seqs, int n_heads, const KVLayer& kv,
                             float scale, float* out);
 // elementwise_avx512.cpp

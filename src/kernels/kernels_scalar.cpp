@@ -158,6 +158,11 @@ const KernelTable& scalar_table() {
                              {Precision::kF32, Precision::kF32, Precision::kF32, Precision::kF32,
                               Precision::kF32, Precision::kF32, Precision::kF32, Precision::kF32,
                               Precision::kF32, Precision::kF32},
+                             // Prompt rows: the same (x stays f32 for every dtype).
+                             {Precision::kF32, Precision::kF32, Precision::kF32, Precision::kF32,
+                              Precision::kF32, Precision::kF32, Precision::kF32, Precision::kF32,
+                              Precision::kF32, Precision::kF32},
+                             matmul_scalar,
                              matmul_scalar,
                              rmsnorm_scalar,
                              rope_scalar,

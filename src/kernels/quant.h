@@ -64,6 +64,15 @@ void matmul_quant_ref(const float* x, int M, const WeightView& w, const float* b
 // Quantized (kRows) matmuls with activations rounded as ggml does (Precision::kQ8).
 void matmul_quant_avx2(const float* x, int M, const WeightView& w, const float* bias, float* y);
 void matmul_quant_avx512(const float* x, int M, const WeightView& w, const float* bias, float* y);
+// The prompt-row path (KernelTable::matmul_prompt): W decoded to bf16 pair panels group by group
+// and multiplied by the vdpbf16ps GEMM, x rounded to bf16 (gemm_avx512.cpp).
+void matmul_quant_gemm_avx512(const float* x, int M, const WeightView& w, const float* bias, float* y);
+// The same on AVX2: W decoded to f32 panels and multiplied by the FMA GEMM, x in f32.
+void matmul_quant_gemm_avx2(const float* x, int M, const WeightView& w, const float* bias, float* y);
+// Rows [n0, n1) of a quantized (kRows) w decoded to f32 by that ISA, K = w.cols floats per row
+// into out (scratch: 2 K / 16 floats): the panels of the many-row GEMMs are made from these.
+void dequantize_rows_avx2(const WeightView& w, int n0, int n1, float* scratch, float* out);
+void dequantize_rows_avx512(const WeightView& w, int n0, int n1, float* scratch, float* out);
 // One row of x rounded by that ISA's matmul, written as ggml's blocks (for the tests).
 void quantize_act_row_avx2(ActQuant a, const float* x, int64_t n, void* dst);
 void quantize_act_row_avx512(ActQuant a, const float* x, int64_t n, void* dst);

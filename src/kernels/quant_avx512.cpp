@@ -82,6 +82,10 @@ void matmul_quant_avx512(const float* x, int M, const WeightView& w, const float
   matmul_quant_dispatch<Avx512Core>(x, M, w, bias, y);
 }
 
+void dequantize_rows_avx512(const WeightView& w, int n0, int n1, float* scratch, float* out) {
+  dequantize_rows_simd(w, n0, n1, scratch, out);
+}
+
 void quantize_act_row_avx512(ActQuant a, const float* x, int64_t n, void* dst) { quantize_act_row_blocks(a, x, n, dst); }
 
 }  // namespace nanovllm::kernels

@@ -26,6 +26,16 @@ void add_into(float* x, const float* h, size_t n) {
 
 const float* bias_or_null(const std::vector<float>& b) { return b.empty() ? nullptr : b.data(); }
 
+// Appends one row of `role` to runs (row after row).
+void push_role(std::vector<RoleRun>& runs, kernels::RowRole role) {
+  if (!runs.empty() && runs.back().role == role) {
+    ++runs.back().end;
+  } else {
+    const int begin = runs.empty() ? 0 : runs.back().end;
+    runs.push_back({begin, begin + 1, role});
+  }
+}
+
 }  // namespace
 
 Transformer::Transformer(const ModelConfig& cfg, const ModelWeights& weights, Allreduce allreduce)
@@ -67,10 +77,14 @@ void Transformer::prepare_step(const Batch& batch) {
   int* slots = sized(s_.slots, T);
   s_.attn_seqs.clear();
   s_.sample_rows.clear();
+  s_.token_runs.clear();
+  s_.sample_runs.clear();
   int t = 0;
   for (const SeqSlice& seq : batch.seqs) {
+    const auto role = [&](int pos) { return pos < seq.num_prompt ? kernels::RowRole::kPrompt : kernels::RowRole::kDecode; };
     for (int i = 0; i < seq.num_new; ++i, ++t) {
       const int pos = seq.num_cached + i;
+      push_role(s_.token_runs, role(pos));
       const int block = seq.block_table[pos / bs];
       NV_CHECK(block >= 0 && block < num_blocks_, "block id outside the cache");
       slots[t] = block * bs + pos % bs;
@@ -80,8 +94,25 @@ void Transformer::prepare_step(const Batch& batch) {
                     std::to_string(cfg_.vocab_size) + ")");
     }
     s_.attn_seqs.push_back({t - seq.num_new, seq.num_new, seq.num_cached, seq.block_table.data()});
-    if (seq.sample) s_.sample_rows.push_back(t - 1);
+    if (seq.sample) {
+      s_.sample_rows.push_back(t - 1);
+      push_role(s_.sample_runs, role(seq.num_cached + seq.num_new - 1));
+    }
   }
+}
+
+// Quantized weights take another path (and precision) for prompt rows than for generated ones:
+// one call per run. Where both roles have the same precision they share one path: one call.
+void Transformer::matmul(const float* x, const std::vector<RoleRun>& runs, const kernels::WeightView& w,
+                         const float* bias, float* y) {
+  if (runs.empty()) return;
+  const int M = runs.back().end;
+  using kernels::RowRole;
+  if (kernels::matmul_precision(w.dtype, RowRole::kPrompt) == kernels::matmul_precision(w.dtype, RowRole::kDecode))
+    return kernels::matmul(x, M, w, bias, y, RowRole::kDecode);
+  for (const RoleRun& r : runs)
+    kernels::matmul(x + static_cast<size_t>(r.begin) * w.cols, r.end - r.begin, w, bias,
+                    y + static_cast<size_t>(r.begin) * w.rows, r.role);
 }
 
 void Transformer::forward(const Batch& batch, Logits* out) {
@@ -105,13 +136,13 @@ void Transformer::forward(const Batch& batch, Logits* out) {
 // one per part, each written into its columns of y.
 void Transformer::project(const float* x, int T, const kernels::WeightView& merged,
                           const std::vector<kernels::WeightView>& parts, const std::vector<float>& bias, float* y) {
-  if (parts.empty()) return kernels::matmul(x, T, merged, bias_or_null(bias), y);
+  if (parts.empty()) return matmul(x, s_.token_runs, merged, bias_or_null(bias), y);
   int n = 0;
   for (const kernels::WeightView& p : parts) n += p.rows;
   int col = 0;
   for (const kernels::WeightView& p : parts) {
     float* part = sized(s_.part, static_cast<size_t>(T) * p.rows);
-    kernels::matmul(x, T, p, bias.empty() ? nullptr : bias.data() + col, part);
+    matmul(x, s_.token_runs, p, bias.empty() ? nullptr : bias.data() + col, part);
     for (int t = 0; t < T; ++t)
       std::copy(part + static_cast<size_t>(t) * p.rows, part + static_cast<size_t>(t + 1) * p.rows,
                 y + static_cast<size_t>(t) * n + col);
@@ -172,7 +203,7 @@ void Transformer::attention_block(const LayerWeights& w, const kernels::KVLayer&
   }
   {
     OpProfile::Scope _(prof_, Op::kOMatmul);
-    kernels::matmul(attn, T, w.o, bias_or_null(w.o_bias), s_.h.data());
+    matmul(attn, s_.token_runs, w.o, bias_or_null(w.o_bias), s_.h.data());
     if (allreduce_) allreduce_(s_.h.data(), static_cast<size_t>(T) * H);
   }
   OpProfile::Scope _(prof_, Op::kResidual);
@@ -198,7 +229,7 @@ void Transformer::mlp_block(const LayerWeights& w, int T) {
   }
   {
     OpProfile::Scope _(prof_, Op::kDownMatmul);
-    kernels::matmul(act, T, w.down, bias_or_null(w.down_bias), s_.h.data());
+    matmul(act, s_.token_runs, w.down, bias_or_null(w.down_bias), s_.h.data());
     if (allreduce_) allreduce_(s_.h.data(), static_cast<size_t>(T) * H);
   }
   OpProfile::Scope _(prof_, Op::kResidual);
@@ -219,7 +250,7 @@ void Transformer::compute_logits(Logits* out) {
   if (R == 0) return;
   OpProfile::Scope _(prof_, Op::kLogits);
   kernels::rmsnorm(last, w_.final_norm.data(), R, H, static_cast<float>(cfg_.rms_norm_eps), last);
-  kernels::matmul(last, R, w_.lm_head, nullptr, out->data.data());
+  matmul(last, s_.sample_runs, w_.lm_head, nullptr, out->data.data());
 }
 
 }  // namespace nanovllm

@@ -14,11 +14,20 @@
 
 namespace nanovllm {
 
+// Rows [begin, end) of a step's activations, all of one role.
+struct RoleRun {
+  int begin = 0, end = 0;
+  kernels::RowRole role = kernels::RowRole::kDecode;
+};
+
 // Activation buffers of one step, grown to the largest step seen and reused after that.
 struct StepScratch {
   std::vector<float> x, h, qkv, q, k, v, attn, gate_up, act, last, part;
   std::vector<int> slots, sample_rows;
   std::vector<kernels::AttnSeq> attn_seqs;
+  // Runs of rows of one role (kernels::RowRole), in row order: of the step's tokens, and of the
+  // sampling rows.
+  std::vector<RoleRun> token_runs, sample_runs;
 };
 
 // Tensor parallelism (src/parallel): sums a [n] buffer in place over the ranks, after the
@@ -44,6 +53,9 @@ class Transformer {
   void project(const float* x, int T, const kernels::WeightView& merged, const std::vector<kernels::WeightView>& parts,
                const std::vector<float>& bias, float* y);
   void compute_logits(Logits* out);
+  // kernels::matmul over rows of x, each run of rows by its role.
+  void matmul(const float* x, const std::vector<RoleRun>& runs, const kernels::WeightView& w, const float* bias,
+              float* y);
 
   const ModelConfig& cfg_;
   const ModelWeights& w_;

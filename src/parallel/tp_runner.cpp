@@ -60,14 +60,15 @@ void broadcast_ints(std::vector<int>& v) {
   check_mpi(MPI_Bcast(v.data(), n, MPI_INT, 0, MPI_COMM_WORLD), "broadcast");
 }
 
-// A step as ints: [block_size, T, seqs, token ids, positions, per slice: cached, new, sample,
-// table length, table]. The receiving side keeps the block tables alive in `tables`.
+// A step as ints: [block_size, T, seqs, token ids, positions, per slice: cached, new, prompt,
+// sample, table length, table]. The receiving side keeps the block tables alive in `tables`.
 void encode_batch(const Batch& b, std::vector<int>* out) {
   out->insert(out->end(), {b.block_size, b.num_tokens(), static_cast<int>(b.seqs.size())});
   out->insert(out->end(), b.token_ids.begin(), b.token_ids.end());
   out->insert(out->end(), b.positions.begin(), b.positions.end());
   for (const SeqSlice& s : b.seqs) {
-    out->insert(out->end(), {s.num_cached, s.num_new, s.sample ? 1 : 0, static_cast<int>(s.block_table.size())});
+    out->insert(out->end(),
+                {s.num_cached, s.num_new, s.num_prompt, s.sample ? 1 : 0, static_cast<int>(s.block_table.size())});
     out->insert(out->end(), s.block_table.begin(), s.block_table.end());
   }
 }
@@ -86,9 +87,10 @@ Batch decode_batch(const std::vector<int>& v, size_t at, std::vector<std::vector
     s.seq_id = i;
     s.num_cached = v.at(at);
     s.num_new = v.at(at + 1);
-    s.sample = v.at(at + 2) != 0;
-    const int len = v.at(at + 3);
-    at += 4;
+    s.num_prompt = v.at(at + 2);
+    s.sample = v.at(at + 3) != 0;
+    const int len = v.at(at + 4);
+    at += 5;
     (*tables)[i].assign(v.begin() + at, v.begin() + at + len);
     s.block_table = (*tables)[i];
     at += len;

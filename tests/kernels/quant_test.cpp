@@ -206,9 +206,10 @@ class QuantIsa : public ::testing::TestWithParam<const char*> {
 // y = x W^T in f64 from the dequantized weights, and a bound on the error of an f32 matmul:
 // 1e-5 sum |w x| for the f32 sums, plus, where x is rounded to int8 per block of `x_block` (kQ8:
 // 32, or 256 for the K-quants' Q8_K), what that may change: sum |w| * 0.57 (amax of x's block /
-// 127), half a step plus the f16 rounding of the step (2^-11 of 127 steps).
+// 127), half a step plus the f16 rounding of the step (2^-11 of 127 steps). rel: the bound's
+// share of sum |w x| (1e-5 for f32 sums; kBF16 rounds x and the decoded w to bf16, 2^-9 each).
 void reference(const std::vector<float>& x, int M, const std::vector<float>& w, int N, int K,
-               int x_block, std::vector<double>* y, std::vector<double>* bound) {
+               int x_block, std::vector<double>* y, std::vector<double>* bound, double rel = 1e-5) {
   y->assign(size_t(M) * N, 0.0);
   bound->assign(size_t(M) * N, 0.0);
   const bool rounds_x = x_block > 0;
@@ -228,21 +229,30 @@ void reference(const std::vector<float>& x, int M, const std::vector<float>& w, 
         mag += std::fabs(wk * xk);
       }
       (*y)[size_t(m) * N + n] = s;
-      (*bound)[size_t(m) * N + n] = (rounds_x ? b : 0.0) + 1e-5 * mag + 1e-6;
+      (*bound)[size_t(m) * N + n] = (rounds_x ? b : 0.0) + rel * mag + 1e-6;
     }
   }
 }
 
-// Every dtype, odd sizes: rows not a multiple of 16, M = 1, 3, 17, one to several blocks per row
-// (an odd number of 32-groups too), misaligned pointers: within the rounding bound of x of an
-// f64 product of gguf-checked dequantized weights, and of the scalar table's result.
+// bf16's relative rounding (2^-9) of x and of the decoded weights, and f32 sums.
+constexpr double kBf16Rel = 2.0 / 512 + 1e-5;
+
+// A precision's bound on |y - y_f64| as a share of sum |w x| (besides the int8 rounding of x).
+double rel_of(Precision p) { return p == Precision::kBF16 ? kBf16Rel : 1e-5; }
+
+// Every dtype, both row roles, odd sizes: rows not a multiple of 16, M = 1, 3, 17, 45 (row tiles
+// of the prompt-row GEMM: 6 / 6 / 5 and 8 x 5 + 5, or 6 x 7 + 3), N up to 7 panels (three decoded
+// groups, the last partial), one to several blocks per row (an odd number of 32-groups too),
+// misaligned pointers: within the rounding bound of x (int8 blocks or bf16, by matmul_precision
+// of the role) of an f64 product of gguf-checked dequantized weights, and of the scalar table's
+// result.
 TEST_P(QuantIsa, MatmulMatchesDequantizedWeights) {
   std::mt19937 rng(151);
   for (DType t : kQuantTypes) {
     const int be = block_elems(t);
     for (int K : {be, 3 * be, 5 * be, 9 * be})  // 9: 8 blocks of 32 gathered at once, and one more
-      for (int M : {1, 3, 17})
-        for (int N : {1, 17, 33}) {
+      for (int M : {1, 3, 17, 45})
+        for (int N : {1, 17, 33, 100}) {
           SCOPED_TRACE(testing::Message() << dtype_name(t) << " M=" << M << " N=" << N << " K=" << K);
           const std::vector<uint8_t> bytes = random_quant_rows(t, N, K, rng);
           const WeightView wv{bytes.data() + 1, t, N, K};
@@ -252,8 +262,9 @@ TEST_P(QuantIsa, MatmulMatchesDequantizedWeights) {
           std::vector<float> y(size_t(M) * N + 1, NAN);
           matmul(x.data() + 1, M, wv, bias.data(), y.data() + 1);
           const bool q8 = matmul_precision(t) == Precision::kQ8;
+          const double rel = rel_of(matmul_precision(t));
           std::vector<double> ref, bound, ref_f32, bound_f32;
-          reference(std::vector<float>(x.begin() + 1, x.end()), M, w, N, K, q8 ? x_block(t) : 0, &ref, &bound);
+          reference(std::vector<float>(x.begin() + 1, x.end()), M, w, N, K, q8 ? x_block(t) : 0, &ref, &bound, rel);
           reference(std::vector<float>(x.begin() + 1, x.end()), M, w, N, K, 0, &ref_f32, &bound_f32);
           // And against the scalar table, which keeps x in f32 (within 1e-5 sum |w x| of ref),
           // and, where x is rounded, against the scalar twin of that rounding (ggml's formulas):
@@ -268,6 +279,19 @@ TEST_P(QuantIsa, MatmulMatchesDequantizedWeights) {
             ASSERT_NEAR(y[i + 1], y_scalar[i + 1], 2 * bound[i] + 1e-6) << "at " << i;
             if (q8) {
               ASSERT_NEAR(y[i + 1], y_twin[i + 1], bound_f32[i] + 1e-6) << "at " << i;
+            }
+          }
+          // Prompt rows (the ISA's GEMM), against the same f64 product and the scalar table.
+          {
+            const Precision pp = matmul_precision(t, RowRole::kPrompt);
+            std::vector<double> ref_g, bound_g;
+            reference(std::vector<float>(x.begin() + 1, x.end()), M, w, N, K, pp == Precision::kQ8 ? x_block(t) : 0,
+                      &ref_g, &bound_g, rel_of(pp));
+            std::vector<float> y_gemm(y.size(), NAN);
+            matmul(x.data() + 1, M, wv, bias.data(), y_gemm.data() + 1, RowRole::kPrompt);
+            for (size_t i = 0; i < ref_g.size(); ++i) {
+              ASSERT_NEAR(y_gemm[i + 1], ref_g[i] + bias[i % N], bound_g[i] + 1e-6) << "gemm at " << i;
+              ASSERT_NEAR(y_gemm[i + 1], y_scalar[i + 1], 2 * bound_g[i] + 1e-6) << "gemm at " << i;
             }
           }
         }
@@ -336,28 +360,85 @@ TEST_P(QuantIsa, DotProductsAreGgmls) {
 }
 
 // The precision the tables state, measured: max |y - y_f32| / max |y_f32| for Gaussian x and
-// a 16 x 1024 x 1024 matmul, y_f32 the f32 product of the dequantized weights.
+// an M x 1024 x 1024 matmul, y_f32 the f32 product of the dequantized weights; M = 4 decode rows
+// and 64 prompt rows (the ISA's GEMM: AVX-512 bf16, AVX2 f32).
 TEST_P(QuantIsa, ErrorAgainstF32) {
   std::mt19937 rng(152);
   std::normal_distribution<float> normal;
-  const int M = 16, N = 1024, K = 1024;
-  std::vector<float> x(size_t(M) * K);
-  for (float& v : x) v = normal(rng);
-  for (DType t : kQuantTypes) {
-    const std::vector<uint8_t> bytes = random_quant_rows(t, N, K, rng);
-    const std::vector<float> w = dequantized(t, bytes.data() + 1, N, K);
-    std::vector<float> y(size_t(M) * N);
-    matmul(x.data(), M, WeightView{bytes.data() + 1, t, N, K}, nullptr, y.data());
-    std::vector<double> ref, bound;
-    reference(x, M, w, N, K, 0, &ref, &bound);
-    double err = 0, mag = 0;
-    for (size_t i = 0; i < y.size(); ++i) {
-      err = std::max(err, std::fabs(y[i] - ref[i]));
-      mag = std::max(mag, std::fabs(ref[i]));
+  for (int M : {4, 64}) {
+    for (DType t : kQuantTypes) {
+      const int N = 1024, K = 1024;
+      std::vector<float> x(size_t(M) * K);
+      for (float& v : x) v = normal(rng);
+      const std::vector<uint8_t> bytes = random_quant_rows(t, N, K, rng);
+      const std::vector<float> w = dequantized(t, bytes.data() + 1, N, K);
+      std::vector<float> y(size_t(M) * N);
+      const RowRole role = M == 64 ? RowRole::kPrompt : RowRole::kDecode;
+      matmul(x.data(), M, WeightView{bytes.data() + 1, t, N, K}, nullptr, y.data(), role);
+      std::vector<double> ref, bound;
+      reference(x, M, w, N, K, 0, &ref, &bound);
+      double err = 0, mag = 0;
+      for (size_t i = 0; i < y.size(); ++i) {
+        err = std::max(err, std::fabs(y[i] - ref[i]));
+        mag = std::max(mag, std::fabs(ref[i]));
+      }
+      const Precision p = matmul_precision(t, role);
+      std::printf("[ %s ] %s M=%d: max relative error vs f32 %.2e (x %s)\n", GetParam(), dtype_name(t), M, err / mag,
+                  precision_name(p));
+      EXPECT_LT(err / mag, p == Precision::kQ8 ? 1e-2 : p == Precision::kBF16 ? 4e-3 : 1e-5) << dtype_name(t) << " M=" << M;
     }
-    std::printf("[ %s ] %s: max relative error vs f32 %.2e (x %s)\n", GetParam(), dtype_name(t), err / mag,
-                precision_name(matmul_precision(t)));
-    EXPECT_LT(err / mag, matmul_precision(t) == Precision::kQ8 ? 1e-2 : 1e-5) << dtype_name(t);
+  }
+}
+
+// A row's result is its own, bit for bit, whatever the other rows of the call: the row computed
+// alone (M = 1) and as row i of M = 2 .. 64 rows (every place in the register tiles, edge tiles
+// of 1 .. 7 rows, more than one row tile), for each role, every dtype, N with a partial panel
+// and a partial decoded group, threads on. This is what lets the engine batch a token with any
+// others (RowRole: the role picks the path, never M).
+TEST_P(QuantIsa, RowsDoNotDependOnTheOtherRows) {
+  std::mt19937 rng(153);
+  const int N = 100, Mmax = 64;
+  for (DType t : kQuantTypes) {
+    const int K = 2 * block_elems(t) > 256 ? 2 * block_elems(t) : 256;
+    const std::vector<uint8_t> bytes = random_quant_rows(t, N, K, rng);
+    const WeightView wv{bytes.data() + 1, t, N, K};
+    const std::vector<float> x = test::random_floats(size_t(Mmax) * K, rng, 2.f);
+    const std::vector<float> bias = test::random_floats(size_t(N), rng);
+    for (RowRole role : {RowRole::kDecode, RowRole::kPrompt}) {
+      SCOPED_TRACE(testing::Message() << dtype_name(t) << (role == RowRole::kPrompt ? " prompt" : " decode"));
+      std::vector<float> alone(size_t(Mmax) * N);
+      for (int m = 0; m < Mmax; ++m)
+        matmul(x.data() + size_t(m) * K, 1, wv, bias.data(), alone.data() + size_t(m) * N, role);
+      for (int M : {2, 3, 7, 8, 9, 15, 16, 17, 24, 33, 45, 64})
+        for (int first : {0, Mmax - M}) {
+          std::vector<float> y(size_t(M) * N);
+          matmul(x.data() + size_t(first) * K, M, wv, bias.data(), y.data(), role);
+          ASSERT_EQ(0, std::memcmp(y.data(), alone.data() + size_t(first) * N, y.size() * sizeof(float)))
+              << "rows " << first << " .. " << first + M - 1 << " differ from the rows alone";
+        }
+    }
+  }
+}
+
+// The SIMD row decoders behind the many-row GEMMs against the scalar reference decoder: equal
+// up to one f32 rounding (they fuse ggml's multiply and add into an FMA).
+TEST_P(QuantIsa, SimdRowDecoderIsTheReference) {
+  using Decoder = void (*)(const WeightView&, int, int, float*, float*);
+  const Decoder decode = std::strcmp(GetParam(), "avx2") == 0         ? dequantize_rows_avx2
+                         : std::strcmp(GetParam(), "avx512bf16") == 0 ? dequantize_rows_avx512
+                                                                      : nullptr;
+  if (!decode) GTEST_SKIP() << GetParam() << " has no SIMD decoder";
+  std::mt19937 rng(155);
+  for (DType t : kQuantTypes) {
+    const int N = 5, K = 7 * block_elems(t);
+    const std::vector<uint8_t> bytes = random_quant_rows(t, N, K, rng);
+    const std::vector<float> want = dequantized(t, bytes.data() + 1, N, K);
+    std::vector<float> got(size_t(N - 1) * K, NAN), scratch(2 * size_t(K) / 16);
+    decode(WeightView{bytes.data() + 1, t, N, K}, 1, N, scratch.data(), got.data());  // rows 1..4
+    // One rounding of a u or of b (ggml's Q4_1 / K-quant sums can cancel): 2^-24 of the row's largest.
+    const float amax = std::fabs(*std::max_element(want.begin(), want.end(), [](float a, float b) { return std::fabs(a) < std::fabs(b); }));
+    for (size_t i = 0; i < got.size(); ++i)
+      ASSERT_NEAR(got[i], want[size_t(K) + i], 3e-7 * amax) << dtype_name(t) << " at " << i;
   }
 }
 

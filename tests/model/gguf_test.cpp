@@ -259,6 +259,51 @@ TEST(GgufModel, MixedDtypesStaySeparate) {
   }
 }
 
+// Quantized matrices (Q8_0) take one path for prompt tokens and another for generated ones
+// (kernels::RowRole): a prompt's logits must not depend on what shares its steps. The 28-token
+// prompt prefilled alone in one step, and again in chunks of 5, 1, 20 and 2 beside other
+// sequences' decode rows (before and after its rows, so its rows sit at other places of the
+// kernels' register tiles): the same logits bit for bit, and so is the next generated token's.
+// A switch by the number of rows in the matmul (as the quantized GEMM once had, from 16 rows
+// on) fails this.
+TEST(GgufModel, QuantizedPromptRowsDoNotDependOnTheStep) {
+  GgufConvertOptions q8_0;
+  q8_0.q8_0 = true;
+  const std::string gguf = convert_to_gguf("llama-f32", tmp_path("llama-f32-q8_0.gguf"), q8_0);
+  const nlohmann::json golden = read_json(data_dir() + "/llama-f32.golden.json");
+  std::vector<int> prompt;
+  for (const auto& p : golden["prompts"])
+    for (int id : p["prompt_ids"].get<std::vector<int>>()) prompt.push_back(id);
+  ASSERT_EQ(prompt.size(), 28u);
+  for (const char* isa : kernels::kIsaNames) {
+    if (!kernels::force_isa(isa)) continue;  // a table this CPU lacks
+    SCOPED_TRACE(isa);
+    const int bs = 4;
+    auto r = open_runner(gguf, {.block_size = bs, .num_blocks = 96, .kv_dtype = "f32"});
+    TestSeq alone(prompt, 0, 40, bs);
+    const std::vector<float> want = run_step(*r, bs, {{&alone, 28, true}}).data;
+    alone.tokens.push_back(argmax(want.data(), static_cast<int>(want.size())));
+    const std::vector<float> want_next = run_step(*r, bs, {{&alone, 1, true}}).data;
+    // Two other sequences, prefilled, then decoding beside the prompt's chunks.
+    TestSeq a({1, 9, 165, 176, 119}, 16, 40, bs), b({1, 7, 42}, 32, 40, bs), p(prompt, 48, 40, bs);
+    run_step(*r, bs, {{&a, 5, true}, {&b, 3, true}});
+    std::vector<float> got;
+    for (int chunk : {5, 1, 20, 2}) {
+      a.tokens.push_back(11);
+      b.tokens.push_back(12);
+      const bool last = chunk == p.pending();
+      const Logits l = run_step(*r, bs, {{&a, 1, true}, {&p, chunk, last}, {&b, 1, true}});
+      if (last) got.assign(l.row(1), l.row(1) + l.vocab);
+    }
+    EXPECT_EQ(got, want) << "the prompt's last logits beside decode rows";
+    p.tokens.push_back(alone.tokens.back());
+    a.tokens.push_back(13);
+    const Logits l = run_step(*r, bs, {{&a, 1, true}, {&p, 1, true}});
+    EXPECT_EQ(std::vector<float>(l.row(1), l.row(1) + l.vocab), want_next) << "the first generated token";
+  }
+  kernels::force_isa(best_isa());
+}
+
 TEST(GgufModel, UnsupportedArchitectureIsNamed) {
   W x;
   x.str("general.architecture", "gemma3");

@@ -63,10 +63,11 @@ inline nlohmann::json read_json(const std::string& path) {
 struct TestSeq {
   std::vector<int> tokens;
   int num_cached = 0;
+  int num_prompt = 0;  // tokens appended after construction are generated ones
   std::vector<int> blocks;
 
   TestSeq(std::vector<int> prompt, int first_block, int max_len, int block_size)
-      : tokens(std::move(prompt)) {
+      : tokens(std::move(prompt)), num_prompt(static_cast<int>(tokens.size())) {
     for (int b = 0; b < (max_len + block_size - 1) / block_size; ++b) blocks.push_back(first_block + b);
   }
   int pending() const { return static_cast<int>(tokens.size()) - num_cached; }
@@ -88,6 +89,7 @@ inline Logits run_step(ModelRunner& runner, int block_size, const std::vector<Pa
     s.seq_id = static_cast<int64_t>(b.seqs.size());
     s.num_cached = p.seq->num_cached;
     s.num_new = p.n;
+    s.num_prompt = p.seq->num_prompt;
     s.sample = p.sample;
     s.block_table = p.seq->blocks;
     for (int i = 0; i < p.n; ++i) {
