@@ -441,6 +441,10 @@ def run(a):
     meta["limits_before"] = machine_limits(a, os.path.join(logs, "limits.log"))
     plan = workloads(a)
     meta["shapes"] = {name: shape for name, _, shape in plan}
+    # Written now and again at the end: a run cut short still renders (`peers.py table`) with the
+    # limits measured before it.
+    with open(os.path.join(a.out, "meta.json"), "w") as f:
+        json.dump(meta, f, indent=1)
     offline = [w for w in plan if w[1] == "offline"]
     serving = [w for w in plan if w[1] == "serving"]
     results = open(results_path, "a")
