@@ -53,7 +53,11 @@ Batch make_batch(const std::vector<int>& prompt_a, const std::vector<int>& promp
   for (size_t s = 0; s < slices.size(); ++s) {
     const std::vector<int>& prompt = s == 0 ? prompt_a : prompt_b;
     const Slice& sl = slices[s];
-    SeqSlice seq{int64_t(s), sl.num_cached, sl.num_new, true, {}};
+    SeqSlice seq;  // by field: a positional init would shift when SeqSlice gains a field
+    seq.seq_id = int64_t(s);
+    seq.num_cached = sl.num_cached;
+    seq.num_new = sl.num_new;
+    seq.sample = true;
     for (int blk = 0; blk * kBlock < sl.num_cached + sl.num_new; ++blk) seq.block_table.push_back(sl.first_block + blk);
     for (int p = sl.num_cached; p < sl.num_cached + sl.num_new; ++p) {
       b.token_ids.push_back(prompt[p]);
