@@ -1121,6 +1121,7 @@ const KernelTable& avx2_table() {
     k.name = "avx2";
     // Every element dtype in 16-row panels, widened to f32 and multiplied by FMA: activations
     // stay f32. Quantized dtypes stay as the file stores them, with x rounded to int8 (kQ8).
+    const bool prompt_gemm = quant_prompt_gemm();  // the environment read once, warned once
     for (int t = 0; t < kNumDTypes; ++t) {
       const bool q = is_quantized(DType(t));
       k.layout[t] = q ? Layout::kRows : Layout::kPanels;
@@ -1128,10 +1129,10 @@ const KernelTable& avx2_table() {
       // Quantized prompt rows: panels decoded to f32 and FMA, x in f32. It ties with the integer
       // dot products at 16 rows on Zen 5 and wins from 32 (1.2-1.8x at 64, 2x at 512;
       // bench/NOTES.md).
-      k.prompt_precision[t] = q && quant_prompt_gemm() ? Precision::kF32 : k.precision[t];
+      k.prompt_precision[t] = q && prompt_gemm ? Precision::kF32 : k.precision[t];
     }
     k.matmul = matmul_avx2;
-    k.matmul_prompt = quant_prompt_gemm() ? matmul_prompt_avx2 : matmul_avx2;
+    k.matmul_prompt = prompt_gemm ? matmul_prompt_avx2 : matmul_avx2;
     k.rmsnorm = rmsnorm_avx2;
     k.rope = rope_avx2;
     k.silu_mul = silu_mul_avx2;

@@ -20,10 +20,11 @@ const KernelTable& avx512_table() {
     // GEMM (gemm_avx512.cpp), x rounded to bf16. 1.2x less CPU than the integer dot products at
     // 16 rows, 2-2.6x at 64, 3.3-3.8x at 512 (bench/matmul_cpu_eff --quant, bench/NOTES.md);
     // slower below ~16 rows, which a prompt rarely is (a short prompt or last chunk).
+    const bool prompt_gemm = quant_prompt_gemm();  // the environment read once, warned once
     for (int t = 0; t < kNumDTypes; ++t)
-      k.prompt_precision[t] = is_quantized(DType(t)) && quant_prompt_gemm() ? Precision::kBF16 : k.precision[t];
+      k.prompt_precision[t] = is_quantized(DType(t)) && prompt_gemm ? Precision::kBF16 : k.precision[t];
     k.matmul = matmul_avx512;
-    k.matmul_prompt = quant_prompt_gemm() ? matmul_prompt_avx512 : matmul_avx512;
+    k.matmul_prompt = prompt_gemm ? matmul_prompt_avx512 : matmul_avx512;
     k.paged_attention = paged_attention_avx512;
     k.rmsnorm = rmsnorm_avx512;
     k.rope = rope_avx512;
